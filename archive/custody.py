@@ -1,0 +1,93 @@
+"""Custody events: the one way anything that happens to evidence is recorded.
+
+Each call adds a row in the caller's transaction, so an event is committed
+exactly when the change it describes is. The row carries its ledger leaf
+(canonical JSON) from the start; the sequencer later gives it a ledger index.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from archive.canonical import canonical_json
+from archive.db import utcnow
+from archive.models import CustodyEvent
+
+#: every kind of event; other features add theirs here so the list stays one place
+EVENT_KINDS = frozenset(
+    {
+        "claimed",
+        "stored",
+        "sealed",
+        "released",
+        "sighted",
+        "quarantined",
+        "flagged",
+        "derivative_started",
+        "derivative_stored",
+        "derivative_failed",
+        "linked",
+        "unlinked",
+        "legal_hold_changed",
+        "viewed",
+        "playback_issued",
+        "downloaded",
+        "exported",
+        "fixity_checked",
+        "retention_changed",
+        "disposition_planned",
+        "disposition_approved",
+        "disposed",
+    }
+)
+
+
+def system_actor(station: str) -> str:
+    """Who the daemon acts as: ``strongroom@<station>``."""
+    return f"strongroom@{station}"
+
+
+def cli_actor() -> str:
+    """The operator behind a CLI command: ``os:<user>@<host>``."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"os:{user}@{socket.gethostname()}"
+
+
+def record_event(
+    session: Session,
+    kind: str,
+    *,
+    actor: str,
+    evidence_id: str | None = None,
+    details: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> CustodyEvent:
+    """Add one custody event to ``session`` (committed with the caller's work)."""
+    if kind not in EVENT_KINDS:
+        raise ValueError(f"unknown custody event kind {kind!r}")
+    at = at or utcnow()
+    details = details or {}
+    leaf = canonical_json(
+        {
+            "v": 1,
+            "kind": kind,
+            "evidence_id": evidence_id,
+            "actor": actor,
+            "at": at.isoformat().replace("+00:00", "Z"),
+            "details": details,
+        }
+    )
+    event = CustodyEvent(
+        kind=kind, evidence_id=evidence_id, actor=actor, at=at, details=details, leaf=leaf
+    )
+    session.add(event)
+    return event

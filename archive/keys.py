@@ -1,0 +1,69 @@
+"""The station's Ed25519 signing key: created once, mode 0600, never overwritten.
+
+The key file holds the 32-byte seed hex-encoded on one line, which an operator
+can back up on paper. The public half is published in the bucket as
+``keys/<keyid>.pub`` so verifiers can find it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from nacl.signing import SigningKey
+
+from archive.dsse import key_id
+from config.settings import ConfigError, read_private_file
+
+
+@dataclass(frozen=True)
+class StationKey:
+    """A signing key with its derived public identity."""
+
+    signing_key: SigningKey
+
+    @property
+    def public_key(self) -> bytes:
+        return bytes(self.signing_key.verify_key)
+
+    @property
+    def keyid(self) -> str:
+        return key_id(self.public_key)
+
+    def public_keys(self) -> dict[str, bytes]:
+        """The trust map (keyid → raw key) this station verifies with."""
+        return {self.keyid: self.public_key}
+
+
+def create_key(path: Path) -> tuple[StationKey, bool]:
+    """Create the key file if absent. Returns the key and whether it was created.
+
+    ``O_EXCL`` makes creation atomic: two ``init`` runs never both write a key,
+    and an existing key is never replaced.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    seed = os.urandom(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return load_key(path), False
+    with os.fdopen(fd, "w") as handle:
+        handle.write(seed.hex() + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    return StationKey(SigningKey(seed)), True
+
+
+def load_key(path: Path) -> StationKey:
+    """Load the signing key, refusing a file that group or others can read."""
+    if not path.exists():
+        raise ConfigError(f"signing key {path} does not exist; run `strongroom init` first")
+    text = read_private_file(path).decode("ascii", "replace").strip()
+    try:
+        seed = bytes.fromhex(text)
+    except ValueError:
+        seed = b""
+    if len(seed) != 32:
+        raise ConfigError(f"signing key {path} is not a 64-hex-digit Ed25519 seed")
+    return StationKey(SigningKey(seed))

@@ -1,0 +1,124 @@
+"""Read-side catalog queries shared by the CLI, the API and the reports."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from archive.models import ACTIVE_STATES, CustodyEvent, DockProblem, Evidence, IngestJob, JobState
+
+
+@dataclass(frozen=True)
+class EvidenceFilter:
+    """The ``find`` filters; all optional, combined with AND."""
+
+    officer: str | None = None
+    device: str | None = None
+    unit: str | None = None
+    station: str | None = None
+    sha256: str | None = None
+    state: str | None = None
+    since: datetime | None = None  # recorded (or, failing that, sealed) at or after
+    until: datetime | None = None
+
+
+def evidence_query(filters: EvidenceFilter):
+    """A SELECT of evidence rows in stable order (sealed time, then id)."""
+    query = select(Evidence)
+    for column, value in (
+        (Evidence.officer, filters.officer),
+        (Evidence.device, filters.device),
+        (Evidence.unit, filters.unit),
+        (Evidence.station, filters.station),
+        (Evidence.sha256, filters.sha256.lower() if filters.sha256 else None),
+        (Evidence.state, filters.state),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    when = func.coalesce(Evidence.recorded_start, Evidence.sealed_at)
+    if filters.since is not None:
+        query = query.where(when >= filters.since)
+    if filters.until is not None:
+        query = query.where(when < filters.until)
+    return query.order_by(Evidence.sealed_at, Evidence.evidence_id)
+
+
+def find_evidence(
+    session: Session, filters: EvidenceFilter, limit: int | None = None
+) -> list[Evidence]:
+    query = evidence_query(filters)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def job_counts(session: Session) -> dict[str, int]:
+    rows = session.execute(select(IngestJob.state, func.count()).group_by(IngestJob.state)).all()
+    return {state: count for state, count in rows}
+
+
+def active_jobs(session: Session) -> list[IngestJob]:
+    return list(
+        session.scalars(
+            select(IngestJob)
+            .where(IngestJob.state.in_([s.value for s in ACTIVE_STATES]))
+            .order_by(IngestJob.first_seen_at)
+        )
+    )
+
+
+def recent_problems(session: Session, limit: int = 20) -> list[dict]:
+    """Jobs with an error (retrying or quarantined) and things refused in docks."""
+    jobs = session.scalars(
+        select(IngestJob)
+        .where(IngestJob.last_error.is_not(None))
+        .where(IngestJob.state.in_([*(s.value for s in ACTIVE_STATES), JobState.QUARANTINED.value]))
+        .order_by(IngestJob.updated_at.desc())
+        .limit(limit)
+    )
+    problems = [
+        {
+            "file": job.display_name,
+            "dock": job.dock,
+            "state": job.state,
+            "error": job.last_error,
+            "attempts": job.attempts,
+            "next_attempt_at": job.next_attempt_at.isoformat() if job.next_attempt_at else None,
+            "at": job.updated_at.isoformat(),
+        }
+        for job in jobs
+    ]
+    from archive.db import display_path
+
+    for row in session.scalars(
+        select(DockProblem).order_by(DockProblem.last_seen.desc()).limit(limit)
+    ):
+        problems.append(
+            {
+                "file": display_path(row.path),
+                "dock": row.dock,
+                "state": "not taken",
+                "error": row.reason,
+                "at": row.last_seen.isoformat(),
+            }
+        )
+    return problems
+
+
+def evidence_counts(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Evidence.state, func.count()).group_by(Evidence.state)).all()
+    return dict(Counter({state: count for state, count in rows}))
+
+
+def events_for(session: Session, evidence_id: str) -> list[CustodyEvent]:
+    return list(
+        session.scalars(
+            select(CustodyEvent)
+            .where(CustodyEvent.evidence_id == evidence_id)
+            .order_by(CustodyEvent.seq)
+        )
+    )

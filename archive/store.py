@@ -1,0 +1,508 @@
+"""The object store: one small interface over an S3 bucket with Object Lock.
+
+Everything Strongroom keeps for good goes through :class:`ObjectStore`, and the
+guarantees live here where one reader can find them:
+
+* every write is **create-only** (``If-None-Match: *``), so a retry or a second
+  station can never overwrite an object;
+* every original is sent with its **SHA-256 checksum** (whole-object for a
+  single PUT, per part for multipart) and the server refuses bytes that do not
+  match, so what is stored is what was hashed;
+* every write carries its **Object Lock** retention, which may later be
+  extended but never shortened (the store refuses, and we never try).
+
+Retries of single requests are botocore's ("standard" mode, bounded attempts
+and timeouts); retrying a whole step after the store was down is the
+pipeline's job.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from config.settings import ConfigError, StoreSettings, read_private_file
+
+LockMode = Literal["COMPLIANCE", "GOVERNANCE"]
+MiB = 1024 * 1024
+READ_CHUNK = 1 * MiB
+
+
+class StoreError(Exception):
+    """The store refused or could not be reached; ``retryable`` says which."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class AlreadyExists(StoreError):
+    """A create-only write found the key taken (HTTP 412)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"{key} already exists", retryable=False)
+        self.key = key
+
+
+class NotFound(StoreError):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"{key} not found", retryable=False)
+        self.key = key
+
+
+@dataclass(frozen=True)
+class Retention:
+    """The lock an object is written with."""
+
+    mode: LockMode
+    retain_until: datetime
+    legal_hold: bool = False
+
+    @classmethod
+    def for_days(
+        cls, days: float, mode: LockMode = "COMPLIANCE", *, legal_hold: bool = False
+    ) -> Retention:
+        until = datetime.now(UTC) + timedelta(days=days)
+        return cls(mode, until.replace(microsecond=0) + timedelta(seconds=1), legal_hold)
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a HEAD says about one object version."""
+
+    key: str
+    version_id: str | None
+    size: int
+    checksum_sha256: str | None
+    lock_mode: str | None
+    retain_until: datetime | None
+    legal_hold: bool
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """A confirmed write: the exact version and the checksum the server holds."""
+
+    key: str
+    version_id: str | None
+    size: int
+    checksum_sha256: str
+    created: bool  # False when the content-addressed key already held these bytes
+
+
+def sha256_b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode("ascii")
+
+
+def composite_checksum(part_digests: list[bytes]) -> str:
+    """S3's checksum of a multipart object: SHA-256 over the parts' digests, ``-N``."""
+    return f"{sha256_b64(hashlib.sha256(b''.join(part_digests)).digest())}-{len(part_digests)}"
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _status(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+
+
+def _wrap(exc: Exception, what: str) -> StoreError:
+    if isinstance(exc, ClientError):
+        status = _status(exc)
+        retryable = status >= 500 or status in (408, 429) or status == 0
+        return StoreError(f"{what}: {_error_code(exc) or status}: {exc}", retryable=retryable)
+    return StoreError(f"{what}: store unreachable: {exc}", retryable=True)
+
+
+def load_credentials(settings: StoreSettings) -> tuple[str | None, str | None]:
+    """Keys from the environment/settings, else from a 0600 JSON file."""
+    key_id = settings.access_key_id.get_secret_value() if settings.access_key_id else None
+    secret = settings.secret_access_key.get_secret_value() if settings.secret_access_key else None
+    if (key_id is None or secret is None) and settings.credentials_file is not None:
+        import json
+
+        data = json.loads(read_private_file(settings.credentials_file))
+        key_id = key_id or data.get("access_key_id")
+        secret = secret or data.get("secret_access_key")
+    return key_id, secret
+
+
+class ObjectStore:
+    """A bucket with versioning and Object Lock, seen through create-only writes."""
+
+    def __init__(self, settings: StoreSettings, *, client: Any | None = None) -> None:
+        self.settings = settings
+        self.bucket = settings.bucket
+        self.part_size = settings.part_size_mb * MiB
+        self.multipart_threshold = settings.multipart_threshold_mb * MiB
+        # bounds the bytes of parts held in memory across all uploads at once
+        self._part_slots = threading.BoundedSemaphore(settings.max_concurrency)
+        self._parts_pool = ThreadPoolExecutor(
+            max_workers=settings.max_concurrency, thread_name_prefix="s3-part"
+        )
+        self.client = client or self._make_client(settings)
+
+    @staticmethod
+    def _make_client(settings: StoreSettings) -> Any:
+        key_id, secret = load_credentials(settings)
+        if settings.endpoint_url and (key_id is None or secret is None):
+            raise ConfigError(
+                "store credentials missing: set STRONGROOM_STORE__ACCESS_KEY_ID and "
+                "STRONGROOM_STORE__SECRET_ACCESS_KEY, or store.credentials_file (mode 0600)"
+            )
+        config = Config(
+            region_name=settings.region,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            retries={"mode": "standard", "max_attempts": settings.max_attempts},
+            max_pool_connections=max(10, settings.max_concurrency * 2 + 8),
+            s3={"addressing_style": "path"},
+            # we send our own SHA-256 checksums; botocore must not add CRCs on top
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=settings.endpoint_url,
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
+            config=config,
+        )
+
+    def close(self) -> None:
+        self._parts_pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- bucket -------------------------------------------------------------
+
+    def ensure_bucket(self, default_retention_days: float | None, mode: LockMode) -> bool:
+        """Create the bucket with Object Lock (which implies versioning) if absent.
+
+        Returns True when created. An existing bucket is checked, never changed,
+        except that a missing default retention is added.
+        """
+        created = False
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            if _status(exc) != 404:
+                raise _wrap(exc, f"bucket {self.bucket}") from exc
+            try:
+                self.client.create_bucket(Bucket=self.bucket, ObjectLockEnabledForBucket=True)
+            except ClientError as exc2:
+                raise _wrap(exc2, f"create bucket {self.bucket}") from exc2
+            created = True
+        except BotoCoreError as exc:
+            raise _wrap(exc, f"bucket {self.bucket}") from exc
+        if created and default_retention_days:
+            days = max(1, int(default_retention_days))
+            self.client.put_object_lock_configuration(
+                Bucket=self.bucket,
+                ObjectLockConfiguration={
+                    "ObjectLockEnabled": "Enabled",
+                    "Rule": {"DefaultRetention": {"Mode": mode, "Days": days}},
+                },
+            )
+        return created
+
+    def bucket_lock_enabled(self) -> bool:
+        try:
+            conf = self.client.get_object_lock_configuration(Bucket=self.bucket)
+        except ClientError:
+            return False
+        versioning = self.client.get_bucket_versioning(Bucket=self.bucket).get("Status")
+        enabled = conf.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
+        return enabled and versioning == "Enabled"
+
+    # -- writes -------------------------------------------------------------
+
+    def put_bytes(
+        self,
+        key: str,
+        data: bytes,
+        retention: Retention | None,
+        *,
+        content_type: str = "application/octet-stream",
+        metadata: dict[str, str] | None = None,
+    ) -> StoredObject:
+        """Create ``key`` with ``data``; raises :class:`AlreadyExists` if taken."""
+        digest = hashlib.sha256(data).digest()
+        args = self._put_args(key, retention, content_type, metadata)
+        try:
+            response = self.client.put_object(
+                Body=data, ChecksumSHA256=sha256_b64(digest), ContentLength=len(data), **args
+            )
+        except ClientError as exc:
+            if _status(exc) == 412:
+                raise AlreadyExists(key) from exc
+            raise _wrap(exc, f"put {key}") from exc
+        except BotoCoreError as exc:
+            raise _wrap(exc, f"put {key}") from exc
+        return StoredObject(key, response.get("VersionId"), len(data), sha256_b64(digest), True)
+
+    def put_file(
+        self,
+        key: str,
+        path: Path,
+        sha256_hex: str,
+        size: int,
+        retention: Retention | None,
+        *,
+        content_type: str = "application/octet-stream",
+        metadata: dict[str, str] | None = None,
+    ) -> StoredObject:
+        """Upload a file whose SHA-256 is already known, create-only.
+
+        Below the multipart threshold: one PUT whose ``ChecksumSHA256`` is the
+        whole file's hash, checked by the server. Above: parts of
+        ``part_size``, each with its own SHA-256, uploaded concurrently; the
+        per-part digests are computed on the bytes actually sent.
+
+        Raises :class:`AlreadyExists` when the key is taken.
+        """
+        args = self._put_args(key, retention, content_type, metadata)
+        if size < self.multipart_threshold:
+            checksum = sha256_b64(bytes.fromhex(sha256_hex))
+            try:
+                with path.open("rb") as body:
+                    response = self.client.put_object(
+                        Body=body, ChecksumSHA256=checksum, ContentLength=size, **args
+                    )
+            except ClientError as exc:
+                if _status(exc) == 412:
+                    raise AlreadyExists(key) from exc
+                if _error_code(exc) in ("BadDigest", "XAmzContentSHA256Mismatch", "InvalidDigest"):
+                    raise StoreError(
+                        f"put {key}: the store computed a different SHA-256 than ours: "
+                        "the file changed after hashing",
+                        retryable=False,
+                    ) from exc
+                raise _wrap(exc, f"put {key}") from exc
+            except BotoCoreError as exc:
+                raise _wrap(exc, f"put {key}") from exc
+            return StoredObject(key, response.get("VersionId"), size, checksum, True)
+        return self._put_multipart(key, path, size, args)
+
+    def _put_args(
+        self,
+        key: str,
+        retention: Retention | None,
+        content_type: str,
+        metadata: dict[str, str] | None,
+    ) -> dict[str, Any]:
+        args: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "IfNoneMatch": "*",
+            "ContentType": content_type,
+            "ChecksumAlgorithm": "SHA256",
+        }
+        if metadata:
+            args["Metadata"] = metadata
+        if retention is not None:
+            args["ObjectLockMode"] = retention.mode
+            args["ObjectLockRetainUntilDate"] = retention.retain_until
+            if retention.legal_hold:
+                args["ObjectLockLegalHoldStatus"] = "ON"
+        return args
+
+    def _put_multipart(self, key: str, path: Path, size: int, args: dict[str, Any]) -> StoredObject:
+        create_args = dict(args)
+        create_args.pop("IfNoneMatch")
+        try:
+            upload_id = self.client.create_multipart_upload(**create_args)["UploadId"]
+        except (ClientError, BotoCoreError) as exc:
+            raise _wrap(exc, f"start multipart {key}") from exc
+        count = (size + self.part_size - 1) // self.part_size
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            futures = []
+            for number in range(1, count + 1):
+                self._part_slots.acquire()  # at most max_concurrency parts in memory
+                futures.append(
+                    self._parts_pool.submit(self._upload_part, key, upload_id, fd, number, size)
+                )
+            parts = [future.result() for future in futures]
+            digests = [digest for _, digest in parts]
+            response = self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                IfNoneMatch="*",
+                MultipartUpload={
+                    "Parts": [
+                        {"PartNumber": i + 1, "ETag": etag, "ChecksumSHA256": sha256_b64(digest)}
+                        for i, (etag, digest) in enumerate(parts)
+                    ]
+                },
+            )
+        except BaseException as exc:
+            self._abort(key, upload_id)
+            if isinstance(exc, ClientError):
+                if _status(exc) == 412:
+                    raise AlreadyExists(key) from exc
+                raise _wrap(exc, f"multipart {key}") from exc
+            if isinstance(exc, BotoCoreError):
+                raise _wrap(exc, f"multipart {key}") from exc
+            raise
+        finally:
+            os.close(fd)
+        return StoredObject(key, response.get("VersionId"), size, composite_checksum(digests), True)
+
+    def _upload_part(
+        self, key: str, upload_id: str, fd: int, number: int, size: int
+    ) -> tuple[str, bytes]:
+        try:
+            offset = (number - 1) * self.part_size
+            length = min(self.part_size, size - offset)
+            data = os.pread(fd, length, offset)
+            if len(data) != length:
+                raise StoreError(
+                    f"{key}: file shrank while uploading part {number}", retryable=False
+                )
+            digest = hashlib.sha256(data).digest()
+            response = self.client.upload_part(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=data,
+                ContentLength=length,
+                ChecksumSHA256=sha256_b64(digest),
+                ChecksumAlgorithm="SHA256",
+            )
+            return response["ETag"], digest
+        finally:
+            self._part_slots.release()
+
+    def _abort(self, key: str, upload_id: str) -> None:
+        # the store cleans stale uploads itself; the original error is what matters
+        with contextlib.suppress(ClientError, BotoCoreError):
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+
+    # -- reads --------------------------------------------------------------
+
+    def head(self, key: str, version_id: str | None = None) -> ObjectInfo:
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "ChecksumMode": "ENABLED"}
+        if version_id:
+            args["VersionId"] = version_id
+        try:
+            response = self.client.head_object(**args)
+        except ClientError as exc:
+            if _status(exc) in (404, 405):  # 405: the version is a delete marker
+                raise NotFound(key) from exc
+            raise _wrap(exc, f"head {key}") from exc
+        except BotoCoreError as exc:
+            raise _wrap(exc, f"head {key}") from exc
+        return ObjectInfo(
+            key=key,
+            version_id=response.get("VersionId"),
+            size=int(response["ContentLength"]),
+            checksum_sha256=response.get("ChecksumSHA256"),
+            lock_mode=response.get("ObjectLockMode"),
+            retain_until=response.get("ObjectLockRetainUntilDate"),
+            legal_hold=response.get("ObjectLockLegalHoldStatus") == "ON",
+            metadata=response.get("Metadata", {}),
+        )
+
+    def exists(self, key: str) -> ObjectInfo | None:
+        try:
+            return self.head(key)
+        except NotFound:
+            return None
+
+    def get_bytes(self, key: str, version_id: str | None = None) -> bytes:
+        with self.open(key, version_id) as body:
+            return body.read()
+
+    def open(self, key: str, version_id: str | None = None) -> BinaryIO:
+        """A streaming body for one object version (close it when done)."""
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if version_id:
+            args["VersionId"] = version_id
+        try:
+            return self.client.get_object(**args)["Body"]
+        except ClientError as exc:
+            if _status(exc) in (404, 405):
+                raise NotFound(key) from exc
+            raise _wrap(exc, f"get {key}") from exc
+        except BotoCoreError as exc:
+            raise _wrap(exc, f"get {key}") from exc
+
+    def iter_chunks(self, key: str, version_id: str | None = None) -> Iterator[bytes]:
+        body = self.open(key, version_id)
+        try:
+            yield from iter(lambda: body.read(READ_CHUNK), b"")
+        finally:
+            body.close()
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for entry in page.get("Contents", []):
+                yield entry["Key"]
+
+    def presigned_get(self, key: str, version_id: str | None, expires_s: int) -> str:
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if version_id:
+            params["VersionId"] = version_id
+        return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s)
+
+    # -- locks --------------------------------------------------------------
+
+    def set_legal_hold(self, key: str, version_id: str | None, on: bool) -> None:
+        args: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "LegalHold": {"Status": "ON" if on else "OFF"},
+        }
+        if version_id:
+            args["VersionId"] = version_id
+        try:
+            self.client.put_object_legal_hold(**args)
+        except (ClientError, BotoCoreError) as exc:
+            raise _wrap(exc, f"legal hold {key}") from exc
+
+    def extend_retention(
+        self, key: str, version_id: str | None, mode: LockMode, until: datetime
+    ) -> bool:
+        """Raise the lock to ``until``; never lowers it. Returns True if changed."""
+        current = self.head(key, version_id)
+        if current.retain_until is not None and current.retain_until >= until:
+            return False
+        args: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "Retention": {"Mode": mode, "RetainUntilDate": until},
+        }
+        if version_id:
+            args["VersionId"] = version_id
+        try:
+            self.client.put_object_retention(**args)
+        except (ClientError, BotoCoreError) as exc:
+            raise _wrap(exc, f"extend retention {key}") from exc
+        return True
+
+    def delete_version(self, key: str, version_id: str, *, bypass_governance: bool = False) -> None:
+        """Delete one version. Only disposition calls this, after its retention ended."""
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "VersionId": version_id}
+        if bypass_governance:
+            args["BypassGovernanceRetention"] = True
+        try:
+            self.client.delete_object(**args)
+        except (ClientError, BotoCoreError) as exc:
+            raise _wrap(exc, f"delete {key}@{version_id}") from exc

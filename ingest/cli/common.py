@@ -1,0 +1,65 @@
+"""What every command shares: options, loading settings, opening the archive,
+printing JSON, and turning errors into exit codes (2 = configuration,
+1 = a check failed)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from archive.context import Archive
+from config.settings import ConfigError, Settings, default_config_path, load_settings
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="config file (default: $STRONGROOM_CONFIG, then ./strongroom.toml)",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")]
+
+console = Console(stderr=True)
+EXIT_CONFIG = 2
+EXIT_FAILED = 1
+
+
+def settings_from(config: Path | None) -> Settings:
+    try:
+        return load_settings(config or default_config_path())
+    except ConfigError as exc:
+        console.print(f"[bold red]configuration error:[/] {exc}", highlight=False, markup=True)
+        raise typer.Exit(EXIT_CONFIG) from None
+
+
+@contextmanager
+def open_archive(config: Path | None) -> Iterator[Archive]:
+    settings = settings_from(config)
+    try:
+        archive = Archive.open(settings)
+    except ConfigError as exc:
+        console.print(f"[bold red]configuration error:[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_CONFIG) from None
+    try:
+        yield archive
+    finally:
+        archive.close()
+
+
+def emit_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def config_error(exc: Exception) -> typer.Exit:
+    console.print(f"[bold red]configuration error:[/] {exc}", highlight=False)
+    return typer.Exit(EXIT_CONFIG)

@@ -1,0 +1,465 @@
+"""Station commands: init, run, ingest, status, find, show, local-store."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import select
+
+from archive.bootstrap import initialize, station_ready
+from archive.db import Database, display_path
+from archive.models import Evidence, JobState
+from archive.queries import (
+    EvidenceFilter,
+    active_jobs,
+    events_for,
+    evidence_counts,
+    find_evidence,
+    job_counts,
+    recent_problems,
+)
+from archive.store import ObjectStore, StoreError
+from config.settings import ConfigError, DockSettings
+from ingest.cli.app import app
+from ingest.cli.common import (
+    EXIT_FAILED,
+    ConfigOpt,
+    JsonOpt,
+    config_error,
+    console,
+    emit_json,
+    open_archive,
+    settings_from,
+)
+from ingest.pipeline import TERMINAL_STATES, Outcome, Pipeline
+from ingest.scan import Candidate, Rejected, scan_dock
+
+log = logging.getLogger("strongroom.cli")
+
+
+@app.command()
+def init(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Create data folders, signing key (0600), bucket with Object Lock; run the lock self-test."""
+    settings = settings_from(config)
+    try:
+        store = ObjectStore(settings.store)
+        report = initialize(settings, store)
+    except (ConfigError, StoreError) as exc:
+        raise config_error(exc) from None
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    for item in report.created:
+        console.print(f"[green]created[/]  {item}", highlight=False)
+    for item in report.existing:
+        console.print(f"[dim]exists[/]   {item}", highlight=False)
+    console.print(f"signing key id {report.keyid}")
+    console.print(report.lock.describe() if report.lock else "")
+
+
+@app.command()
+def run(config: ConfigOpt = None) -> None:
+    """Run the daemon in the foreground: watch docks, archive, run schedules. SIGTERM stops it."""
+    from ingest.daemon import Daemon
+    from ingest.services import start_services
+
+    with open_archive(config) as archive:
+        try:
+            station_ready(archive.settings, archive.store, archive.key)
+        except (ConfigError, StoreError) as exc:
+            raise config_error(exc) from None
+        if not archive.settings.docks:
+            raise config_error(ConfigError("no [[docks]] configured: nothing to watch"))
+        services = start_services(archive)
+        daemon = Daemon(archive, services.pipeline)
+
+        def _stop(signum: int, _frame: object) -> None:
+            log.info("received %s, stopping", signal.Signals(signum).name)
+            daemon.stop()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        try:
+            daemon.run()
+        finally:
+            services.stop()
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="files or folders to archive")],
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Archive these files or folders once, then exit (same pipeline, same guarantees).
+
+    Files inside a configured dock are claimed like the daemon does (and
+    released per the dock's after_archive); files elsewhere are archived in
+    place and left untouched.
+    """
+    from ingest.services import start_services
+
+    with open_archive(config) as archive:
+        try:
+            station_ready(archive.settings, archive.store, archive.key)
+        except (ConfigError, StoreError) as exc:
+            raise config_error(exc) from None
+        services = start_services(archive, scheduler=False, api=False)
+        try:
+            work, rejected = _collect(archive.settings, paths)
+            for item in rejected:
+                console.print(
+                    f"[yellow]not taken[/] {display_path(item.path)}: {item.reason}",
+                    highlight=False,
+                )
+            outcomes = _ingest_all(
+                services.pipeline, work, archive.settings.pipeline.workers, not as_json
+            )
+            services.drain()
+        finally:
+            services.stop()
+        results = _describe_outcomes(archive.db, outcomes)
+    failed = [r for r in results if r["state"] not in (JobState.RELEASED, JobState.DUPLICATE)]
+    if as_json:
+        emit_json(
+            {
+                "items": results,
+                "rejected": [{"path": display_path(r.path), "reason": r.reason} for r in rejected],
+            }
+        )
+    else:
+        for result in results:
+            mark = "[green]ok[/]" if result not in failed else "[red]!![/]"
+            console.print(
+                f"{mark} {result['file']} → {result['state']} {result.get('evidence_id') or ''} "
+                f"{result.get('error') or ''}",
+                highlight=False,
+            )
+    if failed or rejected:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _collect(
+    settings, paths: list[Path]
+) -> tuple[list[tuple[DockSettings, Candidate, bool]], list[Rejected]]:
+    """Expand folders (never following links) and match each file to its dock."""
+    docks = [(settings.dock_path(d), d) for d in settings.docks]
+    work: list[tuple[DockSettings, Candidate, bool]] = []
+    rejected: list[Rejected] = []
+    for given in paths:
+        given = given.absolute()
+        if given.is_symlink():
+            rejected.append(Rejected(str(given), "symbolic link: never followed"))
+            continue
+        if not given.exists():
+            rejected.append(Rejected(str(given), "does not exist"))
+            continue
+        if given.is_dir():
+            found = list(scan_dock(given, [".*"]))
+        else:
+            st = given.stat()
+            found = [Candidate(str(given), st.st_size, st.st_mtime_ns)]
+            if not given.is_file():
+                found = [Rejected(str(given), "not a regular file")]
+        for item in found:
+            if isinstance(item, Rejected):
+                rejected.append(item)
+                continue
+            dock = next((d for root, d in docks if Path(item.path).is_relative_to(root)), None)
+            if dock is not None:
+                work.append((dock, item, False))
+            else:
+                adhoc = DockSettings(path=Path(item.path).parent, name="cli", settle_seconds=0)
+                work.append((adhoc, item, True))
+    return work, rejected
+
+
+def _ingest_all(pipeline: Pipeline, work, workers: int, show_progress: bool) -> list[Outcome]:
+    outcomes: list[Outcome] = []
+    lock = threading.Lock()
+    progress = Progress(
+        TextColumn("archiving"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not show_progress or not work,
+    )
+
+    def one(item: tuple[DockSettings, Candidate, bool]) -> Outcome:
+        dock, candidate, in_place = item
+        job_id = pipeline.claim(dock, candidate, in_place=in_place)
+        if job_id is None:
+            return Outcome(
+                0, JobState.VANISHED, None, None, display_path(candidate.path), "vanished"
+            )
+        outcome = pipeline.advance(job_id)
+        # a step that must wait (store down) is retried here, so `ingest` exits done
+        while (
+            outcome.state not in TERMINAL_STATES
+            and outcome.error
+            and pipeline.wait_for_retry(job_id)
+        ):
+            outcome = pipeline.advance(job_id)
+        return outcome
+
+    with progress, ThreadPoolExecutor(workers) as pool:
+        task = progress.add_task("files", total=len(work))
+        for outcome in pool.map(one, work):
+            with lock:
+                outcomes.append(outcome)
+            progress.advance(task)
+    return outcomes
+
+
+def _describe_outcomes(db: Database, outcomes: list[Outcome]) -> list[dict]:
+    results = []
+    with db.session() as session:
+        for outcome in outcomes:
+            entry: dict = {"file": outcome.name, "state": outcome.state, "job": outcome.job_id}
+            if outcome.evidence_id:
+                evidence = session.get(Evidence, outcome.evidence_id)
+                if evidence is not None:
+                    entry.update(evidence.summary())
+                    entry["state"] = outcome.state
+                    entry["evidence_state"] = evidence.state
+            if outcome.error and outcome.state not in (JobState.RELEASED, JobState.DUPLICATE):
+                entry["error"] = outcome.error
+            results.append(entry)
+    return results
+
+
+@app.command()
+def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Items by state, the queue, last errors, last fixity and checkpoint."""
+    from ingest.services import status_sections
+
+    settings = settings_from(config)
+    db = Database(settings.catalog_url)
+    with db.session() as session:
+        document = {
+            "station": settings.station.name,
+            "jobs": job_counts(session),
+            "evidence": evidence_counts(session),
+            "queue": [
+                {
+                    "file": job.display_name,
+                    "state": job.state,
+                    "attempts": job.attempts,
+                    "error": job.last_error,
+                    "waiting_since": job.first_seen_at.isoformat(),
+                }
+                for job in active_jobs(session)
+            ],
+            "problems": recent_problems(session),
+        }
+        for name, section in status_sections(settings, session).items():
+            document[name] = section
+    db.dispose()
+    if as_json:
+        emit_json(document)
+        return
+    console.print(f"[bold]station {document['station']}[/]")
+    console.print("jobs:     " + _pairs(document["jobs"]))
+    console.print("evidence: " + _pairs(document["evidence"]))
+    if document["queue"]:
+        console.print(f"queue ({len(document['queue'])}):")
+        for job in document["queue"][:20]:
+            console.print(
+                f"  {job['state']:<9} {job['file']}  {job['error'] or ''}", highlight=False
+            )
+    if document["problems"]:
+        console.print("[red]problems:[/]")
+        for problem in document["problems"]:
+            console.print(
+                f"  {problem['state']:<11} {problem['file']}: {problem['error']}", highlight=False
+            )
+    for name, section in document.items():
+        if name not in ("station", "jobs", "evidence", "queue", "problems"):
+            console.print(
+                f"{name}: {json.dumps(section, ensure_ascii=False, default=str)}", highlight=False
+            )
+
+
+def _pairs(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
+
+
+def _when(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not an ISO date/time") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@app.command()
+def find(
+    case: Annotated[str | None, typer.Option(help="case id")] = None,
+    officer: Annotated[str | None, typer.Option(help="police number (警号)")] = None,
+    device: Annotated[str | None, typer.Option(help="recorder serial")] = None,
+    unit: Annotated[str | None, typer.Option(help="unit code")] = None,
+    sha256: Annotated[str | None, typer.Option(help="SHA-256 of the original")] = None,
+    since: Annotated[str | None, typer.Option(help="recorded at or after (ISO 8601)")] = None,
+    until: Annotated[str | None, typer.Option(help="recorded before (ISO 8601)")] = None,
+    limit: Annotated[int, typer.Option(help="at most this many")] = 1000,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Query the catalog."""
+    from ingest.services import find_with_case
+
+    settings = settings_from(config)
+    db = Database(settings.catalog_url)
+    filters = EvidenceFilter(
+        officer=officer,
+        device=device,
+        unit=unit,
+        sha256=sha256,
+        since=_when(since),
+        until=_when(until),
+    )
+    with db.session() as session:
+        rows = (
+            find_with_case(session, filters, case, limit)
+            if case
+            else find_evidence(session, filters, limit)
+        )
+        items = [row.summary() for row in rows]
+    db.dispose()
+    if as_json:
+        emit_json({"items": items, "count": len(items)})
+        return
+    table = Table("evidence id", "recorded", "officer", "device", "size", "file")
+    for item in items:
+        table.add_row(
+            item["evidence_id"],
+            item["recorded_start"] or "",
+            item["officer"] or "",
+            item["device"] or "",
+            str(item["size"]),
+            item["file_name"],
+        )
+    Console().print(table)
+
+
+@app.command()
+def show(
+    evidence_id: Annotated[str, typer.Argument(help="evidence id (ev-…) or a SHA-256")],
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One item: hashes, source, manifests, derivatives, links, retention, fixity, events."""
+    from ingest.services import item_sections
+
+    settings = settings_from(config)
+    db = Database(settings.catalog_url)
+    with db.session() as session:
+        evidence = (
+            session.get(Evidence, evidence_id)
+            or session.scalars(
+                select(Evidence).where(Evidence.sha256 == evidence_id.lower())
+            ).first()
+        )
+        if evidence is None:
+            console.print(f"[red]no evidence {evidence_id}[/]")
+            raise typer.Exit(EXIT_FAILED)
+        document = evidence.summary()
+        document.update(
+            {
+                "media_type": evidence.media_type,
+                "original_version_id": evidence.original_version_id,
+                "original_checksum": evidence.original_checksum,
+                "manifest_version_id": evidence.manifest_version_id,
+                "keyid": evidence.keyid,
+                "dock": evidence.dock,
+                "source_path": evidence.source_path,
+                "recorded_end": evidence.recorded_end.isoformat()
+                if evidence.recorded_end
+                else None,
+                "lock_mode": evidence.lock_mode,
+                "ingested_at": evidence.ingested_at.isoformat(),
+                "probe": evidence.probe,
+                "sightings": [],
+                "events": [],
+            }
+        )
+        for event in events_for(session, evidence.evidence_id):
+            entry = {
+                "seq": event.seq,
+                "kind": event.kind,
+                "actor": event.actor,
+                "at": event.at.isoformat(),
+                "details": event.details,
+            }
+            document["events"].append(entry)
+            if event.kind == "sighted":
+                document["sightings"].append(entry)
+        document.update(item_sections(settings, session, evidence))
+    db.dispose()
+    if as_json:
+        emit_json(document)
+        return
+    for key, value in document.items():
+        if key in ("events", "probe"):
+            continue
+        console.print(f"[bold]{key:>20}[/] {value}", highlight=False)
+    console.print("[bold]events:[/]")
+    for event in document["events"]:
+        console.print(f"  {event['at']} {event['kind']:<18} {event['actor']}", highlight=False)
+
+
+@app.command("local-store")
+def local_store(
+    folder: Annotated[
+        Path | None, typer.Option(help="SeaweedFS folder (default <data_dir>/seaweedfs)")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="S3 port (default: from store.endpoint_url)")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run a locked-down SeaweedFS (weed mini) on 127.0.0.1 for one machine, in the foreground.
+
+    Writes its credentials to <folder>/credentials.json (mode 0600); point
+    store.credentials_file at it.
+    """
+    from urllib.parse import urlparse
+
+    from archive import localstore
+
+    settings = settings_from(config)
+    folder = folder or settings.data_dir / "seaweedfs"
+    if port is None:
+        parsed = urlparse(settings.store.endpoint_url or "http://127.0.0.1:8333")
+        port = parsed.port or 8333
+    store = localstore.start(folder, port)
+    console.print(
+        f"SeaweedFS S3 at {store.endpoint_url}, "
+        f"credentials in {folder / localstore.CREDENTIALS_JSON}"
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        while not stop.wait(1):
+            if store.process.poll() is not None:
+                console.print(
+                    f"[red]weed exited with {store.process.returncode}; see {folder}/weed.log[/]"
+                )
+                raise typer.Exit(EXIT_FAILED)
+    finally:
+        store.stop()

@@ -1,0 +1,229 @@
+"""The daemon: watch every dock, settle, claim, and keep the workers busy.
+
+One loop thread decides *what* to do (which files are complete, which jobs are
+due); a bounded pool of worker threads does it, one job per worker, so hashing
+one file overlaps uploading another. On start the loop first resumes every
+unfinished job from the catalog, then rescans every dock in full: files
+dropped while the daemon was down are archived like any other.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from sqlalchemy import select
+from watchdog.events import (
+    EVENT_TYPE_CLOSED,
+    EVENT_TYPE_CREATED,
+    EVENT_TYPE_MODIFIED,
+    EVENT_TYPE_MOVED,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
+
+from archive.context import Archive
+from archive.db import display_path, utcnow
+from archive.models import ACTIVE_STATES, DockProblem, IngestJob
+from config.settings import DockSettings
+from ingest.pipeline import Pipeline
+from ingest.scan import Candidate, Rejected, inspect_path, scan_dock
+from ingest.settle import Settler
+
+log = logging.getLogger("strongroom.daemon")
+
+HINT_EVENTS = frozenset(
+    {EVENT_TYPE_CREATED, EVENT_TYPE_MODIFIED, EVENT_TYPE_MOVED, EVENT_TYPE_CLOSED}
+)
+TICK_SECONDS = 0.25
+
+
+class _HintHandler(FileSystemEventHandler):
+    """Turns file-system events into 'look at this path soon' hints."""
+
+    def __init__(self, hints: set[str], lock: threading.Lock, wake: threading.Event) -> None:
+        self._hints, self._lock, self._wake = hints, lock, wake
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.is_directory or event.event_type not in HINT_EVENTS:
+            return
+        path = event.dest_path if event.event_type == EVENT_TYPE_MOVED else event.src_path
+        with self._lock:
+            self._hints.add(os.fsdecode(path))
+        self._wake.set()
+
+
+class _DockState:
+    def __init__(self, settings: DockSettings, root: Path) -> None:
+        self.settings = settings
+        self.root = root
+        self.settler = Settler(settings.settle_seconds)
+        self.last_scan = 0.0
+
+
+class Daemon:
+    """Runs until :meth:`stop` is called (SIGTERM/SIGINT in ``strongroom run``)."""
+
+    def __init__(self, archive: Archive, pipeline: Pipeline) -> None:
+        self.archive = archive
+        self.pipeline = pipeline
+        settings = archive.settings
+        self.docks = [_DockState(d, settings.dock_path(d)) for d in settings.docks]
+        self.rescan_seconds = settings.pipeline.rescan_seconds
+        self._pool = ThreadPoolExecutor(settings.pipeline.workers, thread_name_prefix="ingest")
+        self._in_flight: dict[int, Future] = {}
+        self._hints: set[str] = set()
+        self._hints_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._observers: list = []
+        self._reported: dict[str, str] = {}
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def run(self) -> None:
+        for dock in self.docks:
+            dock.root.mkdir(parents=True, exist_ok=True)
+        self._resume_unfinished()
+        self._start_observers()
+        log.info(
+            "watching %d dock(s): %s", len(self.docks), ", ".join(str(d.root) for d in self.docks)
+        )
+        try:
+            while not self._stop.is_set():
+                self._tick()
+                self._wake.wait(TICK_SECONDS)
+                self._wake.clear()
+        finally:
+            for observer in self._observers:
+                observer.stop()
+            log.info("stopping: letting %d running step(s) finish", len(self._in_flight))
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            for observer in self._observers:
+                observer.join(timeout=5)
+
+    def _start_observers(self) -> None:
+        handler = _HintHandler(self._hints, self._hints_lock, self._wake)
+        for dock in self.docks:
+            observer = (
+                PollingObserver(timeout=dock.settings.poll_interval)
+                if dock.settings.poll
+                else Observer()
+            )
+            observer.schedule(handler, os.fspath(dock.root), recursive=True)
+            observer.daemon = True
+            observer.start()
+            self._observers.append(observer)
+
+    # -- the loop -----------------------------------------------------------
+
+    def _tick(self) -> None:
+        self._reap()
+        now = time.monotonic()
+        with self._hints_lock:
+            hints, self._hints = self._hints, set()
+        for dock in self.docks:
+            if now - dock.last_scan >= self.rescan_seconds:
+                self._full_scan(dock)
+                dock.last_scan = now
+            else:
+                self._check_paths(dock, hints | set(dock.settler.paths()))
+        self._submit_due_jobs()
+
+    def _full_scan(self, dock: _DockState) -> None:
+        present: set[str] = set()
+        for found in scan_dock(dock.root, dock.settings.ignore):
+            if isinstance(found, Rejected):
+                self._report(dock, found)
+                continue
+            present.add(found.path)
+            self._observe(dock, found)
+        dock.settler.prune(present)
+
+    def _check_paths(self, dock: _DockState, paths: set[str]) -> None:
+        for path in paths:
+            found = inspect_path(path, dock.root, dock.settings.ignore)
+            if found is None:
+                dock.settler.forget(path)
+            elif isinstance(found, Rejected):
+                self._report(dock, found)
+            else:
+                self._observe(dock, found)
+
+    def _observe(self, dock: _DockState, candidate: Candidate) -> None:
+        if not dock.settler.observe(candidate):
+            return
+        dock.settler.forget(candidate.path)
+        try:
+            job_id = self.pipeline.claim(dock.settings, candidate)
+        except OSError as exc:
+            log.error("%s: cannot claim: %s; will try again", display_path(candidate.path), exc)
+            return
+        if job_id is not None:
+            self._submit(job_id)
+
+    def _submit_due_jobs(self) -> None:
+        if len(self._in_flight) >= self._pool._max_workers * 2:
+            return
+        with self.archive.db.session() as session:
+            rows = session.execute(
+                select(IngestJob.id, IngestJob.next_attempt_at).where(
+                    IngestJob.state.in_([s.value for s in ACTIVE_STATES]),
+                    IngestJob.station == self.archive.station,
+                )
+            ).all()
+        now = utcnow()
+        for job_id, due in rows:
+            if job_id not in self._in_flight and (due is None or due <= now):
+                self._submit(job_id)
+
+    def _resume_unfinished(self) -> None:
+        with self.archive.db.session() as session:
+            count = session.scalar(
+                select(IngestJob.id)
+                .where(IngestJob.state.in_([s.value for s in ACTIVE_STATES]))
+                .limit(1)
+            )
+        if count:
+            log.info("resuming unfinished jobs from the catalog")
+        self._submit_due_jobs()
+
+    def _submit(self, job_id: int) -> None:
+        if job_id in self._in_flight:
+            return
+        self._in_flight[job_id] = self._pool.submit(self.pipeline.advance, job_id)
+
+    def _reap(self) -> None:
+        for job_id, future in list(self._in_flight.items()):
+            if future.done():
+                del self._in_flight[job_id]
+                if future.exception() is not None:
+                    log.error("job %d failed unexpectedly: %r", job_id, future.exception())
+
+    def _report(self, dock: _DockState, rejected: Rejected) -> None:
+        """Say once what we refuse to take, and keep it visible in status."""
+        first_time = self._reported.get(rejected.path) != rejected.reason
+        self._reported[rejected.path] = rejected.reason
+        with self.archive.db.session() as session:
+            row = session.get(DockProblem, rejected.path)
+            if row is None:
+                session.add(
+                    DockProblem(
+                        path=rejected.path, dock=dock.settings.label, reason=rejected.reason
+                    )
+                )
+            else:
+                row.reason, row.last_seen = rejected.reason, utcnow()
+                row.count += 1
+        if first_time:
+            log.warning("%s: not taken: %s", display_path(rejected.path), rejected.reason)

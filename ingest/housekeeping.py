@@ -1,0 +1,46 @@
+"""Periodic tidying of the dock's own folder: kept copies past their days."""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from archive.context import Archive
+from archive.db import display_path, utcnow
+from archive.models import IngestJob, JobState
+from ingest.pipeline import work_dir
+
+log = logging.getLogger("strongroom.housekeeping")
+
+
+def sweep_kept(archive: Archive) -> int:
+    """Delete ``keep:<days>`` copies whose days are over. Returns how many."""
+    removed = 0
+    now = utcnow()
+    with archive.db.session() as session:
+        jobs = session.scalars(
+            select(IngestJob).where(
+                IngestJob.after_archive.like("keep:%"),
+                IngestJob.state.in_([JobState.RELEASED.value, JobState.DUPLICATE.value]),
+            )
+        ).all()
+    for job in jobs:
+        days = int(job.after_archive.split(":", 1)[1])
+        kept = work_dir(job.dock_root) / "kept" / str(job.id)
+        if (
+            job.released_at
+            and job.released_at + timedelta(days=days) <= now
+            and os.path.lexists(kept)
+        ):
+            kept.unlink()
+            removed += 1
+            log.info(
+                "%s: kept copy removed after %d days (%s)",
+                job.display_name,
+                days,
+                display_path(kept),
+            )
+    return removed

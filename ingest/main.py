@@ -1,0 +1,30 @@
+"""The ``strongroom`` console script.
+
+``verify-bundle`` is dispatched before anything else is imported: an auditor
+runs it with nothing but PyNaCl and the standard library installed, so it must
+not pull in boto3, SQLAlchemy or Typer. Every other command goes to the Typer
+application in :mod:`ingest.cli`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["verify-bundle"]:
+        from verify.offline import main as verify_bundle_main
+
+        return verify_bundle_main(args[1:])
+    from ingest.cli import app
+
+    try:
+        app(args, prog_name="strongroom")
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

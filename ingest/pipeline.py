@@ -1,0 +1,750 @@
+"""A dock file's journey, top to bottom: claim → hash → store → seal → release.
+
+Each step is one call into :mod:`archive` whose name says what it guarantees,
+followed by one catalog commit that records the new state and its custody
+event. A crash between steps loses nothing: on restart the job is picked up in
+the last committed state, and every step is safe to run again (content-addressed
+keys, create-only writes, manifests adopted when already stored).
+
+The one rule that protects the evidence: the dock copy is released only from
+the SEALED state, which is committed only after the store confirmed the
+original's size and SHA-256 and the signed manifest was stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import mimetypes
+import os
+import shutil
+import stat
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import ClassVar
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from archive.context import Archive
+from archive.custody import record_event, system_actor
+from archive.db import display_path, utcnow
+from archive.models import Evidence, IngestJob, JobState
+from archive.seal import (
+    SealError,
+    evidence_id_for,
+    evidence_payload,
+    original_key,
+    seal_evidence,
+)
+from archive.store import (
+    AlreadyExists,
+    NotFound,
+    ObjectInfo,
+    StoreError,
+    composite_checksum,
+    sha256_b64,
+)
+from config.settings import DEFAULT_NAME_PATTERN, DockSettings
+from ingest.identify import identify
+from ingest.probe import ProbeError, probe
+from ingest.scan import WORK_DIR, Candidate
+
+log = logging.getLogger("strongroom.pipeline")
+
+HASH_CHUNK = 4 * 1024 * 1024
+#: attempts after which a job that keeps failing for the same non-store reason
+#: is set aside in quarantine rather than retried for ever
+MAX_ATTEMPTS = 8
+TERMINAL_STATES = frozenset(
+    {JobState.RELEASED, JobState.DUPLICATE, JobState.QUARANTINED, JobState.VANISHED}
+)
+#: test-only: kill -9 ourselves right after committing this state (crash tests)
+CRASH_HOOK_ENV = "STRONGROOM_TEST_CRASH_AFTER"
+
+
+class Unreadable(Exception):
+    """The file cannot be read as a regular file: it goes to quarantine."""
+
+
+class NotConfirmed(Exception):
+    """The store holds something other than what we hashed under our key."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    job_id: int
+    state: str
+    evidence_id: str | None
+    sha256: str | None
+    name: str
+    error: str | None = None
+
+
+def work_dir(dock_root: str | Path) -> Path:
+    return Path(dock_root) / WORK_DIR
+
+
+class Pipeline:
+    """Moves jobs through the steps. Safe to call from several worker threads:
+    each job is advanced by one thread at a time (the daemon guarantees it)."""
+
+    def __init__(
+        self,
+        archive: Archive,
+        *,
+        on_sealed: Callable[[str], None] | None = None,
+    ) -> None:
+        self.archive = archive
+        self.settings = archive.settings
+        self.actor = system_actor(archive.station)
+        self.on_sealed = on_sealed
+        # serialises identical bytes inside this process, so two copies of one
+        # recording dropped together make one evidence item and one sighting
+        self._sha_locks: dict[str, threading.Lock] = {}
+        self._sha_locks_guard = threading.Lock()
+        self._crash_after = os.environ.get(CRASH_HOOK_ENV)
+
+    # -- entry points -------------------------------------------------------
+
+    def claim(
+        self, dock: DockSettings, candidate: Candidate, *, in_place: bool = False
+    ) -> int | None:
+        """Take a settled dock file: returns the new job id, or None if it vanished.
+
+        The job row is committed *before* the rename, so a crash in between
+        leaves a CLAIMING job that the restart finishes (the file is then in
+        the spool or still in the dock, never nowhere).
+        """
+        root = self.settings.dock_path(dock)
+        relative = display_path(os.path.relpath(candidate.path, root))
+        source = identify(relative, dock.name_pattern, self.settings.station.tzinfo)
+        with self.archive.db.session() as session:
+            job = IngestJob(
+                station=self.archive.station,
+                dock=dock.label,
+                dock_root=str(root),
+                source_path=candidate.path,
+                spool_path=candidate.path,
+                display_name=relative,
+                size=candidate.size,
+                mtime_ns=candidate.mtime_ns,
+                state=JobState.CLAIMING,
+                after_archive=dock.after_archive if not in_place else "keep-in-place",
+                flags=list(source.flags),
+            )
+            session.add(job)
+            session.flush()
+            if not in_place:
+                job.spool_path = str(work_dir(root) / "spool" / str(job.id))
+            job_id = job.id
+        outcome = self.advance(job_id, stop_after=JobState.CLAIMED)
+        return job_id if outcome.state != JobState.VANISHED else None
+
+    def advance(self, job_id: int, *, stop_after: JobState | None = None) -> Outcome:
+        """Run the job's remaining steps until it is done, must wait, or fails."""
+        while True:
+            job = self._load(job_id)
+            state = JobState(job.state)
+            if state in TERMINAL_STATES or (stop_after is not None and state == stop_after):
+                return self._outcome(job)
+            step = self._steps[state]
+            started = time.monotonic()
+            try:
+                step(self, job)
+            except StoreError as exc:
+                if exc.retryable:
+                    return self._retry_later(job, f"store unavailable: {exc}")
+                return self._retry_later(job, str(exc), count_against=True)
+            except Unreadable as exc:
+                self._quarantine(job, str(exc))
+            except (NotConfirmed, SealError) as exc:
+                # never release; keep the spool copy and say so loudly
+                log.error(
+                    "%s: %s; the dock copy is kept in %s", job.display_name, exc, job.spool_path
+                )
+                return self._retry_later(job, str(exc), count_against=True)
+            except Exception as exc:
+                log.exception("%s: unexpected error in step %s", job.display_name, state.value)
+                return self._retry_later(job, f"{type(exc).__name__}: {exc}", count_against=True)
+            new = self._load(job_id)
+            self._log_step(new, state, time.monotonic() - started)
+            if self._crash_after == new.state:
+                os.kill(os.getpid(), 9)
+
+    def wait_for_retry(self, job_id: int) -> bool:
+        """Sleep until the job's next attempt is due; False once it has used its attempts."""
+        job = self._load(job_id)
+        if JobState(job.state) in TERMINAL_STATES or job.attempts >= MAX_ATTEMPTS:
+            return False
+        if job.next_attempt_at is not None:
+            time.sleep(max(0.0, (job.next_attempt_at - utcnow()).total_seconds()))
+        return True
+
+    # -- steps --------------------------------------------------------------
+
+    def _claim(self, job: IngestJob) -> None:
+        """Move the file into the spool (atomic rename on the same file system)."""
+        if job.spool_path != job.source_path:
+            spool = Path(job.spool_path)
+            if not os.path.lexists(spool):
+                try:
+                    st = os.lstat(job.source_path)
+                except FileNotFoundError:
+                    self._commit(
+                        job,
+                        JobState.VANISHED,
+                        error="the dock removed the file before it was claimed",
+                    )
+                    return
+                if not stat.S_ISREG(st.st_mode):
+                    raise Unreadable("not a regular file")
+                spool.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(job.source_path, spool)
+                _fsync_dir(spool.parent)
+                _fsync_dir(Path(job.source_path).parent)
+        elif not os.path.lexists(job.source_path):
+            self._commit(job, JobState.VANISHED, error="the file was removed before it was claimed")
+            return
+        self._commit(
+            job,
+            JobState.CLAIMED,
+            event=(
+                "claimed",
+                None,
+                {"dock": job.dock, "path": job.display_name, "spool": display_path(job.spool_path)},
+            ),
+        )
+
+    def _hash(self, job: IngestJob) -> None:
+        """Read the file once: SHA-256 and size. Same bytes as existing evidence → sighting."""
+        sha256, size = _hash_file(job.spool_path)
+        flags = list(job.flags or [])
+        if size == 0 and "empty" not in flags:
+            flags.append("empty")
+        existing = self._evidence_by_sha(sha256)
+        if existing is not None:
+            self._confirm_existing_original(existing)
+            self._commit(
+                job,
+                JobState.SIGHTED,
+                sha256=sha256,
+                size=size,
+                flags=flags,
+                evidence_id=existing.evidence_id,
+                event=("sighted", existing.evidence_id, self._sighting(job)),
+            )
+            return
+        self._commit(job, JobState.HASHED, sha256=sha256, size=size, flags=flags)
+
+    def _store(self, job: IngestJob) -> None:
+        """Put the original create-only with its checksum; confirm with a HEAD."""
+        assert job.sha256 is not None and job.size is not None
+        _check_unchanged(job)
+        key = original_key(job.sha256)
+        retention = self.archive.retention_for(self._category(job.flags or []))
+        expected = self._expected_checksum(job.sha256, job.size)
+        try:
+            stored = self.archive.store.put_file(
+                key,
+                Path(job.spool_path),
+                job.sha256,
+                job.size,
+                retention,
+                content_type=_media_type(job.display_name, None),
+                metadata={"sha256": job.sha256},
+            )
+            version_id = stored.version_id
+        except AlreadyExists:
+            version_id = None  # stored before (a retry, or the same bytes elsewhere)
+        info = self.archive.store.head(key, version_id)
+        self._confirm(info, job.sha256, job.size, expected)
+        self._commit(
+            job,
+            JobState.STORED,
+            original_version_id=info.version_id,
+            original_checksum=info.checksum_sha256 or sha256_b64(bytes.fromhex(job.sha256)),
+            event=(
+                "stored",
+                evidence_id_for(job.sha256),
+                {
+                    "key": key,
+                    "version_id": info.version_id,
+                    "size": info.size,
+                    "checksum": info.checksum_sha256,
+                },
+            ),
+        )
+
+    def _seal(self, job: IngestJob) -> None:
+        """Sign and store the manifest, then commit the evidence row in one transaction."""
+        assert job.sha256 is not None and job.size is not None
+        with self._sha_lock(job.sha256):
+            existing = self._evidence_by_sha(job.sha256)
+            if existing is not None:  # sealed meanwhile by an identical file
+                self._commit(
+                    job,
+                    JobState.SIGHTED,
+                    evidence_id=existing.evidence_id,
+                    event=("sighted", existing.evidence_id, self._sighting(job)),
+                )
+                return
+            evidence_id = evidence_id_for(job.sha256)
+            source = identify(
+                job.display_name, self._name_pattern(job.dock), self.settings.station.tzinfo
+            )
+            flags = list(dict.fromkeys([*(job.flags or []), *source.flags]))
+            summary, probe_error = self._probe(job.spool_path)
+            if probe_error:
+                flags.append("not_media" if job.size else "empty")
+            category = self._category(flags)
+            info = self.archive.store.head(original_key(job.sha256), job.original_version_id)
+            retention = self.archive.retention_for(category)
+            if info.retain_until:  # the manifest states the lock actually on the object
+                retention = type(retention)(
+                    info.lock_mode or retention.mode, info.retain_until, retention.legal_hold
+                )
+            ingested_at = job.first_seen_at
+            sealed_at = utcnow()
+            file_name = Path(job.display_name).name
+            media_type = _media_type(file_name, summary)
+            source_doc = {
+                "station": job.station,
+                "dock": job.dock,
+                "path": job.display_name,
+                "file_mtime": _iso_ns(job.mtime_ns),
+                **source.to_dict(),
+                "flags": flags,
+            }
+            if probe_error:
+                source_doc["probe_error"] = probe_error
+            payload = evidence_payload(
+                evidence_id=evidence_id,
+                sha256=job.sha256,
+                size=job.size,
+                file_name=file_name,
+                media_type=media_type,
+                original_version_id=job.original_version_id,
+                original_checksum=job.original_checksum or "",
+                source=source_doc,
+                probe=summary,
+                ingested_at=ingested_at,
+                sealed_at=sealed_at,
+                category=category,
+                retention=retention,
+                keyid=self.archive.key.keyid,
+            )
+            sealed = seal_evidence(self.archive.store, self.archive.key, payload, retention)
+            doc = sealed.payload  # the stored one, if a retry adopted it
+            try:
+                with self.archive.db.session() as session:
+                    session.add(
+                        Evidence(
+                            evidence_id=evidence_id,
+                            sha256=job.sha256,
+                            size=job.size,
+                            media_type=doc["original"]["media_type"],
+                            file_name=doc["original"]["file_name"],
+                            original_key=original_key(job.sha256),
+                            original_version_id=job.original_version_id,
+                            original_checksum=job.original_checksum or "",
+                            manifest_key=sealed.stored.key,
+                            manifest_version_id=sealed.stored.version_id,
+                            keyid=doc["keyid"],
+                            station=doc["source"]["station"],
+                            dock=doc["source"]["dock"],
+                            source_path=doc["source"]["path"],
+                            device=source.device,
+                            officer=source.officer,
+                            unit=source.unit,
+                            recorded_start=source.recorded_start,
+                            recorded_end=source.recorded_end,
+                            file_mtime=_dt_ns(job.mtime_ns),
+                            flags=doc["source"]["flags"],
+                            probe=doc["probe"],
+                            category=doc["category"],
+                            lock_mode=doc["lock_mode"],
+                            retain_until=retention.retain_until,
+                            legal_hold=retention.legal_hold,
+                            ingested_at=ingested_at,
+                            sealed_at=sealed_at,
+                        )
+                    )
+                    self._set(session, job, JobState.SEALED, evidence_id=evidence_id, flags=flags)
+                    record_event(
+                        session,
+                        "sealed",
+                        actor=self.actor,
+                        evidence_id=evidence_id,
+                        details={
+                            "manifest_key": sealed.stored.key,
+                            "manifest_version_id": sealed.stored.version_id,
+                            "sha256": job.sha256,
+                            "category": category,
+                            "flags": flags,
+                        },
+                    )
+            except IntegrityError:
+                # another station committed the same bytes first: this drop is a sighting
+                existing = self._evidence_by_sha(job.sha256)
+                if existing is None:
+                    raise
+                self._commit(
+                    job,
+                    JobState.SIGHTED,
+                    evidence_id=existing.evidence_id,
+                    event=("sighted", existing.evidence_id, self._sighting(job)),
+                )
+                return
+        if self.on_sealed is not None:
+            self.on_sealed(evidence_id)
+
+    def _release(self, job: IngestJob) -> None:
+        """Free the dock: delete, move or keep the spool copy, per the dock's policy."""
+        spool = Path(job.spool_path)
+        action = job.after_archive
+        destination: Path | None = None
+        if action == "keep-in-place":
+            pass  # `strongroom ingest` of files outside a dock leaves them where they are
+        elif action == "delete":
+            spool.unlink(missing_ok=True)
+        elif action.startswith("keep:"):
+            destination = work_dir(job.dock_root) / "kept" / str(job.id)
+        elif action.startswith("move:"):
+            target = Path(action.split(":", 1)[1])
+            if not target.is_absolute():
+                target = Path(job.dock_root) / target
+            destination = target / os.path.relpath(job.source_path, job.dock_root)
+        if destination is not None and os.path.lexists(spool):
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            if os.path.lexists(destination):
+                destination = destination.with_name(f"{destination.name}.{job.id}")
+            shutil.move(spool, destination)
+        final = JobState.DUPLICATE if job.state == JobState.SIGHTED else JobState.RELEASED
+        self._commit(
+            job,
+            final,
+            released_at=utcnow(),
+            event=(
+                "released",
+                job.evidence_id,
+                {
+                    "action": action,
+                    "path": job.display_name,
+                    "to": display_path(destination) if destination else None,
+                },
+            ),
+        )
+
+    _steps: ClassVar[dict[JobState, Callable[[Pipeline, IngestJob], None]]] = {
+        JobState.CLAIMING: _claim,
+        JobState.CLAIMED: _hash,
+        JobState.HASHED: _store,
+        JobState.STORED: _seal,
+        JobState.SEALED: _release,
+        JobState.SIGHTED: _release,
+    }
+
+    # -- helpers ------------------------------------------------------------
+
+    def _expected_checksum(self, sha256: str, size: int) -> str:
+        """What the store's HEAD must say for these bytes, as we would upload them."""
+        store = self.archive.store
+        if size < store.multipart_threshold:
+            return sha256_b64(bytes.fromhex(sha256))
+        return ""  # composite: known only from the parts we sent; see _confirm
+
+    def _confirm(self, info: ObjectInfo, sha256: str, size: int, expected: str) -> None:
+        """Size and checksum as the server reports them must match our hash.
+
+        A multipart object's checksum is composite (a hash of part hashes); if
+        it was written by us with the current part size we recompute it from
+        the spool file, otherwise we re-read the object and hash it.
+        """
+        if info.size != size:
+            raise NotConfirmed(f"stored object {info.key} has {info.size} bytes, expected {size}")
+        if expected and info.checksum_sha256 == expected:
+            return
+        if info.checksum_sha256 and "-" in info.checksum_sha256:
+            return self._confirm_by_reading(info, sha256)
+        if info.checksum_sha256 == sha256_b64(bytes.fromhex(sha256)):
+            return
+        expected_b64 = sha256_b64(bytes.fromhex(sha256))
+        raise NotConfirmed(
+            f"stored object {info.key} has checksum {info.checksum_sha256}, expected {expected_b64}"
+        )
+
+    def _confirm_by_reading(self, info: ObjectInfo, sha256: str) -> None:
+        parts = info.checksum_sha256.rsplit("-", 1)[1] if info.checksum_sha256 else "0"
+        part_size = self.archive.store.part_size
+        if int(parts) == (info.size + part_size - 1) // part_size and self._spool_composite_matches(
+            info, sha256, part_size
+        ):
+            return
+        digest = hashlib.sha256()
+        for chunk in self.archive.store.iter_chunks(info.key, info.version_id):
+            digest.update(chunk)
+        if digest.hexdigest() != sha256:
+            raise NotConfirmed(f"stored object {info.key} does not hash to {sha256}")
+
+    def _spool_composite_matches(self, info: ObjectInfo, sha256: str, part_size: int) -> bool:
+        """Recompute the composite checksum from the local copy (no download)."""
+        path = self._current_spool_for(sha256)
+        if path is None:
+            return False
+        digests = []
+        with open(path, "rb") as handle:
+            while chunk := handle.read(part_size):
+                digests.append(hashlib.sha256(chunk).digest())
+        return composite_checksum(digests) == info.checksum_sha256
+
+    def _current_spool_for(self, sha256: str) -> str | None:
+        with self.archive.db.session() as session:
+            job = session.scalars(
+                select(IngestJob).where(IngestJob.sha256 == sha256).order_by(IngestJob.id.desc())
+            ).first()
+            return job.spool_path if job and os.path.exists(job.spool_path) else None
+
+    def _confirm_existing_original(self, evidence: Evidence) -> None:
+        """Before a re-drop is released, the archived copy must still be there."""
+        try:
+            info = self.archive.store.head(evidence.original_key, evidence.original_version_id)
+        except NotFound as exc:
+            raise NotConfirmed(
+                f"{evidence.evidence_id}: original {evidence.original_key} missing from the store"
+            ) from exc
+        if info.size != evidence.size or info.checksum_sha256 != evidence.original_checksum:
+            raise NotConfirmed(
+                f"{evidence.evidence_id}: stored original does not match the catalog"
+            )
+
+    def _probe(self, path: str) -> tuple[dict | None, str | None]:
+        try:
+            summary = probe(path, self.settings.pipeline.probe_timeout_seconds)
+        except ProbeError as exc:
+            return None, str(exc)[-500:]
+        return summary.to_dict(), None
+
+    def _category(self, flags: list[str]) -> str:
+        """Marked important on the recorder → the important category, else the default."""
+        retention = self.settings.retention
+        return retention.important_category if "IMP" in flags else retention.default_category
+
+    def _name_pattern(self, dock_label: str) -> str:
+        dock = self._dock_settings(dock_label)
+        return dock.name_pattern if dock else DEFAULT_NAME_PATTERN
+
+    def _dock_settings(self, label: str) -> DockSettings | None:
+        return next((d for d in self.settings.docks if d.label == label), None)
+
+    def _sighting(self, job: IngestJob) -> dict:
+        return {
+            "station": job.station,
+            "dock": job.dock,
+            "path": job.display_name,
+            "seen_at": job.first_seen_at.isoformat(),
+            "job": job.id,
+        }
+
+    def _sha_lock(self, sha256: str) -> threading.Lock:
+        with self._sha_locks_guard:
+            return self._sha_locks.setdefault(sha256, threading.Lock())
+
+    def _evidence_by_sha(self, sha256: str) -> Evidence | None:
+        with self.archive.db.session() as session:
+            return session.scalars(select(Evidence).where(Evidence.sha256 == sha256)).first()
+
+    def _load(self, job_id: int) -> IngestJob:
+        with self.archive.db.session() as session:
+            job = session.get(IngestJob, job_id)
+            if job is None:
+                raise KeyError(f"no ingest job {job_id}")
+            return job
+
+    def _set(self, session, job: IngestJob, state: JobState, **fields) -> IngestJob:
+        row = session.get(IngestJob, job.id)
+        row.state = state
+        row.last_error = fields.pop("error", None)
+        row.next_attempt_at = None
+        for name, value in fields.items():
+            setattr(row, name, value)
+        return row
+
+    def _commit(
+        self, job: IngestJob, state: JobState, *, event: tuple | None = None, **fields
+    ) -> None:
+        """One transaction: the new state, its fields, and its custody event."""
+        with self.archive.db.session() as session:
+            self._set(session, job, state, **fields)
+            if event is not None:
+                kind, evidence_id, details = event
+                record_event(
+                    session, kind, actor=self.actor, evidence_id=evidence_id, details=details
+                )
+
+    def _retry_later(self, job: IngestJob, reason: str, *, count_against: bool = False) -> Outcome:
+        pipeline = self.settings.pipeline
+        with self.archive.db.session() as session:
+            row = session.get(IngestJob, job.id)
+            row.attempts += 1
+            delay = min(
+                pipeline.retry_max_seconds,
+                pipeline.retry_initial_seconds * 2 ** min(row.attempts - 1, 16),
+            )
+            row.last_error = reason
+            row.next_attempt_at = utcnow() + timedelta(seconds=delay)
+            attempts = row.attempts
+        if (
+            count_against
+            and attempts >= MAX_ATTEMPTS
+            and job.state in (JobState.CLAIMED, JobState.HASHED)
+        ):
+            self._quarantine(job, f"gave up after {attempts} attempts: {reason}")
+            return self._outcome(self._load(job.id))
+        log.warning(
+            "%s: %s; state %s kept, retry in %.0fs (attempt %d)",
+            job.display_name,
+            reason,
+            job.state,
+            delay,
+            attempts,
+        )
+        return self._outcome(self._load(job.id), error=reason)
+
+    def _quarantine(self, job: IngestJob, reason: str) -> None:
+        """Set a file aside with its reason; it stays on the dock's file system."""
+        destination = None
+        if job.spool_path != job.source_path and os.path.lexists(job.spool_path):
+            folder = work_dir(job.dock_root) / "quarantine"
+            folder.mkdir(parents=True, exist_ok=True)
+            destination = folder / str(job.id)
+            os.rename(job.spool_path, destination)
+            (folder / f"{job.id}.reason.txt").write_text(
+                f"file: {job.display_name}\nreason: {reason}\nat: {utcnow().isoformat()}\n",
+                encoding="utf-8",
+            )
+        log.error(
+            "%s: quarantined: %s%s",
+            job.display_name,
+            reason,
+            f" (kept at {display_path(destination)})" if destination else "",
+        )
+        self._commit(
+            job,
+            JobState.QUARANTINED,
+            error=reason,
+            spool_path=str(destination) if destination else job.spool_path,
+            event=(
+                "quarantined",
+                None,
+                {
+                    "path": job.display_name,
+                    "reason": reason,
+                    "kept_at": display_path(destination) if destination else None,
+                },
+            ),
+        )
+
+    def _log_step(self, job: IngestJob, previous: JobState, seconds: float) -> None:
+        level = (
+            logging.WARNING
+            if job.state in (JobState.VANISHED, JobState.QUARANTINED)
+            else logging.INFO
+        )
+        log.log(
+            level,
+            "%s: %s → %s",
+            job.display_name,
+            previous.value,
+            job.state,
+            extra={
+                "file": job.display_name,
+                "step": job.state,
+                "job": job.id,
+                "evidence_id": job.evidence_id,
+                "sha256": job.sha256,
+                "size": job.size,
+                "seconds": round(seconds, 3),
+                "error": job.last_error,
+            },
+        )
+
+    def _outcome(self, job: IngestJob, error: str | None = None) -> Outcome:
+        return Outcome(
+            job.id,
+            job.state,
+            job.evidence_id,
+            job.sha256,
+            job.display_name,
+            error or job.last_error,
+        )
+
+
+def _hash_file(path: str) -> tuple[str, int]:
+    """SHA-256 and size in one streaming pass; refuses anything but a regular file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError as exc:
+        raise Unreadable(f"the spool copy {display_path(path)} is missing") from exc
+    except OSError as exc:
+        raise Unreadable(f"cannot open: {exc.strerror}") from exc
+    with os.fdopen(fd, "rb", buffering=0) as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise Unreadable("not a regular file")
+        digest = hashlib.sha256()
+        size = 0
+        buffer = bytearray(HASH_CHUNK)
+        view = memoryview(buffer)
+        try:
+            while count := handle.readinto(buffer):
+                digest.update(view[:count])
+                size += count
+        except OSError as exc:
+            raise Unreadable(f"read failed after {size} bytes: {exc.strerror}") from exc
+    return digest.hexdigest(), size
+
+
+def _check_unchanged(job: IngestJob) -> None:
+    """The spool copy must still be the bytes we hashed (size and mtime)."""
+    try:
+        st = os.stat(job.spool_path, follow_symlinks=False)
+    except FileNotFoundError as exc:
+        raise Unreadable("the spool copy disappeared before upload") from exc
+    if st.st_size != job.size:
+        raise StoreError(
+            f"the file changed size after hashing ({job.size} → {st.st_size})", retryable=False
+        )
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _media_type(file_name: str, probe_summary: dict | None) -> str:
+    guessed, _ = mimetypes.guess_type(file_name, strict=False)
+    if guessed:
+        return guessed
+    kind = (probe_summary or {}).get("kind")
+    return {"video": "video/mp4", "audio": "audio/mpeg", "image": "image/jpeg"}.get(
+        kind or "", "application/octet-stream"
+    )
+
+
+def _dt_ns(mtime_ns: int | None) -> datetime | None:
+    return datetime.fromtimestamp(mtime_ns / 1e9, UTC) if mtime_ns else None
+
+
+def _iso_ns(mtime_ns: int | None) -> str | None:
+    value = _dt_ns(mtime_ns)
+    return value.isoformat() if value else None

@@ -1,0 +1,189 @@
+"""Shared fixtures: a real SeaweedFS for the session, a fresh station per test.
+
+The store is the one operators run (``archive.localstore``: ``weed mini``
+locked down on 127.0.0.1), started once per test session in a fresh folder.
+Each test gets its own bucket, data folder and dock, so tests never see each
+other's objects and a COMPLIANCE lock left behind harms nobody.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from archive import localstore
+from archive.context import Archive
+from config.settings import Settings, load_settings
+
+REPO = Path(__file__).resolve().parent.parent
+STRONGROOM = [sys.executable, "-m", "ingest.main"]
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[localstore.LocalStore]:
+    """One locked-down ``weed mini`` for the whole test session."""
+    folder = tmp_path_factory.mktemp("seaweedfs")
+    store = localstore.start(folder)
+    try:
+        yield store
+    finally:
+        store.stop()
+
+
+def raw_s3(store: localstore.LocalStore):
+    """A plain boto3 client, as an attacker or an auditor with keys would use."""
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=store.endpoint_url,
+        aws_access_key_id=store.credentials["access_key_id"],
+        aws_secret_access_key=store.credentials["secret_access_key"],
+        region_name="us-east-1",
+        config=Config(
+            s3={"addressing_style": "path"},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        ),
+    )
+
+
+@dataclass
+class Station:
+    """One Strongroom station in a temp folder, pointed at the session's store."""
+
+    root: Path
+    config: Path
+    bucket: str
+    store: localstore.LocalStore
+    dock: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def s3(self):
+        return raw_s3(self.store)
+
+    def settings(self) -> Settings:
+        return load_settings(self.config)
+
+    def archive(self) -> Archive:
+        return Archive.open(self.settings())
+
+    def write_config(
+        self, extra: str = "", *, settle: float = 0.5, after_archive: str = "delete"
+    ) -> None:
+        self.config.write_text(
+            f"""
+[station]
+name = "dock-01"
+data_dir = "var"
+
+[[docks]]
+path = "dock"
+settle_seconds = {settle}
+after_archive = "{after_archive}"
+
+[store]
+endpoint_url = "{self.store.endpoint_url}"
+bucket = "{self.bucket}"
+multipart_threshold_mb = 8
+part_size_mb = 5
+
+[catalog]
+url = "sqlite:///var/catalog.db"
+
+[pipeline]
+rescan_seconds = 2
+retry_initial_seconds = 0.5
+retry_max_seconds = 2
+
+[api]
+listen = "127.0.0.1:0"
+{extra}
+""",
+            encoding="utf-8",
+        )
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 300, env: dict | None = None):
+        """Run ``strongroom ARGS --config …`` in a subprocess, as an operator would."""
+        result = subprocess.run(
+            [*STRONGROOM, *args, "--config", str(self.config)],
+            cwd=self.root,
+            env={**os.environ, **self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"strongroom {' '.join(args)} exited {result.returncode}\n"
+                f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+            )
+        return result
+
+    def start_daemon(self, env: dict | None = None, log_name: str = "daemon.log") -> Daemon:
+        log = (self.root / log_name).open("ab")
+        process = subprocess.Popen(
+            [*STRONGROOM, "run", "--config", str(self.config)],
+            cwd=self.root,
+            env={**os.environ, **self.env, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        return Daemon(process, self.root / log_name)
+
+
+@dataclass
+class Daemon:
+    process: subprocess.Popen
+    log: Path
+
+    def stop(self, timeout: float = 60) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def wait_until(predicate, timeout: float = 60, interval: float = 0.2, message: str = "condition"):
+    """Poll ``predicate`` until it returns a truthy value; fail with ``message``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+@pytest.fixture
+def station(
+    tmp_path: Path, seaweed: localstore.LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> Station:
+    """A configured station with its own bucket, initialised (key, bucket, lock test)."""
+    bucket = f"t-{uuid.uuid4().hex[:16]}"
+    env = seaweed.env()
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    dock = tmp_path / "dock"
+    station = Station(tmp_path, tmp_path / "strongroom.toml", bucket, seaweed, dock, env)
+    station.write_config()
+    station.cli("init")
+    return station

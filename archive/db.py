@@ -23,7 +23,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 #: modules that define tables; each is imported before the schema is created
-MODEL_MODULES = ["archive.models", "archive.cases"]
+MODEL_MODULES = ["archive.models", "archive.cases", "archive.derivatives"]
 
 
 class Base(DeclarativeBase):

@@ -1,0 +1,318 @@
+"""What a media file is, asked of ffprobe: container, streams, duration, device tags.
+
+The summary goes into the signed manifest and the catalog, so it is a frozen
+value with plain JSON types, and it names what the transcode policy needs
+(``kind``, codecs, pixel formats). ffprobe reads only the container and a few
+packets: it does not notice mid-file damage (that shows when ffmpeg decodes),
+but it does reject files without a readable index, which is the common
+truncation of a recorder that lost power.
+
+ffprobe runs through ``subprocess`` with a hard timeout rather than
+``ffmpeg.probe`` (which has none in ffmpeg-python 0.2): a FIFO, a stalled
+network mount or a hostile file must not hold a worker forever.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+FFPROBE = "ffprobe"
+#: how many of ffprobe's last stderr lines an error keeps
+STDERR_TAIL_LINES = 20
+
+#: demuxers that read single pictures; their files are stills, never video
+_IMAGE_DEMUXERS = frozenset({"image2"})
+#: codecs that usually hold a photo; a one-frame stream of these is a still
+_IMAGE_CODECS = frozenset(
+    {"mjpeg", "png", "bmp", "gif", "webp", "tiff", "jpeg2000", "jpegls", "jpegxl", "heif"}
+)
+#: tag keys worth keeping as evidence of which device made the file
+_DEVICE_TAG = re.compile(
+    r"(^|[._:\-])(make|model|manufacturer|maker|vendor|encoder|software|firmware|"
+    r"device|serial|camera|lens)|^com\.(apple|android|samsung)\.",
+    re.IGNORECASE,
+)
+#: values muxers write when a tag has nothing to say
+_PLACEHOLDER_VALUES = frozenset({"", "[0][0][0][0]"})
+
+
+class ProbeError(Exception):
+    """ffprobe could not read the file; ``stderr_tail`` holds ffprobe's own words."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        reason: str,
+        *,
+        stderr_tail: tuple[str, ...] = (),
+        returncode: int | None = None,
+        timed_out: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        self.stderr_tail = stderr_tail
+        self.returncode = returncode
+        self.timed_out = timed_out
+        super().__init__(f"cannot probe {os.fsdecode(path)!r}: {reason}")
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """One stream as ffprobe reports it; fields that do not apply are None."""
+
+    index: int
+    type: str
+    codec: str | None = None
+    profile: str | None = None
+    width: int | None = None
+    height: int | None = None
+    frame_rate: str | None = None  # exact fraction, e.g. "30000/1001"
+    pixel_format: str | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    channel_layout: str | None = None
+    duration: float | None = None
+    frames: int | None = None
+    rotation: int | None = None
+    attached_pic: bool = False  # cover art / thumbnail, not motion video
+
+    @property
+    def is_video(self) -> bool:
+        """Motion (or still) pictures, but not a cover-art picture."""
+        return self.type == "video" and not self.attached_pic
+
+    @property
+    def is_audio(self) -> bool:
+        return self.type == "audio"
+
+
+@dataclass(frozen=True)
+class ProbeSummary:
+    """The facts about one file that the manifest, catalog and policy use."""
+
+    format_name: str
+    format_long_name: str | None
+    duration: float | None
+    bit_rate: int | None
+    size: int | None
+    streams: tuple[StreamInfo, ...]
+    kind: str  # "video" | "audio" | "image" | "unknown"
+    creation_time: str | None = None
+    device_tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def containers(self) -> tuple[str, ...]:
+        """ffprobe's format names: ``mov,mp4,m4a`` → ``("mov", "mp4", "m4a")``."""
+        return tuple(name for name in self.format_name.split(",") if name)
+
+    @property
+    def video_streams(self) -> tuple[StreamInfo, ...]:
+        return tuple(s for s in self.streams if s.is_video)
+
+    @property
+    def audio_streams(self) -> tuple[StreamInfo, ...]:
+        return tuple(s for s in self.streams if s.is_audio)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types only (str, int, float, bool, None, list, dict)."""
+        data = asdict(self)
+        data["streams"] = [asdict(s) for s in self.streams]
+        data["device_tags"] = dict(sorted(self.device_tags.items()))
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProbeSummary:
+        """Rebuild a summary stored by :meth:`to_dict` (e.g. read back from the catalog)."""
+        values = dict(data)
+        values["streams"] = tuple(StreamInfo(**s) for s in values.get("streams", ()))
+        values["device_tags"] = dict(values.get("device_tags") or {})
+        return cls(**values)
+
+
+def ffmpeg_input_name(path: str | os.PathLike[str]) -> str:
+    """A path ffmpeg/ffprobe read as a local file and never as an option or URL.
+
+    Absolute, so a name starting with ``-`` is not an option; ``file:`` so one
+    containing ``:`` (``http:…``, ``concat:…``) is not another protocol.
+    """
+    return "file:" + os.path.abspath(os.fsdecode(path))
+
+
+def probe(path: str | os.PathLike[str], timeout_s: float) -> ProbeSummary:
+    """Run ffprobe on ``path``; raise :class:`ProbeError` if it cannot read it.
+
+    ffprobe is killed after ``timeout_s`` seconds. OSError means ffprobe itself
+    could not be started (not installed), which is not the file's fault.
+    """
+    cmd = [
+        FFPROBE,
+        "-v",
+        "error",
+        "-hide_banner",
+        "-protocol_whitelist",
+        "file",
+        "-show_format",
+        "-show_streams",
+        "-of",
+        "json",
+        "-i",
+        ffmpeg_input_name(path),
+    ]
+    try:
+        done = subprocess.run(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ProbeError(
+            path,
+            f"ffprobe did not finish within {timeout_s:g} s and was killed",
+            stderr_tail=_tail(exc.stderr or b""),
+            timed_out=True,
+        ) from None
+    stderr_tail = _tail(done.stderr)
+    if done.returncode != 0:
+        raise ProbeError(
+            path,
+            f"ffprobe exit {done.returncode}: {last_words(stderr_tail)}",
+            stderr_tail=stderr_tail,
+            returncode=done.returncode,
+        )
+    try:
+        report = json.loads(done.stdout)
+    except ValueError as exc:
+        raise ProbeError(
+            path, f"ffprobe printed no JSON ({exc})", stderr_tail=stderr_tail
+        ) from None
+    summary = summarize(report)
+    if not summary.streams:
+        raise ProbeError(path, "ffprobe found no streams", stderr_tail=stderr_tail, returncode=0)
+    return summary
+
+
+def summarize(report: Mapping[str, Any]) -> ProbeSummary:
+    """Turn ffprobe's JSON (``-show_format -show_streams``) into a summary. Pure."""
+    fmt = report.get("format") or {}
+    streams = tuple(_stream(raw) for raw in report.get("streams") or ())
+    duration = _float(fmt.get("duration"))
+    if duration is None:
+        durations = [s.duration for s in streams if s.duration is not None]
+        duration = max(durations) if durations else None
+    format_name = str(fmt.get("format_name") or "")
+    tags = _tags(fmt, report.get("streams") or ())
+    return ProbeSummary(
+        format_name=format_name,
+        format_long_name=fmt.get("format_long_name"),
+        duration=duration,
+        bit_rate=_int(fmt.get("bit_rate")),
+        size=_int(fmt.get("size")),
+        streams=streams,
+        kind=_kind(format_name, streams),
+        creation_time=tags.pop("creation_time", None) or tags.get("date"),
+        device_tags={k: v for k, v in tags.items() if _DEVICE_TAG.search(k)},
+    )
+
+
+def _stream(raw: Mapping[str, Any]) -> StreamInfo:
+    disposition = raw.get("disposition") or {}
+    rotation = None
+    for side in raw.get("side_data_list") or ():
+        if "rotation" in side:
+            rotation = _int(side["rotation"])
+    if rotation is None:
+        rotation = _int((raw.get("tags") or {}).get("rotate"))
+    return StreamInfo(
+        index=int(raw.get("index", 0)),
+        type=str(raw.get("codec_type") or "unknown"),
+        codec=raw.get("codec_name"),
+        profile=raw.get("profile"),
+        width=_int(raw.get("width")),
+        height=_int(raw.get("height")),
+        frame_rate=_rate(raw.get("avg_frame_rate")) or _rate(raw.get("r_frame_rate")),
+        pixel_format=raw.get("pix_fmt"),
+        sample_rate=_int(raw.get("sample_rate")),
+        channels=_int(raw.get("channels")),
+        channel_layout=raw.get("channel_layout"),
+        duration=_float(raw.get("duration")),
+        frames=_int(raw.get("nb_frames")),
+        rotation=rotation,
+        attached_pic=bool(disposition.get("attached_pic")),
+    )
+
+
+def _kind(format_name: str, streams: tuple[StreamInfo, ...]) -> str:
+    """video | audio | image | unknown; cover art does not make audio a video."""
+    video = [s for s in streams if s.is_video]
+    audio = [s for s in streams if s.is_audio]
+    if video:
+        names = set(format_name.split(","))
+        image_demuxer = bool(names & _IMAGE_DEMUXERS) or any(n.endswith("_pipe") for n in names)
+        if not audio and (image_demuxer or all(_one_picture(s) for s in video)):
+            return "image"
+        return "video"
+    return "audio" if audio else "unknown"
+
+
+def _one_picture(stream: StreamInfo) -> bool:
+    """A photo codec holding one frame (or no count and no real length)."""
+    if stream.codec not in _IMAGE_CODECS:
+        return False
+    if stream.frames is not None:
+        return stream.frames <= 1
+    return (stream.duration or 0.0) < 0.5
+
+
+def _tags(fmt: Mapping[str, Any], streams: Any) -> dict[str, str]:
+    """Container tags, then stream tags the container lacks (cameras use both)."""
+    tags: dict[str, str] = {}
+    for source in [fmt.get("tags") or {}] + [s.get("tags") or {} for s in streams]:
+        for key, value in source.items():
+            text = str(value).strip()
+            if key not in tags and text not in _PLACEHOLDER_VALUES:
+                tags[key] = text
+    return tags
+
+
+def last_words(lines: tuple[str, ...], count: int = 3) -> str:
+    """The last few lines a tool printed, on one line, for an error message."""
+    return " / ".join(lines[-count:]) if lines else "no message"
+
+
+def _tail(stderr: bytes) -> tuple[str, ...]:
+    lines = stderr.decode("utf-8", "replace").splitlines()
+    return tuple(line for line in lines if line.strip())[-STDERR_TAIL_LINES:]
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number and number not in (float("inf"), float("-inf")) else None
+
+
+def _rate(value: Any) -> str | None:
+    """``"25/1"`` kept exact; ffprobe's ``"0/0"`` (no rate) becomes None."""
+    try:
+        rate = Fraction(str(value))
+    except (ValueError, ZeroDivisionError):
+        return None
+    return str(value) if rate > 0 else None

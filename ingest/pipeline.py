@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from archive.context import Archive
 from archive.custody import record_event, system_actor
 from archive.db import display_path, utcnow
+from archive.derivatives import Derivative
 from archive.models import Evidence, IngestJob, JobState
 from archive.seal import (
     SealError,
@@ -375,6 +376,9 @@ class Pipeline:
                         )
                     )
                     self._set(session, job, JobState.SEALED, evidence_id=evidence_id, flags=flags)
+                    if self.settings.transcode.enabled:
+                        # queued in the seal's own transaction: a crash cannot lose it
+                        session.add(Derivative(evidence_id=evidence_id, state="queued"))
                     record_event(
                         session,
                         "sealed",

@@ -222,9 +222,13 @@ class ObjectStore:
     def bucket_lock_enabled(self) -> bool:
         try:
             conf = self.client.get_object_lock_configuration(Bucket=self.bucket)
-        except ClientError:
+            versioning = self.client.get_bucket_versioning(Bucket=self.bucket).get("Status")
+        except ClientError as exc:
+            if _status(exc) >= 500:
+                raise _wrap(exc, f"bucket {self.bucket}") from exc
             return False
-        versioning = self.client.get_bucket_versioning(Bucket=self.bucket).get("Status")
+        except BotoCoreError as exc:
+            raise _wrap(exc, f"bucket {self.bucket}") from exc
         enabled = conf.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
         return enabled and versioning == "Enabled"
 

@@ -75,25 +75,54 @@ def run(config: ConfigOpt = None) -> None:
     from ingest.services import start_services
 
     with open_archive(config) as archive:
-        try:
-            station_ready(archive.settings, archive.store, archive.key)
-        except (ConfigError, StoreError) as exc:
-            raise config_error(exc) from None
         if not archive.settings.docks:
             raise config_error(ConfigError("no [[docks]] configured: nothing to watch"))
-        services = start_services(archive)
-        daemon = Daemon(archive, services.pipeline)
+        stopping = threading.Event()
 
         def _stop(signum: int, _frame: object) -> None:
             log.info("received %s, stopping", signal.Signals(signum).name)
-            daemon.stop()
+            stopping.set()
+            if daemon is not None:
+                daemon.stop()
 
+        daemon = None
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
+        try:
+            if not _wait_for_store(archive, stopping):
+                return
+        except ConfigError as exc:
+            raise config_error(exc) from None
+        services = start_services(archive)
+        daemon = Daemon(archive, services.pipeline)
         try:
             daemon.run()
         finally:
             services.stop()
+
+
+def _wait_for_store(archive, stopping: threading.Event) -> bool:
+    """The store being down only delays: files wait in the docks until it answers.
+
+    A store that answers but does not enforce Object Lock is a configuration
+    error (exit 2), not something to wait out.
+    """
+    delay = 1.0
+    while not stopping.is_set():
+        try:
+            station_ready(archive.settings, archive.store, archive.key)
+            return True
+        except StoreError as exc:
+            if not exc.retryable:
+                raise ConfigError(str(exc)) from exc
+            log.warning(
+                "object store unreachable (%s); retrying in %.0fs. Files wait in the docks.",
+                exc,
+                delay,
+            )
+            stopping.wait(delay)
+            delay = min(delay * 2, 30.0)
+    return False
 
 
 @app.command()

@@ -1,0 +1,111 @@
+"""Helpers for the daemon tests: writing files the way docking stations do,
+and reading the catalog and the bucket to check the invariants."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+from archive.dsse import verify_envelope
+
+TERMINAL = {"released", "duplicate", "quarantined", "vanished"}
+
+
+def write_slowly(
+    path: Path, chunks: list[bytes], pause: float, *, keep_open: bool = True
+) -> threading.Thread:
+    """Write ``chunks`` with pauses, like a recorder copying over USB.
+
+    ``keep_open`` holds one descriptor for the whole copy (most docks do):
+    only the "is anyone still writing?" check can then tell the file is not
+    complete while a pause outlasts ``settle_seconds``.
+    """
+
+    def run() -> None:
+        if keep_open:
+            with path.open("wb") as handle:
+                for chunk in chunks:
+                    handle.write(chunk)
+                    handle.flush()
+                    time.sleep(pause)
+        else:
+            for chunk in chunks:
+                with path.open("ab") as handle:
+                    handle.write(chunk)
+                time.sleep(pause)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def write_via_part(path: Path, data: bytes) -> None:
+    """Write ``name.part`` then rename it, as many docks do."""
+    part = path.with_name(path.name + ".part")
+    part.write_bytes(data)
+    os.rename(part, path)
+
+
+def catalog_rows(station, sql: str, **params) -> list[dict]:
+    engine = create_engine(f"sqlite:///{station.root / 'var' / 'catalog.db'}")
+    try:
+        with engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(text(sql), params)]
+    finally:
+        engine.dispose()
+
+
+def jobs(station) -> list[dict]:
+    return catalog_rows(station, "SELECT * FROM ingest_jobs ORDER BY id")
+
+
+def all_jobs_done(station, expected: int):
+    """The job rows once ``expected`` of them are terminal, else None."""
+    try:
+        rows = jobs(station)
+    except Exception:  # the catalog may not exist yet while the daemon starts
+        return None
+    done = [r for r in rows if r["state"] in TERMINAL]
+    return rows if len(done) >= expected and len(done) == len(rows) else None
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def assert_archived(station, data: bytes) -> dict:
+    """The invariants for one original: stored at its hash key, exact bytes,
+    one version, locked (its version cannot be deleted), manifest verifies."""
+    from botocore.exceptions import ClientError
+
+    digest = sha256(data)
+    key = f"originals/sha256/{digest}"
+    s3 = station.s3
+    versions = s3.list_object_versions(Bucket=station.bucket, Prefix=key).get("Versions", [])
+    assert len(versions) == 1, f"{key}: expected exactly one stored version, found {len(versions)}"
+    body = s3.get_object(Bucket=station.bucket, Key=key)["Body"].read()
+    assert body == data, f"{key}: stored bytes differ from the dock file"
+    head = s3.head_object(Bucket=station.bucket, Key=key)
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+    try:
+        s3.delete_object(Bucket=station.bucket, Key=key, VersionId=head["VersionId"])
+    except ClientError:
+        pass
+    else:
+        raise AssertionError(f"{key}: deleting the locked version was accepted")
+    rows = catalog_rows(station, "SELECT * FROM evidence WHERE sha256 = :sha", sha=digest)
+    assert len(rows) == 1, f"expected one evidence row for {digest}, found {len(rows)}"
+    envelope = s3.get_object(Bucket=station.bucket, Key=rows[0]["manifest_key"])["Body"].read()
+    archive = station.archive()
+    try:
+        payload = verify_envelope(envelope, archive.key.public_keys()).payload
+    finally:
+        archive.close()
+    assert payload["original"]["sha256"] == digest
+    assert payload["original"]["size"] == len(data)
+    return rows[0]

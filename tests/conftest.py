@@ -130,10 +130,13 @@ listen = "127.0.0.1:0"
             )
         return result
 
-    def start_daemon(self, env: dict | None = None, log_name: str = "daemon.log") -> Daemon:
+    def start_daemon(
+        self, env: dict | None = None, log_name: str = "daemon.log", wrapper: list[str] = ()
+    ) -> Daemon:
+        """``strongroom run`` in the background (``wrapper``: e.g. setpriv to drop rights)."""
         log = (self.root / log_name).open("ab")
         process = subprocess.Popen(
-            [*STRONGROOM, "run", "--config", str(self.config)],
+            [*wrapper, *STRONGROOM, "run", "--config", str(self.config)],
             cwd=self.root,
             env={**os.environ, **self.env, **(env or {})},
             stdout=log,

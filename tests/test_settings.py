@@ -1,0 +1,90 @@
+"""Configuration: the contract's keys, env overrides, and clear refusals."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from config.settings import ConfigError, load_settings
+
+
+def _write(path, text, mode=0o600):
+    path.write_text(text, encoding="utf-8")
+    path.chmod(mode)
+    return path
+
+
+def test_design_example_loads_with_paths_relative_to_the_file(tmp_path):
+    from pathlib import Path
+
+    example = Path(__file__).parent.parent / "config" / "strongroom.example.toml"
+    config = _write(tmp_path / "strongroom.toml", example.read_text())
+    settings = load_settings(config)
+    assert settings.station.name == "dock-01"
+    assert settings.dock_path(settings.docks[0]) == tmp_path / "var" / "dock"
+    assert settings.catalog_url == f"sqlite:///{tmp_path / 'var' / 'catalog.db'}"
+    assert settings.category("routine").days == 183
+    assert settings.category("evidence").permanent
+
+
+def test_environment_overrides_one_key_and_keeps_the_rest(tmp_path, monkeypatch):
+    config = _write(tmp_path / "s.toml", '[store]\nbucket = "from-file"\nregion = "cn-north-1"\n')
+    monkeypatch.setenv("STRONGROOM_STORE__BUCKET", "from-env")
+    monkeypatch.setenv("STRONGROOM_STORE__SECRET_ACCESS_KEY", "s3cr3t")
+    settings = load_settings(config)
+    assert settings.store.bucket == "from-env"
+    assert settings.store.region == "cn-north-1"
+    assert "s3cr3t" not in repr(settings), "secrets must not show in reprs or logs"
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('[[docks]]\npath = "d"\nafter_archive = "shred"\n', "docks.0.after_archive"),
+        ('[[docks]]\npath = "d"\nname_pattern = "(?P<colour>x)"\n', "docks.0.name_pattern"),
+        ('[[docks]]\npath = "d"\nname_pattern = "(unclosed"\n', "docks.0.name_pattern"),
+        ("[store]\nbukket = 1\n", "store.bukket"),
+        ("[retention.categories.short]\n", "retention.categories.short"),
+        ('[station]\ntimezone = "Mars/Olympus"\n', "station.timezone"),
+    ],
+)
+def test_invalid_config_names_the_key(tmp_path, text, key):
+    config = _write(tmp_path / "bad.toml", text)
+    with pytest.raises(ConfigError) as error:
+        load_settings(config)
+    assert key in str(error.value)
+
+
+def test_cli_exits_2_with_the_key_named(tmp_path):
+    config = _write(tmp_path / "bad.toml", '[[docks]]\npath = "d"\nsettle_seconds = -1\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "ingest.main", "status", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "docks.0.settle_seconds" in result.stderr
+
+
+def test_secret_in_a_world_readable_config_is_refused(tmp_path):
+    config = _write(tmp_path / "open.toml", '[store]\nsecret_access_key = "x"\n', mode=0o644)
+    with pytest.raises(ConfigError, match="0600"):
+        load_settings(config)
+    config.chmod(0o600)
+    assert load_settings(config).store.secret_access_key.get_secret_value() == "x"
+
+
+def test_signing_key_file_must_be_private(tmp_path):
+    from archive.keys import create_key, load_key
+
+    path = tmp_path / "keys" / "signing.key"
+    key, created = create_key(path)
+    assert created and (path.stat().st_mode & 0o777) == 0o600
+    again, created_again = create_key(path)
+    assert not created_again and again.keyid == key.keyid, "an existing key is never replaced"
+    path.chmod(0o644)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        load_key(path)

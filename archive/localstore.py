@@ -98,8 +98,9 @@ def prepare(folder: Path) -> dict[str, str]:
 
 
 def port_is_free(port: int) -> bool:
+    """Bindable the way ``weed`` binds (no SO_REUSEADDR): a port whose old
+    connections linger in TIME_WAIT after a restart counts as taken."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
@@ -114,6 +115,17 @@ def find_port_base(start: int = 21000, stop: int = 29000, step: int = 10) -> int
         if all(port_is_free(p) and port_is_free(p + 10000) for p in ports):
             return base
     raise LocalStoreError("no free port range for SeaweedFS on 127.0.0.1")
+
+
+def wait_ports_free(s3_port: int, timeout: float) -> None:
+    """After a restart on the same ports, wait for the kernel to let them go."""
+    ports = [s3_port + i + offset for i in range(len(PORT_ROLES)) for offset in (0, 10000)]
+    deadline = time.monotonic() + timeout
+    while not all(port_is_free(p) for p in ports):
+        if time.monotonic() > deadline:
+            busy = [p for p in ports if not port_is_free(p)]
+            raise LocalStoreError(f"ports {busy} on 127.0.0.1 stay in use")
+        time.sleep(0.5)
 
 
 def command(folder: Path, s3_port: int) -> list[str]:
@@ -191,7 +203,10 @@ def start(folder: Path, s3_port: int | None = None, *, ready_timeout: float = 60
     """Start ``weed mini`` in its own process group and wait until S3 answers."""
     folder = folder.resolve()
     credentials = prepare(folder)
-    s3_port = s3_port or find_port_base()
+    if s3_port:
+        wait_ports_free(s3_port, timeout=120)
+    else:
+        s3_port = find_port_base()
     log_file = (folder / "weed.log").open("ab")
     process = subprocess.Popen(
         command(folder, s3_port),

@@ -120,6 +120,10 @@ class IngestJob(Base):
     size: Mapped[int | None] = mapped_column(BigInteger)
     mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
     sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    #: upload parts hashed with the file (see archive.hashing); the store checks each
+    part_size: Mapped[int | None] = mapped_column(BigInteger)
+    part_digests: Mapped[list | None] = mapped_column()
+    expected_checksum: Mapped[str | None] = mapped_column(String(100))
     state: Mapped[str] = mapped_column(String(20), index=True)
     evidence_id: Mapped[str | None] = mapped_column(ForeignKey("evidence.evidence_id"))
     original_version_id: Mapped[str | None] = mapped_column(String(200))

@@ -57,6 +57,13 @@ class AlreadyExists(StoreError):
         self.key = key
 
 
+class ContentChanged(StoreError):
+    """The store computed another SHA-256 than ours: the file changed after hashing."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
 class NotFound(StoreError):
     def __init__(self, key: str) -> None:
         super().__init__(f"{key} not found", retryable=False)
@@ -268,13 +275,17 @@ class ObjectStore:
         *,
         content_type: str = "application/octet-stream",
         metadata: dict[str, str] | None = None,
+        part_digests: tuple[bytes, ...] = (),
+        part_size: int | None = None,
     ) -> StoredObject:
         """Upload a file whose SHA-256 is already known, create-only.
 
         Below the multipart threshold: one PUT whose ``ChecksumSHA256`` is the
         whole file's hash, checked by the server. Above: parts of
-        ``part_size``, each with its own SHA-256, uploaded concurrently; the
-        per-part digests are computed on the bytes actually sent.
+        ``part_size``, uploaded concurrently, each sent with its SHA-256 from
+        ``part_digests`` (computed when the file was hashed, see
+        :mod:`archive.hashing`) so the server refuses bytes that changed since;
+        without them each part's digest is computed from the bytes sent.
 
         Raises :class:`AlreadyExists` when the key is taken.
         """
@@ -290,16 +301,15 @@ class ObjectStore:
                 if _status(exc) == 412:
                     raise AlreadyExists(key) from exc
                 if _error_code(exc) in ("BadDigest", "XAmzContentSHA256Mismatch", "InvalidDigest"):
-                    raise StoreError(
+                    raise ContentChanged(
                         f"put {key}: the store computed a different SHA-256 than ours: "
-                        "the file changed after hashing",
-                        retryable=False,
+                        "the file changed after hashing"
                     ) from exc
                 raise _wrap(exc, f"put {key}") from exc
             except BotoCoreError as exc:
                 raise _wrap(exc, f"put {key}") from exc
             return StoredObject(key, response.get("VersionId"), size, checksum, True)
-        return self._put_multipart(key, path, size, args)
+        return self._put_multipart(key, path, size, args, part_digests, part_size or self.part_size)
 
     def _put_args(
         self,
@@ -324,21 +334,36 @@ class ObjectStore:
                 args["ObjectLockLegalHoldStatus"] = "ON"
         return args
 
-    def _put_multipart(self, key: str, path: Path, size: int, args: dict[str, Any]) -> StoredObject:
+    def _put_multipart(
+        self,
+        key: str,
+        path: Path,
+        size: int,
+        args: dict[str, Any],
+        part_digests: tuple[bytes, ...],
+        part_size: int,
+    ) -> StoredObject:
         create_args = dict(args)
         create_args.pop("IfNoneMatch")
         try:
             upload_id = self.client.create_multipart_upload(**create_args)["UploadId"]
         except (ClientError, BotoCoreError) as exc:
             raise _wrap(exc, f"start multipart {key}") from exc
-        count = (size + self.part_size - 1) // self.part_size
+        count = (size + part_size - 1) // part_size
+        if part_digests and len(part_digests) != count:
+            raise StoreError(
+                f"{key}: {len(part_digests)} part digests for {count} parts", retryable=False
+            )
         fd = os.open(path, os.O_RDONLY)
         try:
             futures = []
             for number in range(1, count + 1):
                 self._part_slots.acquire()  # at most max_concurrency parts in memory
+                known = part_digests[number - 1] if part_digests else None
                 futures.append(
-                    self._parts_pool.submit(self._upload_part, key, upload_id, fd, number, size)
+                    self._parts_pool.submit(
+                        self._upload_part, key, upload_id, fd, number, size, part_size, known
+                    )
                 )
             parts = [future.result() for future in futures]
             digests = [digest for _, digest in parts]
@@ -368,17 +393,24 @@ class ObjectStore:
         return StoredObject(key, response.get("VersionId"), size, composite_checksum(digests), True)
 
     def _upload_part(
-        self, key: str, upload_id: str, fd: int, number: int, size: int
+        self,
+        key: str,
+        upload_id: str,
+        fd: int,
+        number: int,
+        size: int,
+        part_size: int,
+        known_digest: bytes | None,
     ) -> tuple[str, bytes]:
         try:
-            offset = (number - 1) * self.part_size
-            length = min(self.part_size, size - offset)
+            offset = (number - 1) * part_size
+            length = min(part_size, size - offset)
             data = os.pread(fd, length, offset)
             if len(data) != length:
                 raise StoreError(
                     f"{key}: file shrank while uploading part {number}", retryable=False
                 )
-            digest = hashlib.sha256(data).digest()
+            digest = known_digest or hashlib.sha256(data).digest()
             response = self.client.upload_part(
                 Bucket=self.bucket,
                 Key=key,
@@ -390,6 +422,13 @@ class ObjectStore:
                 ChecksumAlgorithm="SHA256",
             )
             return response["ETag"], digest
+        except ClientError as exc:
+            if _error_code(exc) in ("BadDigest", "XAmzContentSHA256Mismatch", "InvalidDigest"):
+                raise ContentChanged(
+                    f"{key} part {number}: the bytes differ from those hashed: "
+                    "the file changed after hashing"
+                ) from exc
+            raise
         finally:
             self._part_slots.release()
 

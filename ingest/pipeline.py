@@ -34,6 +34,7 @@ from archive.context import Archive
 from archive.custody import record_event, system_actor
 from archive.db import display_path, utcnow
 from archive.derivatives import Derivative
+from archive.hashing import FileDigest, NotRegularFile, hash_file
 from archive.models import Evidence, IngestJob, JobState
 from archive.seal import (
     SealError,
@@ -44,10 +45,10 @@ from archive.seal import (
 )
 from archive.store import (
     AlreadyExists,
+    ContentChanged,
     NotFound,
     ObjectInfo,
     StoreError,
-    composite_checksum,
     sha256_b64,
 )
 from config.settings import DEFAULT_NAME_PATTERN, DockSettings
@@ -57,7 +58,6 @@ from ingest.scan import WORK_DIR, Candidate
 
 log = logging.getLogger("strongroom.pipeline")
 
-HASH_CHUNK = 4 * 1024 * 1024
 #: attempts after which a job that keeps failing for the same non-store reason
 #: is set aside in quarantine rather than retried for ever
 MAX_ATTEMPTS = 8
@@ -222,33 +222,47 @@ class Pipeline:
         )
 
     def _hash(self, job: IngestJob) -> None:
-        """Read the file once: SHA-256 and size. Same bytes as existing evidence → sighting."""
-        sha256, size = _hash_file(job.spool_path)
+        """Read the file once: SHA-256, size and upload-part digests.
+
+        Same bytes as existing evidence → a sighting, released like any other.
+        """
+        digest = self._digest(job.spool_path)
         flags = list(job.flags or [])
-        if size == 0 and "empty" not in flags:
+        if digest.size == 0 and "empty" not in flags:
             flags.append("empty")
-        existing = self._evidence_by_sha(sha256)
+        existing = self._evidence_by_sha(digest.sha256)
         if existing is not None:
             self._confirm_existing_original(existing)
             self._commit(
                 job,
                 JobState.SIGHTED,
-                sha256=sha256,
-                size=size,
+                sha256=digest.sha256,
+                size=digest.size,
                 flags=flags,
                 evidence_id=existing.evidence_id,
                 event=("sighted", existing.evidence_id, self._sighting(job)),
             )
             return
-        self._commit(job, JobState.HASHED, sha256=sha256, size=size, flags=flags)
+        self._commit(
+            job,
+            JobState.HASHED,
+            sha256=digest.sha256,
+            size=digest.size,
+            flags=flags,
+            part_size=digest.part_size,
+            part_digests=[d.hex() for d in digest.part_digests] or None,
+            expected_checksum=digest.store_checksum,
+        )
 
     def _store(self, job: IngestJob) -> None:
-        """Put the original create-only with its checksum; confirm with a HEAD."""
+        """Put the original create-only with its checksums; confirm with a HEAD.
+
+        The store checks every byte against the digests taken while hashing;
+        if the file changed since, the job goes back to be hashed again.
+        """
         assert job.sha256 is not None and job.size is not None
-        _check_unchanged(job)
         key = original_key(job.sha256)
         retention = self.archive.retention_for(self._category(job.flags or []))
-        expected = self._expected_checksum(job.sha256, job.size)
         try:
             stored = self.archive.store.put_file(
                 key,
@@ -258,17 +272,22 @@ class Pipeline:
                 retention,
                 content_type=_media_type(job.display_name, None),
                 metadata={"sha256": job.sha256},
+                part_digests=tuple(bytes.fromhex(d) for d in job.part_digests or ()),
+                part_size=job.part_size,
             )
             version_id = stored.version_id
         except AlreadyExists:
             version_id = None  # stored before (a retry, or the same bytes elsewhere)
+        except ContentChanged as exc:
+            self._commit(job, JobState.CLAIMED, error=f"{exc}; hashing again")
+            return
         info = self.archive.store.head(key, version_id)
-        self._confirm(info, job.sha256, job.size, expected)
+        self._confirm(info, job)
         self._commit(
             job,
             JobState.STORED,
             original_version_id=info.version_id,
-            original_checksum=info.checksum_sha256 or sha256_b64(bytes.fromhex(job.sha256)),
+            original_checksum=info.checksum_sha256 or job.expected_checksum,
             event=(
                 "stored",
                 evidence_id_for(job.sha256),
@@ -455,63 +474,38 @@ class Pipeline:
 
     # -- helpers ------------------------------------------------------------
 
-    def _expected_checksum(self, sha256: str, size: int) -> str:
-        """What the store's HEAD must say for these bytes, as we would upload them."""
+    def _digest(self, path: str) -> FileDigest:
         store = self.archive.store
-        if size < store.multipart_threshold:
-            return sha256_b64(bytes.fromhex(sha256))
-        return ""  # composite: known only from the parts we sent; see _confirm
+        try:
+            size = os.stat(path, follow_symlinks=False).st_size
+            part_size = store.part_size if size >= store.multipart_threshold else None
+            return hash_file(path, part_size)
+        except FileNotFoundError as exc:
+            raise Unreadable(f"the spool copy {display_path(path)} is missing") from exc
+        except NotRegularFile as exc:
+            raise Unreadable("not a regular file") from exc
+        except OSError as exc:
+            raise Unreadable(f"cannot read: {exc.strerror or exc}") from exc
 
-    def _confirm(self, info: ObjectInfo, sha256: str, size: int, expected: str) -> None:
-        """Size and checksum as the server reports them must match our hash.
+    def _confirm(self, info: ObjectInfo, job: IngestJob) -> None:
+        """The store's size and checksum must be those of the bytes we hashed.
 
-        A multipart object's checksum is composite (a hash of part hashes); if
-        it was written by us with the current part size we recompute it from
-        the spool file, otherwise we re-read the object and hash it.
+        An object found already stored (a retry, or the same bytes from
+        another station) may have been uploaded in other parts; if its
+        checksum is not ours, it is read back and hashed.
         """
-        if info.size != size:
-            raise NotConfirmed(f"stored object {info.key} has {info.size} bytes, expected {size}")
-        if expected and info.checksum_sha256 == expected:
-            return
-        if info.checksum_sha256 and "-" in info.checksum_sha256:
-            return self._confirm_by_reading(info, sha256)
-        if info.checksum_sha256 == sha256_b64(bytes.fromhex(sha256)):
-            return
-        expected_b64 = sha256_b64(bytes.fromhex(sha256))
-        raise NotConfirmed(
-            f"stored object {info.key} has checksum {info.checksum_sha256}, expected {expected_b64}"
-        )
-
-    def _confirm_by_reading(self, info: ObjectInfo, sha256: str) -> None:
-        parts = info.checksum_sha256.rsplit("-", 1)[1] if info.checksum_sha256 else "0"
-        part_size = self.archive.store.part_size
-        if int(parts) == (info.size + part_size - 1) // part_size and self._spool_composite_matches(
-            info, sha256, part_size
-        ):
+        if info.size != job.size:
+            raise NotConfirmed(
+                f"stored object {info.key} has {info.size} bytes, expected {job.size}"
+            )
+        whole = sha256_b64(bytes.fromhex(job.sha256))
+        if info.checksum_sha256 in (job.expected_checksum, whole):
             return
         digest = hashlib.sha256()
         for chunk in self.archive.store.iter_chunks(info.key, info.version_id):
             digest.update(chunk)
-        if digest.hexdigest() != sha256:
-            raise NotConfirmed(f"stored object {info.key} does not hash to {sha256}")
-
-    def _spool_composite_matches(self, info: ObjectInfo, sha256: str, part_size: int) -> bool:
-        """Recompute the composite checksum from the local copy (no download)."""
-        path = self._current_spool_for(sha256)
-        if path is None:
-            return False
-        digests = []
-        with open(path, "rb") as handle:
-            while chunk := handle.read(part_size):
-                digests.append(hashlib.sha256(chunk).digest())
-        return composite_checksum(digests) == info.checksum_sha256
-
-    def _current_spool_for(self, sha256: str) -> str | None:
-        with self.archive.db.session() as session:
-            job = session.scalars(
-                select(IngestJob).where(IngestJob.sha256 == sha256).order_by(IngestJob.id.desc())
-            ).first()
-            return job.spool_path if job and os.path.exists(job.spool_path) else None
+        if digest.hexdigest() != job.sha256:
+            raise NotConfirmed(f"stored object {info.key} does not hash to {job.sha256}")
 
     def _confirm_existing_original(self, evidence: Evidence) -> None:
         """Before a re-drop is released, the archived copy must still be there."""
@@ -685,42 +679,6 @@ class Pipeline:
             job.sha256,
             job.display_name,
             error or job.last_error,
-        )
-
-
-def _hash_file(path: str) -> tuple[str, int]:
-    """SHA-256 and size in one streaming pass; refuses anything but a regular file."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except FileNotFoundError as exc:
-        raise Unreadable(f"the spool copy {display_path(path)} is missing") from exc
-    except OSError as exc:
-        raise Unreadable(f"cannot open: {exc.strerror}") from exc
-    with os.fdopen(fd, "rb", buffering=0) as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise Unreadable("not a regular file")
-        digest = hashlib.sha256()
-        size = 0
-        buffer = bytearray(HASH_CHUNK)
-        view = memoryview(buffer)
-        try:
-            while count := handle.readinto(buffer):
-                digest.update(view[:count])
-                size += count
-        except OSError as exc:
-            raise Unreadable(f"read failed after {size} bytes: {exc.strerror}") from exc
-    return digest.hexdigest(), size
-
-
-def _check_unchanged(job: IngestJob) -> None:
-    """The spool copy must still be the bytes we hashed (size and mtime)."""
-    try:
-        st = os.stat(job.spool_path, follow_symlinks=False)
-    except FileNotFoundError as exc:
-        raise Unreadable("the spool copy disappeared before upload") from exc
-    if st.st_size != job.size:
-        raise StoreError(
-            f"the file changed size after hashing ({job.size} → {st.st_size})", retryable=False
         )
 
 

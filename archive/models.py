@@ -128,6 +128,8 @@ class IngestJob(Base):
     evidence_id: Mapped[str | None] = mapped_column(ForeignKey("evidence.evidence_id"))
     original_version_id: Mapped[str | None] = mapped_column(String(200))
     original_checksum: Mapped[str | None] = mapped_column(String(100))
+    original_lock_mode: Mapped[str | None] = mapped_column(String(16))
+    original_retain_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     flags: Mapped[list] = mapped_column(default=list)
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)

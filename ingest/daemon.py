@@ -13,7 +13,8 @@ import logging
 import os
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sqlalchemy import select
@@ -65,6 +66,7 @@ class _DockState:
         self.root = root
         self.settler = Settler(settings.settle_seconds)
         self.last_scan = 0.0
+        self.ready: list[Candidate] = []
 
 
 class Daemon:
@@ -76,8 +78,11 @@ class Daemon:
         settings = archive.settings
         self.docks = [_DockState(d, settings.dock_path(d)) for d in settings.docks]
         self.rescan_seconds = settings.pipeline.rescan_seconds
-        self._pool = ThreadPoolExecutor(settings.pipeline.workers, thread_name_prefix="ingest")
-        self._in_flight: dict[int, Future] = {}
+        self._workers = settings.pipeline.workers
+        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="ingest")
+        # what the workers hold: ("job", id) and ("path", dock path) keys
+        self._busy: set[tuple[str, object]] = set()
+        self._busy_lock = threading.Lock()
         self._hints: set[str] = set()
         self._hints_lock = threading.Lock()
         self._wake = threading.Event()
@@ -107,7 +112,7 @@ class Daemon:
         finally:
             for observer in self._observers:
                 observer.stop()
-            log.info("stopping: letting %d running step(s) finish", len(self._in_flight))
+            log.info("stopping: letting %d running step(s) finish", len(self._busy))
             self._pool.shutdown(wait=True, cancel_futures=True)
             for observer in self._observers:
                 observer.join(timeout=5)
@@ -128,7 +133,6 @@ class Daemon:
     # -- the loop -----------------------------------------------------------
 
     def _tick(self) -> None:
-        self._reap()
         now = time.monotonic()
         with self._hints_lock:
             hints, self._hints = self._hints, set()
@@ -138,6 +142,7 @@ class Daemon:
                 dock.last_scan = now
             else:
                 self._check_paths(dock, hints | set(dock.settler.paths()))
+            self._claim_ready(dock)
         self._submit_due_jobs()
 
     def _full_scan(self, dock: _DockState) -> None:
@@ -161,19 +166,21 @@ class Daemon:
                 self._observe(dock, found)
 
     def _observe(self, dock: _DockState, candidate: Candidate) -> None:
-        if not dock.settler.observe(candidate):
+        if dock.settler.observe(candidate):
+            dock.settler.forget(candidate.path)
+            dock.ready.append(candidate)
+
+    def _claim_ready(self, dock: _DockState) -> None:
+        """Register every file that settled this tick in one commit, then hand
+        each job to a worker (which moves it into the spool and on)."""
+        if not dock.ready:
             return
-        dock.settler.forget(candidate.path)
-        try:
-            job_id = self.pipeline.claim(dock.settings, candidate)
-        except OSError as exc:
-            log.error("%s: cannot claim: %s; will try again", display_path(candidate.path), exc)
-            return
-        if job_id is not None:
-            self._submit(job_id)
+        ready, dock.ready = dock.ready, []
+        for job_id in self.pipeline.register(dock.settings, ready):
+            self._submit(("job", job_id), self.pipeline.advance, job_id)
 
     def _submit_due_jobs(self) -> None:
-        if len(self._in_flight) >= self._pool._max_workers * 2:
+        if len(self._busy) >= self._workers * 4:
             return
         with self.archive.db.session() as session:
             rows = session.execute(
@@ -184,8 +191,8 @@ class Daemon:
             ).all()
         now = utcnow()
         for job_id, due in rows:
-            if job_id not in self._in_flight and (due is None or due <= now):
-                self._submit(job_id)
+            if due is None or due <= now:
+                self._submit(("job", job_id), self.pipeline.advance, job_id)
 
     def _resume_unfinished(self) -> None:
         with self.archive.db.session() as session:
@@ -198,17 +205,31 @@ class Daemon:
             log.info("resuming unfinished jobs from the catalog")
         self._submit_due_jobs()
 
-    def _submit(self, job_id: int) -> None:
-        if job_id in self._in_flight:
-            return
-        self._in_flight[job_id] = self._pool.submit(self.pipeline.advance, job_id)
+    def _hold(self, key: tuple[str, object]) -> bool:
+        with self._busy_lock:
+            if key in self._busy:
+                return False
+            self._busy.add(key)
+            return True
 
-    def _reap(self) -> None:
-        for job_id, future in list(self._in_flight.items()):
-            if future.done():
-                del self._in_flight[job_id]
-                if future.exception() is not None:
-                    log.error("job %d failed unexpectedly: %r", job_id, future.exception())
+    def _release(self, key: tuple[str, object]) -> None:
+        with self._busy_lock:
+            self._busy.discard(key)
+
+    def _submit(self, key: tuple[str, object], work: Callable[..., object], *args: object) -> None:
+        """Run ``work`` in a worker unless something already holds ``key``."""
+        if not self._hold(key):
+            return
+
+        def run() -> None:
+            try:
+                work(*args)
+            except Exception:
+                log.exception("unexpected error in %s %s", key[0], key[1])
+            finally:
+                self._release(key)
+
+        self._pool.submit(run)
 
     def _report(self, dock: _DockState, rejected: Rejected) -> None:
         """Say once what we refuse to take, and keep it visible in status."""

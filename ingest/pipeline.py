@@ -29,11 +29,13 @@ from typing import ClassVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from archive.context import Archive
 from archive.custody import record_event, system_actor
 from archive.db import display_path, utcnow
 from archive.derivatives import Derivative
+from archive.groupcommit import GroupCommitter
 from archive.hashing import FileDigest, NotRegularFile, hash_file
 from archive.models import Evidence, IngestJob, JobState
 from archive.seal import (
@@ -48,6 +50,7 @@ from archive.store import (
     ContentChanged,
     NotFound,
     ObjectInfo,
+    Retention,
     StoreError,
     sha256_b64,
 )
@@ -55,6 +58,7 @@ from config.settings import DEFAULT_NAME_PATTERN, DockSettings
 from ingest.identify import identify
 from ingest.probe import ProbeError, probe
 from ingest.scan import WORK_DIR, Candidate
+from ingest.sniff import media_signature
 
 log = logging.getLogger("strongroom.pipeline")
 
@@ -109,42 +113,65 @@ class Pipeline:
         self._sha_locks: dict[str, threading.Lock] = {}
         self._sha_locks_guard = threading.Lock()
         self._crash_after = os.environ.get(CRASH_HOOK_ENV)
+        self._writer = GroupCommitter(archive.db)
 
     # -- entry points -------------------------------------------------------
+
+    def register(
+        self, dock: DockSettings, candidates: list[Candidate], *, in_place: bool = False
+    ) -> list[int]:
+        """Record settled files as jobs, all in one commit; returns their job ids.
+
+        The rows are committed *before* any file is moved, so a crash in between
+        leaves CLAIMING jobs that the restart finishes (each file is then in the
+        spool or still in the dock, never nowhere). Files archived in place
+        (``strongroom ingest`` outside a dock) are claimed in the same commit.
+        """
+        root = self.settings.dock_path(dock)
+        tz = self.settings.station.tzinfo
+
+        def insert(session: Session) -> list[int]:
+            ids = []
+            for candidate in candidates:
+                relative = display_path(os.path.relpath(candidate.path, root))
+                job = IngestJob(
+                    station=self.archive.station,
+                    dock=dock.label,
+                    dock_root=str(root),
+                    source_path=candidate.path,
+                    spool_path=candidate.path,
+                    display_name=relative,
+                    size=candidate.size,
+                    mtime_ns=candidate.mtime_ns,
+                    state=JobState.CLAIMING,
+                    after_archive=dock.after_archive if not in_place else "keep-in-place",
+                    flags=list(identify(relative, dock.name_pattern, tz).flags),
+                )
+                session.add(job)
+                session.flush()
+                if not in_place:
+                    job.spool_path = str(work_dir(root) / "spool" / str(job.id))
+                elif os.path.lexists(candidate.path):
+                    job.state = JobState.CLAIMED  # nothing to move
+                    record_event(
+                        session, "claimed", actor=self.actor, details=self._claim_details(job)
+                    )
+                ids.append(job.id)
+            return ids
+
+        return self._writer.run(insert)
 
     def claim(
         self, dock: DockSettings, candidate: Candidate, *, in_place: bool = False
     ) -> int | None:
-        """Take a settled dock file: returns the new job id, or None if it vanished.
-
-        The job row is committed *before* the rename, so a crash in between
-        leaves a CLAIMING job that the restart finishes (the file is then in
-        the spool or still in the dock, never nowhere).
-        """
-        root = self.settings.dock_path(dock)
-        relative = display_path(os.path.relpath(candidate.path, root))
-        source = identify(relative, dock.name_pattern, self.settings.station.tzinfo)
-        with self.archive.db.session() as session:
-            job = IngestJob(
-                station=self.archive.station,
-                dock=dock.label,
-                dock_root=str(root),
-                source_path=candidate.path,
-                spool_path=candidate.path,
-                display_name=relative,
-                size=candidate.size,
-                mtime_ns=candidate.mtime_ns,
-                state=JobState.CLAIMING,
-                after_archive=dock.after_archive if not in_place else "keep-in-place",
-                flags=list(source.flags),
-            )
-            session.add(job)
-            session.flush()
-            if not in_place:
-                job.spool_path = str(work_dir(root) / "spool" / str(job.id))
-            job_id = job.id
+        """Register one file and move it into the spool; None if it vanished first."""
+        (job_id,) = self.register(dock, [candidate], in_place=in_place)
         outcome = self.advance(job_id, stop_after=JobState.CLAIMED)
         return job_id if outcome.state != JobState.VANISHED else None
+
+    def close(self) -> None:
+        """Stop the catalog writer (after the workers have stopped)."""
+        self._writer.close()
 
     def advance(self, job_id: int, *, stop_after: JobState | None = None) -> Outcome:
         """Run the job's remaining steps until it is done, must wait, or fails."""
@@ -211,15 +238,11 @@ class Pipeline:
         elif not os.path.lexists(job.source_path):
             self._commit(job, JobState.VANISHED, error="the file was removed before it was claimed")
             return
-        self._commit(
-            job,
-            JobState.CLAIMED,
-            event=(
-                "claimed",
-                None,
-                {"dock": job.dock, "path": job.display_name, "spool": display_path(job.spool_path)},
-            ),
-        )
+        self._commit(job, JobState.CLAIMED, event=("claimed", None, self._claim_details(job)))
+
+    @staticmethod
+    def _claim_details(job: IngestJob) -> dict:
+        return {"dock": job.dock, "path": job.display_name, "spool": display_path(job.spool_path)}
 
     def _hash(self, job: IngestJob) -> None:
         """Read the file once: SHA-256, size and upload-part digests.
@@ -288,6 +311,8 @@ class Pipeline:
             JobState.STORED,
             original_version_id=info.version_id,
             original_checksum=info.checksum_sha256 or job.expected_checksum,
+            original_lock_mode=info.lock_mode,
+            original_retain_until=info.retain_until,
             event=(
                 "stored",
                 evidence_id_for(job.sha256),
@@ -319,14 +344,15 @@ class Pipeline:
             )
             flags = list(dict.fromkeys([*(job.flags or []), *source.flags]))
             summary, probe_error = self._probe(job.spool_path)
-            if probe_error:
-                flags.append("not_media" if job.size else "empty")
+            if probe_error and job.size and "not_media" not in flags:
+                flags.append("not_media")
             category = self._category(flags)
-            info = self.archive.store.head(original_key(job.sha256), job.original_version_id)
             retention = self.archive.retention_for(category)
-            if info.retain_until:  # the manifest states the lock actually on the object
-                retention = type(retention)(
-                    info.lock_mode or retention.mode, info.retain_until, retention.legal_hold
+            if job.original_retain_until:  # the manifest states the lock actually on the object
+                retention = Retention(
+                    job.original_lock_mode or retention.mode,
+                    job.original_retain_until,
+                    retention.legal_hold,
                 )
             ingested_at = job.first_seen_at
             sealed_at = utcnow()
@@ -360,57 +386,60 @@ class Pipeline:
             )
             sealed = seal_evidence(self.archive.store, self.archive.key, payload, retention)
             doc = sealed.payload  # the stored one, if a retry adopted it
-            try:
-                with self.archive.db.session() as session:
-                    session.add(
-                        Evidence(
-                            evidence_id=evidence_id,
-                            sha256=job.sha256,
-                            size=job.size,
-                            media_type=doc["original"]["media_type"],
-                            file_name=doc["original"]["file_name"],
-                            original_key=original_key(job.sha256),
-                            original_version_id=job.original_version_id,
-                            original_checksum=job.original_checksum or "",
-                            manifest_key=sealed.stored.key,
-                            manifest_version_id=sealed.stored.version_id,
-                            keyid=doc["keyid"],
-                            station=doc["source"]["station"],
-                            dock=doc["source"]["dock"],
-                            source_path=doc["source"]["path"],
-                            device=source.device,
-                            officer=source.officer,
-                            unit=source.unit,
-                            recorded_start=source.recorded_start,
-                            recorded_end=source.recorded_end,
-                            file_mtime=_dt_ns(job.mtime_ns),
-                            flags=doc["source"]["flags"],
-                            probe=doc["probe"],
-                            category=doc["category"],
-                            lock_mode=doc["lock_mode"],
-                            retain_until=retention.retain_until,
-                            legal_hold=retention.legal_hold,
-                            ingested_at=ingested_at,
-                            sealed_at=sealed_at,
-                        )
-                    )
-                    self._set(session, job, JobState.SEALED, evidence_id=evidence_id, flags=flags)
-                    if self.settings.transcode.enabled:
-                        # queued in the seal's own transaction: a crash cannot lose it
-                        session.add(Derivative(evidence_id=evidence_id, state="queued"))
-                    record_event(
-                        session,
-                        "sealed",
-                        actor=self.actor,
+
+            def commit_seal(session: Session) -> None:
+                session.add(
+                    Evidence(
                         evidence_id=evidence_id,
-                        details={
-                            "manifest_key": sealed.stored.key,
-                            "manifest_version_id": sealed.stored.version_id,
-                            "sha256": job.sha256,
-                            "category": category,
-                            "flags": flags,
-                        },
+                        sha256=job.sha256,
+                        size=job.size,
+                        media_type=doc["original"]["media_type"],
+                        file_name=doc["original"]["file_name"],
+                        original_key=original_key(job.sha256),
+                        original_version_id=job.original_version_id,
+                        original_checksum=job.original_checksum or "",
+                        manifest_key=sealed.stored.key,
+                        manifest_version_id=sealed.stored.version_id,
+                        keyid=doc["keyid"],
+                        station=doc["source"]["station"],
+                        dock=doc["source"]["dock"],
+                        source_path=doc["source"]["path"],
+                        device=source.device,
+                        officer=source.officer,
+                        unit=source.unit,
+                        recorded_start=source.recorded_start,
+                        recorded_end=source.recorded_end,
+                        file_mtime=_dt_ns(job.mtime_ns),
+                        flags=doc["source"]["flags"],
+                        probe=doc["probe"],
+                        category=doc["category"],
+                        lock_mode=doc["lock_mode"],
+                        retain_until=retention.retain_until,
+                        legal_hold=retention.legal_hold,
+                        ingested_at=ingested_at,
+                        sealed_at=sealed_at,
                     )
+                )
+                self._set(session, job, JobState.SEALED, evidence_id=evidence_id, flags=flags)
+                if self.settings.transcode.enabled:
+                    # queued in the seal's own transaction: a crash cannot lose it
+                    session.add(Derivative(evidence_id=evidence_id, state="queued"))
+                record_event(
+                    session,
+                    "sealed",
+                    actor=self.actor,
+                    evidence_id=evidence_id,
+                    details={
+                        "manifest_key": sealed.stored.key,
+                        "manifest_version_id": sealed.stored.version_id,
+                        "sha256": job.sha256,
+                        "category": category,
+                        "flags": flags,
+                    },
+                )
+
+            try:
+                self._writer.run(commit_seal)
             except IntegrityError:
                 # another station committed the same bytes first: this drop is a sighting
                 existing = self._evidence_by_sha(job.sha256)
@@ -521,6 +550,9 @@ class Pipeline:
             )
 
     def _probe(self, path: str) -> tuple[dict | None, str | None]:
+        """ffprobe's summary, or why there is none (the original is archived either way)."""
+        if media_signature(path) is None:
+            return None, "no media container signature in the file's first bytes; not probed"
         try:
             summary = probe(path, self.settings.pipeline.probe_timeout_seconds)
         except ProbeError as exc:
@@ -575,8 +607,12 @@ class Pipeline:
     def _commit(
         self, job: IngestJob, state: JobState, *, event: tuple | None = None, **fields
     ) -> None:
-        """One transaction: the new state, its fields, and its custody event."""
-        with self.archive.db.session() as session:
+        """One transaction: the new state, its fields, and its custody event.
+
+        Returns once committed (durably; shared with other workers' commits).
+        """
+
+        def work(session: Session) -> None:
             self._set(session, job, state, **fields)
             if event is not None:
                 kind, evidence_id, details = event
@@ -584,9 +620,12 @@ class Pipeline:
                     session, kind, actor=self.actor, evidence_id=evidence_id, details=details
                 )
 
+        self._writer.run(work)
+
     def _retry_later(self, job: IngestJob, reason: str, *, count_against: bool = False) -> Outcome:
         pipeline = self.settings.pipeline
-        with self.archive.db.session() as session:
+
+        def work(session: Session) -> tuple[int, float]:
             row = session.get(IngestJob, job.id)
             row.attempts += 1
             delay = min(
@@ -595,7 +634,9 @@ class Pipeline:
             )
             row.last_error = reason
             row.next_attempt_at = utcnow() + timedelta(seconds=delay)
-            attempts = row.attempts
+            return row.attempts, delay
+
+        attempts, delay = self._writer.run(work)
         if (
             count_against
             and attempts >= MAX_ATTEMPTS

@@ -228,11 +228,7 @@ def _ingest_all(pipeline: Pipeline, work, workers: int, show_progress: bool) -> 
 
     def one(item: tuple[DockSettings, Candidate, bool]) -> Outcome:
         dock, candidate, in_place = item
-        job_id = pipeline.claim(dock, candidate, in_place=in_place)
-        if job_id is None:
-            return Outcome(
-                0, JobState.VANISHED, None, None, display_path(candidate.path), "vanished"
-            )
+        (job_id,) = pipeline.register(dock, [candidate], in_place=in_place)
         outcome = pipeline.advance(job_id)
         # a step that must wait (store down) is retried here, so `ingest` exits done
         while (

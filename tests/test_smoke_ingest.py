@@ -42,3 +42,40 @@ def test_ingest_archives_locked_original_with_verifiable_manifest(station, tmp_p
     assert payload["original"]["sha256"] == sha
     assert payload["source"]["device"] == "ABC1234"
     assert payload["source"]["officer"] == "012345"
+
+
+def test_find_show_status_and_json_logs(station, tmp_path):
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    (folder / "ABC1234_012345_20260301083015_0001.MP4").write_bytes(b"one" * 1000)
+    (folder / "XYZ9876_054321_20260302090000_0001_IMP.MP4").write_bytes(b"two" * 1000)
+    (folder / "again.MP4").write_bytes(b"one" * 1000)  # a re-drop: a sighting
+    result = station.cli("--log-format", "json", "ingest", str(folder), "--json")
+    items = json.loads(result.stdout)["items"]
+    assert sorted(i["state"] for i in items) == ["duplicate", "released", "released"]
+    log_lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    steps = {(line.get("file"), line.get("step")) for line in log_lines}
+    assert ("XYZ9876_054321_20260302090000_0001_IMP.MP4", "sealed") in steps
+    assert all("time" in line and "level" in line for line in log_lines)
+
+    found = json.loads(station.cli("find", "--officer", "054321", "--json").stdout)["items"]
+    assert [i["device"] for i in found] == ["XYZ9876"]
+    important = json.loads(station.cli("find", "--device", "XYZ9876", "--json").stdout)["items"]
+    assert important[0]["category"] == "important" and "IMP" in important[0]["flags"]
+    window = station.cli(
+        "find", "--since", "2026-03-02T00:00:00+08:00", "--until", "2026-04-01", "--json"
+    ).stdout
+    assert [i["device"] for i in json.loads(window)["items"]] == ["XYZ9876"]
+
+    duplicate = next(i for i in items if i["state"] == "duplicate")
+    twice = duplicate["evidence_id"]
+    shown = json.loads(station.cli("show", twice, "--json").stdout)
+    kinds = [e["kind"] for e in shown["events"]]
+    assert {"stored", "sealed", "released", "sighted"} <= set(kinds)
+    assert len(shown["sightings"]) == 1
+    assert shown["sightings"][0]["details"]["path"] == duplicate["file"]
+    assert station.cli("show", "ev-000000000000000000000000", check=False).returncode == 1
+
+    status = json.loads(station.cli("status", "--json").stdout)
+    assert status["jobs"] == {"released": 2, "duplicate": 1}
+    assert status["evidence"] == {"sealed": 2}

@@ -109,9 +109,9 @@ class Pipeline:
         self.actor = system_actor(archive.station)
         self.on_sealed = on_sealed
         # serialises identical bytes inside this process, so two copies of one
-        # recording dropped together make one evidence item and one sighting
-        self._sha_locks: dict[str, threading.Lock] = {}
-        self._sha_locks_guard = threading.Lock()
+        # recording dropped together make one evidence item and one sighting;
+        # striped by hash prefix so the table stays small for ever
+        self._sha_locks = [threading.Lock() for _ in range(64)]
         self._crash_after = os.environ.get(CRASH_HOOK_ENV)
         self._writer = GroupCommitter(archive.db)
 
@@ -581,8 +581,7 @@ class Pipeline:
         }
 
     def _sha_lock(self, sha256: str) -> threading.Lock:
-        with self._sha_locks_guard:
-            return self._sha_locks.setdefault(sha256, threading.Lock())
+        return self._sha_locks[int(sha256[:2], 16) % len(self._sha_locks)]
 
     def _evidence_by_sha(self, sha256: str) -> Evidence | None:
         with self.archive.db.session() as session:

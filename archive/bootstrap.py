@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from archive.db import Database
 from archive.keys import StationKey, create_key
 from archive.lockcheck import LockCheck, check_object_lock
 from archive.seal import publish_public_key
@@ -41,6 +42,9 @@ def initialize(settings: Settings, store: ObjectStore) -> InitReport:
     for folder in [settings.data_dir, *(settings.dock_path(d) for d in settings.docks)]:
         (report.existing if folder.exists() else report.created).append(str(folder))
         folder.mkdir(parents=True, exist_ok=True)
+    Database(
+        settings.catalog_url
+    ).dispose()  # the catalog's tables, before any command races for them
     key, created = create_key(settings.key_file)
     (report.created if created else report.existing).append(f"signing key {settings.key_file}")
     report.keyid = key.keyid

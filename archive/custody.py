@@ -32,6 +32,7 @@ EVENT_KINDS = frozenset(
         "derivative_started",
         "derivative_stored",
         "derivative_failed",
+        "derivative_skipped",
         "linked",
         "unlinked",
         "legal_hold_changed",

@@ -19,11 +19,19 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import JSON, DateTime, Engine, LargeBinary, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 #: modules that define tables; each is imported before the schema is created
-MODEL_MODULES = ["archive.models", "archive.cases", "archive.derivatives"]
+MODEL_MODULES = [
+    "archive.models",
+    "archive.cases",
+    "archive.derivatives",
+    "archive.ledger_models",
+    "archive.fixity_models",
+    "archive.disposition_models",
+]
 
 
 class Base(DeclarativeBase):
@@ -95,9 +103,18 @@ def make_engine(url: str) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
+    """Create missing tables. Two processes starting at once (the daemon and a
+    ``status``) may race between "does it exist" and "create": the loser
+    simply finds the tables there on its second look."""
     for module in MODEL_MODULES:
         importlib.import_module(module)
-    Base.metadata.create_all(engine)
+    for attempt in range(5):
+        try:
+            Base.metadata.create_all(engine)
+            return
+        except OperationalError as exc:
+            if "already exists" not in str(exc) or attempt == 4:
+                raise
 
 
 class Database:

@@ -100,7 +100,7 @@ class GroupCommitter:
         try:
             with self.db.session() as session:
                 result = work(session)
-        except BaseException as exc:  # noqa: BLE001 - handed to the waiting worker
+        except BaseException as exc:  # handed to the waiting worker, not swallowed
             future.set_exception(exc)
         else:
             future.set_result(result)

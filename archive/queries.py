@@ -122,3 +122,65 @@ def events_for(session: Session, evidence_id: str) -> list[CustodyEvent]:
             .order_by(CustodyEvent.seq)
         )
     )
+
+
+# -- playback copies (derivatives) ----------------------------------------------
+
+
+def derivative_counts(session: Session) -> dict[str, int]:
+    """Playback copies by state (queued, running, retrying, stored, skipped, failed)."""
+    from archive.derivatives import Derivative
+
+    rows = session.execute(select(Derivative.state, func.count()).group_by(Derivative.state)).all()
+    return {state: count for state, count in rows}
+
+
+def derivatives_in(session: Session, states: list[str], limit: int = 50) -> list:
+    """Playback copies in these states, most recently changed first."""
+    from archive.derivatives import Derivative
+
+    return list(
+        session.scalars(
+            select(Derivative)
+            .where(Derivative.state.in_(states))
+            .order_by(Derivative.updated_at.desc(), Derivative.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def derivatives_of(session: Session, evidence_id: str) -> list:
+    """Every playback copy (or attempt at one) of an item, oldest first."""
+    from archive.derivatives import Derivative
+
+    return list(
+        session.scalars(
+            select(Derivative).where(Derivative.evidence_id == evidence_id).order_by(Derivative.id)
+        )
+    )
+
+
+def derivative_summary(derivative) -> dict:
+    """One playback copy as ``show``, ``status`` and the API print it."""
+    return {
+        "id": derivative.id,
+        "state": derivative.state,
+        "action": derivative.action,
+        "reason": derivative.reason,
+        "key": derivative.key,
+        "version_id": derivative.version_id,
+        "sha256": derivative.sha256,
+        "size": derivative.size,
+        "manifest_key": derivative.manifest_key,
+        "ffmpeg_version": derivative.ffmpeg_version,
+        "progress": round(derivative.progress, 1) if derivative.progress is not None else None,
+        "speed": derivative.speed,
+        "attempts": derivative.attempts,
+        "error": derivative.last_error,
+        "next_attempt_at": _iso(derivative.next_attempt_at),
+        "updated_at": _iso(derivative.updated_at),
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

@@ -170,6 +170,15 @@ class RetentionSettings(_Section):
     case_category: str = "evidence"
     categories: dict[str, RetentionCategory] = Field(default_factory=_default_categories)
     archive_deadline_hours: float = Field(24.0, gt=0)
+    deadline_warning_hours: float = Field(
+        2.0, ge=0, description="status warns about pipeline items this close to the deadline"
+    )
+    approvers_required: int = Field(
+        2, ge=1, le=10, description="distinct approvers a disposition plan needs before apply"
+    )
+    sweep_hour: int = Field(
+        3, ge=0, le=23, description="hour of day (station time zone) of the daily retention sweep"
+    )
 
     def model_post_init(self, _context: Any) -> None:
         for key in ("default_category", "important_category", "case_category"):
@@ -188,11 +197,75 @@ class PipelineSettings(_Section):
     probe_timeout_seconds: float = Field(30.0, gt=0)
 
 
+ApiRole = Literal["case-system", "auditor", "admin"]
+
+
+class ApiToken(_Section):
+    """One bearer token, kept only as the SHA-256 of its text (never the token)."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
+    role: ApiRole
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="hex SHA-256 of the token")
+
+
 class ApiSettings(_Section):
     listen: str | None = "127.0.0.1:8080"
     tokens_file: Path | None = Field(
         None, description="0600 TOML/JSON list of {name, role, sha256} bearer tokens"
     )
+    tokens: list[ApiToken] = Field(
+        default_factory=list,
+        description="STRONGROOM_API__TOKENS: JSON list of {name, role, sha256}",
+    )
+    playback_expiry_seconds: int = Field(
+        300, ge=1, le=7 * 24 * 3600, description="lifetime of presigned playback URLs"
+    )
+    metrics_unauthenticated_on_loopback: bool = Field(
+        False,
+        description="let 127.0.0.1/::1 scrape /metrics without a token "
+        "(off: behind a local reverse proxy every client looks like loopback)",
+    )
+
+
+class LedgerSettings(_Section):
+    """The custody ledger's checkpoints (C2SP signed notes in the bucket)."""
+
+    checkpoint_minutes: float = Field(5.0, gt=0, description="scheduled checkpoint interval")
+    origin: str | None = Field(
+        None, description="checkpoint origin line; default strongroom.local/<bucket>"
+    )
+    key_name: str | None = Field(
+        None, description="signed-note key name; default strongroom-<station>"
+    )
+    category: str | None = Field(
+        None,
+        description="retention category of ledger objects; default the case category, "
+        "because the ledger must outlive the longest-kept evidence it describes",
+    )
+
+
+class FixitySettings(_Section):
+    """Fixity sweeps: re-read stored objects and check them against their seals."""
+
+    interval_minutes: float = Field(60.0, gt=0, description="how often a sweep runs")
+    bytes_per_run: int = Field(50 * 1024**3, ge=1, description="read budget of one sweep")
+    cycle_days: float = Field(
+        30.0, gt=0, description="every item is verified at least once per cycle"
+    )
+
+
+class PlaybackSettings(_Section):
+    """How the playback-copy workers share the queue (what to make is ``[transcode]``)."""
+
+    lease_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="a running copy whose worker stopped renewing its lease this long ago "
+        "(a crashed process) is taken over by another worker",
+    )
+    poll_seconds: float = Field(2.0, gt=0, description="how often an idle worker looks for work")
+    retry_initial_seconds: float = Field(30.0, gt=0, description="first retry delay, doubling")
+    retry_max_seconds: float = Field(1800.0, gt=0)
 
 
 class Settings(BaseSettings):
@@ -213,7 +286,10 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     transcode: TranscodeSettings = Field(default_factory=TranscodeSettings)
+    playback: PlaybackSettings = Field(default_factory=PlaybackSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    ledger: LedgerSettings = Field(default_factory=LedgerSettings)
+    fixity: FixitySettings = Field(default_factory=FixitySettings)
 
     #: the file these settings came from, if any (not a config key)
     source_file: Path | None = Field(None, exclude=True)

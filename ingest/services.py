@@ -8,18 +8,26 @@ which is why nothing but the CLI imports it.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.orm import Session
 
+from archive.caselinks import case_section, case_status, filter_by_case
 from archive.context import Archive
+from archive.disposition import item_disposition
+from archive.ledger import ledger_summary, scheduled_checkpoint
 from archive.models import Evidence
-from archive.queries import EvidenceFilter
+from archive.queries import EvidenceFilter, evidence_query
 from config.settings import Settings
 from ingest.housekeeping import sweep_kept
 from ingest.pipeline import Pipeline
+from ingest.playback import PlaybackWorker, item_section, status_section
+from verify.fixity import fixity_summary, item_fixity, scheduled_sweep
+from verify.reports import deadline_section
+from verify.retention_sweep import scheduled_plan
 
 log = logging.getLogger("strongroom.services")
 
@@ -29,9 +37,28 @@ class Services:
     pipeline: Pipeline
     scheduler: BackgroundScheduler | None = None
     stoppers: list = field(default_factory=list)
+    #: playback-copy workers (None when transcode.enabled is false)
+    playback: PlaybackWorker | None = None
+    #: evidence ids sealed by this process (what a one-shot command's drain waits for)
+    sealed: list[str] = field(default_factory=list)
 
-    def drain(self) -> None:
-        """Wait for queued background work that a one-shot command started."""
+    def drain(self, timeout: float | None = None, *, playback: bool = False) -> None:
+        """Wait for queued background work that a one-shot command started.
+
+        ``playback=True``: make the playback copies of the items sealed by this
+        process before returning (or until ``timeout``): with the background
+        workers if they run, else with the pool in the foreground.
+        """
+        if not playback or self.playback is None or not self.sealed:
+            return
+        if self.playback.running:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while self.playback.pending(self.sealed) and (
+                deadline is None or time.monotonic() < deadline
+            ):
+                time.sleep(0.2)
+            return
+        self.playback.run_until_idle(self.sealed, timeout=timeout)
 
     def stop(self) -> None:
         if self.scheduler is not None:
@@ -41,14 +68,35 @@ class Services:
                 stop()
             except Exception:
                 log.exception("error while stopping a service")
+        self.pipeline.close()  # last: the workers above may still commit
 
 
-def start_services(archive: Archive, *, scheduler: bool = True, api: bool = True) -> Services:
-    pipeline = Pipeline(archive)
-    services = Services(pipeline)
+def start_services(
+    archive: Archive, *, scheduler: bool = True, api: bool = True, playback: bool | None = None
+) -> Services:
+    """``playback``: run the playback-copy workers in the background (default: with the
+    scheduler, i.e. in the daemon; one-shot commands make copies in ``drain``)."""
+    sealed: list[str] = []
+    worker = PlaybackWorker(archive) if archive.settings.transcode.enabled else None
+
+    def on_sealed(evidence_id: str) -> None:
+        sealed.append(evidence_id)
+        if worker is not None:
+            worker.wake()
+
+    pipeline = Pipeline(archive, on_sealed=on_sealed)
+    services = Services(pipeline, playback=worker, sealed=sealed)
+    if worker is not None and (scheduler if playback is None else playback):
+        worker.start()
+        services.stoppers.append(worker.stop)
     if scheduler:
         services.scheduler = build_scheduler(archive)
         services.scheduler.start()
+    if api and archive.settings.api.listen:
+        from archive.api.server import ApiServer
+
+        server = ApiServer(archive).start()
+        services.stoppers.append(server.stop)
     return services
 
 
@@ -59,20 +107,54 @@ def build_scheduler(archive: Archive) -> BackgroundScheduler:
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
     )
     scheduler.add_job(sweep_kept, "interval", hours=1, args=[archive], id="sweep-kept")
+    scheduler.add_job(
+        scheduled_checkpoint,
+        "interval",
+        minutes=archive.settings.ledger.checkpoint_minutes,
+        args=[archive],
+        id="ledger-checkpoint",
+    )
+    scheduler.add_job(
+        scheduled_sweep,
+        "interval",
+        minutes=archive.settings.fixity.interval_minutes,
+        args=[archive],
+        id="fixity-sweep",
+    )
+    scheduler.add_job(  # plans only; deleting needs two approvers and `retention apply`
+        scheduled_plan,
+        "cron",
+        hour=archive.settings.retention.sweep_hour,
+        timezone=archive.settings.station.tzinfo,
+        args=[archive],
+        id="retention-sweep",
+    )
     return scheduler
 
 
 def status_sections(settings: Settings, session: Session) -> dict[str, Any]:
     """Extra ``strongroom status`` sections contributed by features."""
-    return {}
+    sections: dict[str, Any] = {}
+    sections["fixity"] = fixity_summary(session, settings.fixity.cycle_days)
+    sections["ledger"] = ledger_summary(session)
+    sections["derivatives"] = status_section(session)
+    sections["cases"] = case_status(session)
+    sections["archive_deadline"] = deadline_section(settings, session)
+    return sections
 
 
 def item_sections(settings: Settings, session: Session, evidence: Evidence) -> dict[str, Any]:
     """Extra ``strongroom show`` fields contributed by features."""
-    return {}
+    fields: dict[str, Any] = {}
+    fields["fixity"] = item_fixity(session, evidence.evidence_id)
+    fields["derivatives"] = item_section(session, evidence.evidence_id)
+    fields.update(case_section(settings, session, evidence))
+    fields["disposition"] = item_disposition(session, evidence.evidence_id)
+    return fields
 
 
 def find_with_case(
     session: Session, filters: EvidenceFilter, case: str, limit: int
 ) -> list[Evidence]:
-    raise NotImplementedError("case links arrive with the case-system API")
+    """``find --case C``: the other filters, restricted to the case's items."""
+    return list(session.scalars(filter_by_case(evidence_query(filters), case).limit(limit)))

@@ -190,3 +190,96 @@ def station(
     station.write_config()
     station.cli("init")
     return station
+
+
+# --- the case-system API (issue 4) ---------------------------------------------
+
+API_ROLES = ("admin", "auditor", "case-system")
+
+
+@dataclass
+class ApiHandle:
+    """A real uvicorn serving the API of one station on 127.0.0.1 (in this process)."""
+
+    url: str
+    tokens: dict[str, str]
+    archive: Archive
+    server: object
+
+    def headers(self, role: str | None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"} if role else {}
+
+    def request(self, method: str, path: str, role: str | None = "admin", **kwargs):
+        import httpx
+
+        headers = {**self.headers(role), **kwargs.pop("headers", {})}
+        return httpx.request(method, self.url + path, headers=headers, timeout=60, **kwargs)
+
+    def get(self, path: str, role: str | None = "admin", **kwargs):
+        return self.request("GET", path, role, **kwargs)
+
+    def stop(self) -> None:
+        self.server.stop()  # type: ignore[attr-defined]
+        self.archive.close()
+
+
+def start_api(station: Station, extra: str = "") -> ApiHandle:
+    """Give the station a 0600 tokens file with one token per role, rewrite its
+    config (``extra`` is appended inside ``[api]`` first, so it may start with
+    more ``[api]`` keys), and serve the API on a free port."""
+    from archive.api.auth import hash_token, new_token
+    from archive.api.server import ApiServer
+
+    tokens = {role: new_token() for role in API_ROLES}
+    path = station.root / "tokens.toml"
+    path.write_text(
+        "".join(
+            f'[[tokens]]\nname = "{role}-client"\nrole = "{role}"\nsha256 = "{hash_token(t)}"\n'
+            for role, t in tokens.items()
+        ),
+        encoding="utf-8",
+    )
+    path.chmod(0o600)
+    station.write_config(f'tokens_file = "{path}"\n{extra}')
+    archive = station.archive()
+    server = ApiServer(archive).start()
+    return ApiHandle(server.url, tokens, archive, server)
+
+
+@pytest.fixture
+def api(station: Station) -> Iterator:
+    """``api(extra="")`` starts the station's API; every server is stopped afterwards."""
+    started: list[ApiHandle] = []
+
+    def start(extra: str = "") -> ApiHandle:
+        handle = start_api(station, extra)
+        started.append(handle)
+        return handle
+
+    yield start
+    for handle in started:
+        handle.stop()
+
+
+@pytest.fixture(scope="module")
+def module_station(
+    tmp_path_factory: pytest.TempPathFactory, seaweed: localstore.LocalStore
+) -> Iterator[Station]:
+    """Like ``station``, but shared by the tests of one module (for a set-up that
+    many parametrised cases only read)."""
+    root = tmp_path_factory.mktemp("station")
+    env = seaweed.env()
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        shared = Station(
+            root,
+            root / "strongroom.toml",
+            f"t-{uuid.uuid4().hex[:16]}",
+            seaweed,
+            root / "dock",
+            env,
+        )
+        shared.write_config()
+        shared.cli("init")
+        yield shared

@@ -93,7 +93,10 @@ def run(config: ConfigOpt = None) -> None:
                 return
         except ConfigError as exc:
             raise config_error(exc) from None
-        services = start_services(archive)
+        try:
+            services = start_services(archive)
+        except (ConfigError, OSError) as exc:  # e.g. the API port is taken
+            raise config_error(exc) from None
         daemon = Daemon(archive, services.pipeline)
         try:
             daemon.run()
@@ -128,6 +131,13 @@ def _wait_for_store(archive, stopping: threading.Event) -> bool:
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="files or folders to archive")],
+    playback: Annotated[
+        bool,
+        typer.Option(
+            "--playback/--no-playback",
+            help="also make the playback copies before exiting (else the daemon makes them)",
+        ),
+    ] = False,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -155,7 +165,7 @@ def ingest(
             outcomes = _ingest_all(
                 services.pipeline, work, archive.settings.pipeline.workers, not as_json
             )
-            services.drain()
+            services.drain(playback=playback)
         finally:
             services.stop()
         results = _describe_outcomes(archive.db, outcomes)

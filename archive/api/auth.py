@@ -1,0 +1,192 @@
+"""Bearer tokens and roles.
+
+Tokens are configured only as SHA-256 hashes (``[api] tokens`` /
+``STRONGROOM_API__TOKENS`` and the 0600 ``[api] tokens_file``), so neither the
+config nor a catalog backup can be replayed as a credential. A presented
+token is hashed and compared with *every* configured hash in constant time.
+
+The tokens file is re-read when it changes on disk, so an operator revokes a
+token by deleting its line – no restart. A file that stops being readable or
+valid is refused as a whole (fail closed) and logged; the environment's tokens
+keep working.
+
+Roles: ``case-system`` reads, links and plays; ``auditor`` reads, plays and
+fetches bundles and proofs; ``admin`` does everything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import threading
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import TypeAdapter, ValidationError
+
+from archive.api.errors import ApiError
+from config.settings import ApiToken, ConfigError, Settings, read_private_file
+
+log = logging.getLogger("strongroom.api.auth")
+
+CASE_SYSTEM = "case-system"
+AUDITOR = "auditor"
+ADMIN = "admin"
+ROLES = (CASE_SYSTEM, AUDITOR, ADMIN)
+
+#: who may do what (the issue's role table, in one place)
+READ = frozenset(ROLES)
+LINK = frozenset({CASE_SYSTEM, ADMIN})
+PLAYBACK = frozenset(ROLES)
+AUDIT = frozenset({AUDITOR, ADMIN})  # bundles, proofs, checkpoints
+METRICS = frozenset({AUDITOR, ADMIN})
+
+TOKEN_PREFIX = "sr_"  # noqa: S105 (a prefix that makes leaked tokens greppable)
+_MAX_TOKEN = 512
+_TOKENS = TypeAdapter(list[ApiToken])
+bearer = HTTPBearer(auto_error=False, description="a Strongroom API token (sr_…)")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the token's configured name and role."""
+
+    name: str
+    role: str
+
+    @property
+    def actor(self) -> str:
+        """How the custody ledger names this caller."""
+        return f"token:{self.name}"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    """A fresh random token (256 bits), shown once to the operator."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def parse_tokens_file(data: bytes, path: Path) -> list[ApiToken]:
+    """``[[tokens]]`` tables in TOML, or a JSON list (or ``{"tokens": [...]}``)."""
+    text = data.decode("utf-8")
+    document: object
+    try:
+        if path.suffix.lower() == ".json":
+            document = json.loads(text)
+        else:
+            try:
+                document = tomllib.loads(text)
+            except tomllib.TOMLDecodeError:
+                document = json.loads(text)  # a JSON list in a file not named .json
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML or JSON: {exc}") from None
+    entries = document.get("tokens", []) if isinstance(document, dict) else document
+    try:
+        return _TOKENS.validate_python(entries)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise ConfigError(f"{path}: invalid token entries: {problems}") from None
+
+
+class TokenBook:
+    """The configured token hashes, with the tokens file re-read on change."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._static = list(settings.api.tokens)
+        self._path = (
+            settings.resolve(settings.api.tokens_file) if settings.api.tokens_file else None
+        )
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, ...] | None = None
+        self._from_file: list[ApiToken] = []
+        if self._path is not None:
+            # a broken file at start-up is a configuration error, said loudly
+            self._from_file = parse_tokens_file(read_private_file(self._path), self._path)
+            self._stamp = self._file_stamp()
+
+    def _file_stamp(self) -> tuple[int, ...] | None:
+        assert self._path is not None
+        try:
+            st = self._path.stat()
+        except OSError:
+            return None
+        # ctime and mode too: a chmod that makes the file readable to others must count
+        return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_mode)
+
+    def _current(self) -> list[ApiToken]:
+        if self._path is None:
+            return self._static
+        with self._lock:
+            stamp = self._file_stamp()
+            if stamp != self._stamp:
+                self._stamp = stamp
+                try:
+                    self._from_file = parse_tokens_file(read_private_file(self._path), self._path)
+                    log.info("reloaded %d API token(s) from %s", len(self._from_file), self._path)
+                except (OSError, ConfigError, UnicodeDecodeError) as exc:
+                    self._from_file = []
+                    log.error("API tokens file refused, its tokens are disabled: %s", exc)
+            return [*self._static, *self._from_file]
+
+    def count(self) -> int:
+        return len(self._current())
+
+    def lookup(self, token: str) -> Principal | None:
+        """The principal of a presented token, or None. Every entry is compared."""
+        if not token or len(token) > _MAX_TOKEN:
+            return None
+        presented = hash_token(token).encode("ascii")
+        found: ApiToken | None = None
+        for entry in self._current():
+            if hmac.compare_digest(presented, entry.sha256.encode("ascii")) and found is None:
+                found = entry
+        return Principal(found.name, found.role) if found else None
+
+
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    if credentials is None:
+        raise ApiError(401, "unauthenticated", "a bearer token is required", _CHALLENGE)
+    book: TokenBook = request.app.state.tokens
+    principal = book.lookup(credentials.credentials)
+    if principal is None:
+        raise ApiError(401, "unauthenticated", "unknown or revoked token", _CHALLENGE)
+    return principal
+
+
+def require(roles: frozenset[str]) -> Callable[..., Principal]:
+    """A dependency admitting only callers whose role is in ``roles``."""
+
+    def dependency(
+        request: Request,
+        credentials: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
+    ) -> Principal:
+        principal = authenticate(request, credentials)
+        if principal.role not in roles:
+            raise ApiError(
+                403,
+                "forbidden",
+                f"role {principal.role} may not do this (needs {' or '.join(sorted(roles))})",
+            )
+        return principal
+
+    return dependency
+
+
+def is_loopback(request: Request) -> bool:
+    host = request.client.host if request.client else ""
+    return host in ("127.0.0.1", "::1") or host.startswith("127.")

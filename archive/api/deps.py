@@ -1,0 +1,65 @@
+"""Small helpers every route module shares: the archive, the audit record,
+and the lookups that turn a missing row into the right 404."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy.orm import Session
+
+from archive.api.auth import Principal
+from archive.api.errors import ApiError
+from archive.context import Archive
+from archive.custody import record_event
+from archive.models import Evidence
+
+
+def get_archive(request: Request) -> Archive:
+    return request.app.state.archive
+
+
+def evidence_or_404(session: Session, evidence_id: str) -> Evidence:
+    evidence = session.get(Evidence, evidence_id) if len(evidence_id) <= 40 else None
+    if evidence is None:
+        raise ApiError(404, "evidence_not_found", f"no evidence {evidence_id!r}")
+    return evidence
+
+
+def audit(
+    session: Session,
+    kind: str,
+    principal: Principal,
+    request: Request,
+    evidence_id: str,
+    **details: Any,
+) -> None:
+    """Record an access as a custody event in the caller's transaction: if the
+    record cannot be written, the access fails with it."""
+    details = {
+        "via": "api",
+        "role": principal.role,
+        "client": request.client.host if request.client else None,
+        **details,
+    }
+    record_event(session, kind, actor=principal.actor, evidence_id=evidence_id, details=details)
+
+
+#: RFC 3339 date-time; the offset may be left out, and then means UTC
+TIME_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})?$"
+)
+
+
+def parse_time(value: str | None, name: str) -> datetime | None:
+    """A query time as aware UTC (no offset means UTC, as in the CLI). Only the
+    RFC 3339 shape is accepted – not the Unix numbers pydantic would take."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("z", "Z"))
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (OverflowError, ValueError):
+        raise ApiError(422, "invalid_request", f"query.{name}: not a valid time") from None

@@ -1,0 +1,111 @@
+"""One error shape for every failure: ``{"error": {"code", "message"}}``.
+
+The case system branches on ``code``, so codes are stable names, never the
+text of an exception. FastAPI's own 404/405/422 and unexpected exceptions are
+turned into the same shape here, so no response ever carries a framework's
+default body or a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from archive.metrics import ERRORS
+from archive.store import StoreError
+
+log = logging.getLogger("strongroom.api")
+
+#: framework status codes and the codes we answer them with
+_STATUS_CODES = {
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+}
+
+
+class ApiError(Exception):
+    """An answer the API gives on purpose: status, stable code, readable message."""
+
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+    )
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(part) for part in error.get("loc", ()))
+        parts.append(f"{where or 'request'}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def _allowed(app: FastAPI, path: str) -> str:
+    """Every method of every route on this path: Starlette's own ``Allow`` names
+    only the first route it found, though PUT and DELETE share a path."""
+    methods: set[str] = set()
+    for regex, route_methods in getattr(app.state, "route_methods", ()):
+        if regex.match(path):
+            methods |= route_methods
+    return ", ".join(sorted(methods))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        status = exc.status_code
+        headers = exc.headers
+        if status == 405:
+            headers = {**(headers or {}), "Allow": _allowed(app, request.url.path)}
+        if status == 400:  # an unparseable body: bad input, answered like any other (422)
+            status = 422
+        code = _STATUS_CODES.get(status, f"http_{status}")
+        message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        if status == 404:
+            message = "no such route"
+        return error_response(status, code, message, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(422, "invalid_request", _validation_message(exc))
+
+    @app.exception_handler(StoreError)
+    async def _store(_request: Request, exc: StoreError) -> JSONResponse:
+        ERRORS.labels(where="api-store").inc()
+        log.warning("object store error: %s", exc)
+        return error_response(
+            503, "store_unavailable", "the object store did not answer; retry later"
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        ERRORS.labels(where="api").inc()
+        # the path only: headers (Authorization) and query values are never logged
+        log.error("unexpected error in %s %s", request.method, request.url.path, exc_info=exc)
+        return error_response(500, "internal_error", "unexpected server error")

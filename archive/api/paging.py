@@ -1,0 +1,58 @@
+"""Cursor paging over evidence in its stable order (sealed time, then id).
+
+The cursor is the last item's sort key, base64url-encoded: opaque to the
+client, and keyset-based, so a page never repeats or skips an item while new
+evidence arrives (new items seal later and sort after every existing page).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+
+from sqlalchemy import Row, Select, and_, or_
+from sqlalchemy.orm import Session
+
+from archive.api.errors import ApiError
+from archive.models import Evidence
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+
+def encode_cursor(evidence: Evidence) -> str:
+    raw = json.dumps([evidence.sealed_at.isoformat(), evidence.evidence_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        sealed, evidence_id = json.loads(raw)
+        when = datetime.fromisoformat(sealed)
+        if when.tzinfo is None or not isinstance(evidence_id, str):
+            raise ValueError("bad cursor fields")
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+        raise ApiError(422, "invalid_cursor", "cursor is not one this API issued") from None
+    return when, evidence_id
+
+
+def page(
+    session: Session, query: Select, cursor: str | None, limit: int
+) -> tuple[list[Row], str | None]:
+    """One page of ``query`` (already in stable order, Evidence first in each
+    row) after ``cursor``."""
+    if cursor:
+        sealed, evidence_id = decode_cursor(cursor)
+        query = query.where(
+            or_(
+                Evidence.sealed_at > sealed,
+                and_(Evidence.sealed_at == sealed, Evidence.evidence_id > evidence_id),
+            )
+        )
+    rows = list(session.execute(query.limit(limit + 1)).all())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, encode_cursor(rows[-1][0]) if more and rows else None

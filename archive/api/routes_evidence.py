@@ -1,0 +1,233 @@
+"""Evidence routes: search, one item, playback URLs, export bundles.
+
+Reading one item, issuing a playback URL and downloading a bundle are custody
+events naming the caller's token (the seed: every retrieval is recorded). The
+event is written in the same transaction as the read, so an access that could
+not be recorded does not happen. Searches list catalog fields only and are not
+recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import zipfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse
+from sqlalchemy import select
+from starlette.background import BackgroundTask
+
+from archive.api import auth
+from archive.api.auth import Principal
+from archive.api.deps import TIME_PATTERN, audit, evidence_or_404, get_archive, parse_time
+from archive.api.documents import item_document
+from archive.api.errors import ApiError
+from archive.api.paging import DEFAULT_LIMIT, MAX_LIMIT, page
+from archive.api.schemas import EvidenceDetail, EvidencePage, PlaybackOut
+from archive.caselinks import MAX_CASE_ID, filter_by_case
+from archive.derivatives import Derivative
+from archive.queries import EvidenceFilter, evidence_query
+
+log = logging.getLogger("strongroom.api")
+router = APIRouter(tags=["evidence"])
+
+Text64 = Annotated[str | None, Query(max_length=64)]
+EvidenceId = Annotated[str, "evidence id (ev-…)"]
+
+
+@router.get("/v1/evidence", response_model=EvidencePage, summary="Search evidence")
+def search_evidence(
+    request: Request,
+    principal: Annotated[Principal, Depends(auth.require(auth.READ))],
+    case: Annotated[str | None, Query(max_length=MAX_CASE_ID, description="case id")] = None,
+    officer: Annotated[str | None, Query(max_length=64, description="police number")] = None,
+    device: Annotated[str | None, Query(max_length=64, description="recorder serial")] = None,
+    unit: Annotated[str | None, Query(max_length=64, description="unit code")] = None,
+    station: Annotated[str | None, Query(max_length=64, description="station name")] = None,
+    sha256: Annotated[
+        str | None, Query(pattern=r"^[0-9a-fA-F]{64}$", description="SHA-256 of the original")
+    ] = None,
+    state: Annotated[str | None, Query(max_length=20, description="evidence state")] = None,
+    since: Annotated[
+        str | None,
+        Query(pattern=TIME_PATTERN, description="recorded at or after (RFC 3339; no offset = UTC)"),
+    ] = None,
+    until: Annotated[
+        str | None,
+        Query(pattern=TIME_PATTERN, description="recorded before (RFC 3339; no offset = UTC)"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=512, description="from next_cursor")] = None,
+) -> dict:
+    """The ``find`` filters combined with AND, in a stable order (sealed time,
+    then id), one page at a time."""
+    archive = get_archive(request)
+    filters = EvidenceFilter(
+        officer=officer,
+        device=device,
+        unit=unit,
+        station=station,
+        sha256=sha256,
+        state=state,
+        since=parse_time(since, "since"),
+        until=parse_time(until, "until"),
+    )
+    query = evidence_query(filters)
+    if case is not None:
+        query = filter_by_case(query, case)
+    with archive.db.session() as session:
+        rows, next_cursor = page(session, query, cursor, limit)
+        items = [row[0].summary() for row in rows]
+    return {"items": items, "count": len(items), "next_cursor": next_cursor}
+
+
+@router.get(
+    "/v1/evidence/{evidence_id}",
+    response_model=EvidenceDetail,
+    summary="One evidence item in full (recorded as viewed)",
+)
+def get_evidence(
+    evidence_id: EvidenceId,
+    request: Request,
+    principal: Annotated[Principal, Depends(auth.require(auth.READ))],
+) -> dict:
+    """Hashes, source, the signed manifest as stored, playback copies, case
+    links, retention and the latest fixity verdict."""
+    archive = get_archive(request)
+    with archive.db.session() as session:
+        evidence = evidence_or_404(session, evidence_id)
+        document = item_document(archive, session, evidence)
+        audit(session, "viewed", principal, request, evidence.evidence_id)
+    return document
+
+
+@router.get(
+    "/v1/evidence/{evidence_id}/playback",
+    response_model=PlaybackOut,
+    summary="A short-lived URL of the original or the playback copy (recorded)",
+)
+def playback(
+    evidence_id: EvidenceId,
+    request: Request,
+    principal: Annotated[Principal, Depends(auth.require(auth.PLAYBACK))],
+    variant: Annotated[Literal["original", "derivative"], Query()] = "derivative",
+) -> dict:
+    """A presigned GET of the exact stored version; it expires after
+    ``[api] playback_expiry_seconds``. Issuing it is a ``playback_issued``
+    custody event."""
+    archive = get_archive(request)
+    expires_in = archive.settings.api.playback_expiry_seconds
+    with archive.db.session() as session:
+        evidence = evidence_or_404(session, evidence_id)
+        if variant == "original":
+            key, version_id = evidence.original_key, evidence.original_version_id
+            sha256, size, media_type = evidence.sha256, evidence.size, evidence.media_type
+        else:
+            derivative = session.scalars(
+                select(Derivative)
+                .where(Derivative.evidence_id == evidence_id, Derivative.state == "stored")
+                .where(Derivative.key.is_not(None))
+                .order_by(Derivative.id.desc())
+                .limit(1)
+            ).first()
+            if derivative is None or derivative.sha256 is None or derivative.size is None:
+                raise ApiError(
+                    404,
+                    "no_derivative",
+                    f"{evidence_id} has no playback copy (yet); ask for variant=original",
+                )
+            key, version_id = derivative.key or "", derivative.version_id
+            sha256, size = derivative.sha256, derivative.size
+            media_type = "audio/mp4" if derivative.action == "audio" else "video/mp4"
+        expires_at = datetime.now(UTC) + timedelta(seconds=expires_in)
+        url = archive.store.presigned_get(key, version_id, expires_in)
+        audit(
+            session,
+            "playback_issued",
+            principal,
+            request,
+            evidence_id,
+            variant=variant,
+            key=key,
+            version_id=version_id,
+            sha256=sha256,
+            expires_at=expires_at.isoformat(),
+        )
+    return {
+        "evidence_id": evidence_id,
+        "variant": variant,
+        "url": url,
+        "expires_at": expires_at,
+        "expires_in": expires_in,
+        "sha256": sha256,
+        "size": size,
+        "media_type": media_type,
+    }
+
+
+@router.get(
+    "/v1/evidence/{evidence_id}/bundle",
+    summary="The item's BagIt export bundle as a zip (recorded as exported)",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/zip": {}}, "description": "a zip of the bag"}},
+)
+def bundle(
+    evidence_id: EvidenceId,
+    request: Request,
+    principal: Annotated[Principal, Depends(auth.require(auth.AUDIT))],
+) -> FileResponse:
+    """Original, manifests, ledger leaves with inclusion proofs, the latest
+    checkpoint, the public key and VERIFY.txt – all an auditor needs for
+    ``strongroom verify-bundle``, with nothing else trusted."""
+    archive = get_archive(request)
+    with archive.db.session() as session:
+        evidence_or_404(session, evidence_id)
+    try:
+        from verify.export import ExportError, export_bundle
+    except ImportError:
+        raise ApiError(503, "feature_unavailable", "export bundles are not installed") from None
+    scratch_root = archive.settings.data_dir / "tmp"
+    scratch_root.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="bundle-", dir=scratch_root))
+    try:
+        bag = export_bundle(
+            archive,
+            [evidence_id],
+            work / f"{evidence_id}-bundle",
+            actor=principal.actor,
+            include_derivatives=False,
+        )
+        archive_path = work / f"{bag.name}.zip"
+        _zip_folder(bag, archive_path)
+    except KeyError as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        if exc.args != (evidence_id,):  # not "unknown id": a bug, answered as one
+            raise
+        raise ApiError(404, "evidence_not_found", f"no evidence {evidence_id!r}") from None
+    except ExportError as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        log.error("export of %s failed: %s", evidence_id, exc)
+        raise ApiError(500, "export_failed", str(exc)) from None
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return FileResponse(
+        archive_path,
+        media_type="application/zip",
+        filename=archive_path.name,
+        background=BackgroundTask(shutil.rmtree, work, ignore_errors=True),
+    )
+
+
+def _zip_folder(folder: Path, target: Path) -> None:
+    """Zip ``folder`` under its own name; stored, not deflated (video does not
+    compress, and the auditor's checksums are over the files, not the zip)."""
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                zf.write(path, Path(folder.name) / path.relative_to(folder))

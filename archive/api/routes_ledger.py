@@ -1,0 +1,112 @@
+"""Ledger and key routes: the latest signed checkpoint, an item's inclusion
+proofs, and the station's public keys.
+
+The ledger module is imported inside the routes, so the rest of the API does
+not depend on it being installed.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+
+from archive.api import auth
+from archive.api.auth import Principal
+from archive.api.deps import audit, evidence_or_404, get_archive
+from archive.api.errors import ApiError
+from archive.api.schemas import KeysOut
+from archive.note import encode_vkey
+
+router = APIRouter(tags=["ledger"])
+
+
+def _ledger():
+    try:
+        from archive import ledger
+    except ImportError:
+        raise ApiError(503, "feature_unavailable", "the custody ledger is not installed") from None
+    return ledger
+
+
+@router.get(
+    "/v1/ledger/checkpoint",
+    response_model=dict[str, Any],
+    summary="The latest signed checkpoint (C2SP tlog-checkpoint)",
+)
+def get_checkpoint(
+    request: Request, principal: Annotated[Principal, Depends(auth.require(auth.AUDIT))]
+) -> dict[str, Any]:
+    """origin, size, root_hash, the signed note text, key name and vkey."""
+    ledger = _ledger()
+    try:
+        return ledger.checkpoint_document(get_archive(request))
+    except LookupError:
+        raise ApiError(404, "no_checkpoint", "the ledger has no checkpoint yet") from None
+
+
+@router.get(
+    "/v1/ledger/proof/{evidence_id}",
+    response_model=dict[str, Any],
+    summary="An item's ledger leaves with inclusion proofs (recorded as downloaded)",
+)
+def get_proof(
+    evidence_id: str,
+    request: Request,
+    principal: Annotated[Principal, Depends(auth.require(auth.AUDIT))],
+) -> dict[str, Any]:
+    """Every leaf of the item that the latest checkpoint covers, each with its
+    RFC 9162 inclusion proof against that checkpoint."""
+    archive = get_archive(request)
+    with archive.db.session() as session:
+        evidence_or_404(session, evidence_id)
+    ledger = _ledger()
+    try:
+        document = ledger.proof_document(archive, evidence_id)
+    except KeyError:
+        raise ApiError(404, "evidence_not_found", f"no evidence {evidence_id!r}") from None
+    except LookupError:
+        raise ApiError(404, "no_checkpoint", "the ledger has no checkpoint yet") from None
+    checkpoint = document.get("checkpoint") or {}
+    with archive.db.session() as session:
+        audit(
+            session,
+            "downloaded",
+            principal,
+            request,
+            evidence_id,
+            what="inclusion_proof",
+            checkpoint_size=checkpoint.get("size"),
+            leaves=len(document.get("leaves") or []),
+        )
+    return document
+
+
+def key_name(request: Request) -> str:
+    settings = get_archive(request).settings
+    try:
+        from archive.ledger import ledger_key_name
+    except ImportError:
+        return settings.ledger.key_name or f"strongroom-{settings.station.name}"
+    return ledger_key_name(settings)
+
+
+@router.get("/v1/keys", response_model=KeysOut, summary="The station's public keys")
+def get_keys(
+    request: Request, principal: Annotated[Principal, Depends(auth.require(auth.READ))]
+) -> dict[str, Any]:
+    """Manifests (DSSE) name the key by ``keyid``; checkpoints (signed notes)
+    by ``vkey``. Both are the same Ed25519 key."""
+    key = get_archive(request).key
+    name = key_name(request)
+    return {
+        "keys": [
+            {
+                "keyid": key.keyid,
+                "algorithm": "ed25519",
+                "public_key_hex": key.public_key.hex(),
+                "key_name": name,
+                "vkey": encode_vkey(name, key.public_key),
+            }
+        ]
+    }

@@ -1,0 +1,101 @@
+"""Statistics and retention routes: the compliance report for auditors, and
+changing an item's retention category (admin).
+
+The report is computed by :mod:`verify.reports` (read-only), imported inside
+the route as the bundle route does with :mod:`verify.export`, so the API
+package does not depend on ``verify`` at import time.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from archive.api import auth
+from archive.api.auth import Principal
+from archive.api.deps import get_archive
+from archive.api.errors import ApiError
+from archive.retention import RetentionError, RetentionRefused, UnknownEvidence, set_category
+
+router = APIRouter(tags=["reports"])
+
+GROUPINGS = ("officer", "device", "unit", "station", "day")
+
+
+class RetentionRequest(BaseModel):
+    category: str = Field(min_length=1, max_length=64, description="retention category name")
+    reason: str = Field(min_length=1, max_length=2000, description="why (kept in the ledger)")
+
+
+def _when(text: str | None, tz, name: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = (
+            datetime.combine(date.fromisoformat(text), time())
+            if len(text) == 10
+            else datetime.fromisoformat(text)
+        )
+    except ValueError:
+        raise ApiError(422, "bad_parameter", f"{name} must be an ISO date or time") from None
+    try:  # far-off dates with an offset can fall outside what datetime holds
+        return (value if value.tzinfo else value.replace(tzinfo=tz)).astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ApiError(422, "bad_parameter", f"{name} must be an ISO date or time") from None
+
+
+@router.get(
+    "/v1/reports/summary",
+    response_model=dict[str, Any],
+    summary="Counts, recorded hours, bytes, archive delay and deadline compliance",
+)
+def get_summary(
+    request: Request,
+    principal: Annotated[Principal, Depends(auth.require(auth.AUDIT))],
+    from_: Annotated[
+        str | None, Query(alias="from", description="date or ISO time (station zone)")
+    ] = None,
+    to: Annotated[str | None, Query(description="exclusive end, like from")] = None,
+    by: Annotated[str | None, Query(description="officer|device|unit|station|day")] = None,
+) -> dict[str, Any]:
+    """The same document as ``strongroom report --json``: totals, groups, daily
+    rows, late items, derivative and fixity status."""
+    from verify.reports import build_report
+
+    if by is not None and by not in GROUPINGS:
+        raise ApiError(422, "bad_parameter", f"by must be one of {', '.join(GROUPINGS)}")
+    archive = get_archive(request)
+    tz = archive.settings.station.tzinfo
+    start, end = _when(from_, tz, "from"), _when(to, tz, "to")
+    with archive.db.session() as session:
+        return build_report(session, archive.settings, start=start, end=end, by=by)
+
+
+@router.put(
+    "/v1/evidence/{evidence_id}/retention",
+    response_model=dict[str, Any],
+    summary="Move an item to a longer (or permanent) retention category",
+)
+def put_retention(
+    evidence_id: str,
+    request: Request,
+    principal: Annotated[Principal, Depends(auth.require(frozenset({auth.ADMIN})))],
+    body: Annotated[RetentionRequest, Body()],
+) -> dict[str, Any]:
+    """Extends the Object Lock of every object of the item; a permanent category
+    sets a legal hold. A shorter category is refused (409): retention only grows."""
+    archive = get_archive(request)
+    try:
+        change = set_category(
+            archive, evidence_id, body.category, actor=principal.actor, reason=body.reason
+        )
+    except RetentionRefused as exc:
+        raise ApiError(409, "retention_refused", str(exc)) from None
+    except UnknownEvidence as exc:
+        raise ApiError(404, "evidence_not_found", str(exc)) from None
+    except RetentionError as exc:
+        raise ApiError(422, "bad_retention_request", str(exc)) from None
+    return change.to_dict()

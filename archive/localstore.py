@@ -149,6 +149,10 @@ def command(folder: Path, s3_port: int) -> list[str]:
         f"-admin.port={ports['admin']}",
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
+        # every bucket is a collection with volumes of its own; the default cap
+        # (free disk / volume size, ~80 here) runs out after ~75 buckets, and
+        # volumes are sparse files, so allow plenty
+        "-volume.max=1000",
     ]
 
 

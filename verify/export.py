@@ -56,6 +56,7 @@ VERIFIER_MODULES = (
     "archive/dsse.py",
     "archive/merkle.py",
     "archive/note.py",
+    "archive/payloads.py",
     "verify/__init__.py",
     "verify/offline.py",
 )

@@ -43,6 +43,7 @@ from archive.dsse import EnvelopeError, verify_envelope
 from archive.fixity_models import FixityRecord, FixityRun
 from archive.metrics import FIXITY_BYTES, FIXITY_FAILURES, FIXITY_ITEMS, FIXITY_UNRESOLVED
 from archive.models import Evidence
+from archive.payloads import derivative_sha256
 from archive.store import NotFound, ObjectStore
 
 log = logging.getLogger("strongroom.fixity")
@@ -136,33 +137,6 @@ def hash_version(
     finally:
         body.close()
     return digest.hexdigest(), size
-
-
-def _signed_output_sha256(payload: dict[str, Any]) -> set[str]:
-    """The playback copy's hash a derivative manifest signs: ``derivative.sha256``
-    (archive.lineage's layout), else any ``sha256`` outside ``original``."""
-    named = payload.get("derivative")
-    if isinstance(named, dict) and isinstance(named.get("sha256"), str):
-        return {named["sha256"]}
-    return _sha256_values(payload)
-
-
-def _sha256_values(document: Any, skip: str = "original") -> set[str]:
-    """Every ``sha256`` value in a manifest payload outside the ``skip`` branch:
-    what a derivative manifest signs as its output's hash."""
-    found: set[str] = set()
-    if isinstance(document, dict):
-        for key, value in document.items():
-            if key == skip:
-                continue
-            if key == "sha256" and isinstance(value, str):
-                found.add(value)
-            else:
-                found |= _sha256_values(value, skip)
-    elif isinstance(document, list):
-        for value in document:
-            found |= _sha256_values(value, skip)
-    return found
 
 
 @dataclass(frozen=True)
@@ -362,7 +336,7 @@ def _check_derivative(checker: _Checker, derivative: Derivative, expected: _Expe
         "derivative_manifest", derivative.manifest_key, derivative.manifest_version_id, expected
     )
     signed = derivative.sha256
-    if payload is not None and derivative.sha256 not in _signed_output_sha256(payload):
+    if payload is not None and derivative_sha256(payload) != derivative.sha256:
         checker.result.fail(
             "derivative_manifest.content",
             derivative.manifest_key or "-",

@@ -32,6 +32,7 @@ from typing import Any
 from archive.dsse import EnvelopeError, key_id, verify_envelope
 from archive.merkle import ProofError, leaf_hash, verify_inclusion
 from archive.note import Checkpoint, NoteError, open_checkpoint, parse_vkey
+from archive.payloads import derivative_sha256
 
 _SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
 _SIG_PREFIX = "\u2014 "
@@ -233,31 +234,6 @@ def _bag_info(root: Path) -> dict[str, str]:
 # --- signatures, hashes, proofs -------------------------------------------------------
 
 
-def _signed_output_sha256(payload: dict[str, Any]) -> set[str]:
-    """The playback copy's hash a derivative manifest signs: ``derivative.sha256``
-    (archive.lineage's layout), else any ``sha256`` outside ``original``."""
-    named = payload.get("derivative")
-    if isinstance(named, dict) and isinstance(named.get("sha256"), str):
-        return {named["sha256"]}
-    return _sha256_values(payload)
-
-
-def _sha256_values(document: Any, skip: str = "original") -> set[str]:
-    found: set[str] = set()
-    if isinstance(document, dict):
-        for key, value in document.items():
-            if key == skip:
-                continue
-            if key == "sha256" and isinstance(value, str):
-                found.add(value)
-            else:
-                found |= _sha256_values(value, skip)
-    elif isinstance(document, list):
-        for value in document:
-            found |= _sha256_values(value, skip)
-    return found
-
-
 def _hash_file(path: Path, known: dict[str, str], root: Path) -> tuple[str, int]:
     name = _rel(path, root)
     digest = known.get(name) or _file_hash(path, "sha256")
@@ -325,7 +301,7 @@ def check_items(
         copies = [p for p in d_manifest.parent.glob(f"{sha}.*") if p != d_manifest]
         for copy in copies:
             digest, _ = _hash_file(copy, known, root)
-            good = digest == sha and sha in _signed_output_sha256(verified.payload)
+            good = digest == sha and derivative_sha256(verified.payload) == sha
             report.add(
                 "derivative.sha256",
                 _rel(copy, root),

@@ -256,14 +256,8 @@ class Pipeline:
         existing = self._evidence_by_sha(digest.sha256)
         if existing is not None:
             self._confirm_existing_original(existing)
-            self._commit(
-                job,
-                JobState.SIGHTED,
-                sha256=digest.sha256,
-                size=digest.size,
-                flags=flags,
-                evidence_id=existing.evidence_id,
-                event=("sighted", existing.evidence_id, self._sighting(job)),
+            self._commit_sighting(
+                job, existing, sha256=digest.sha256, size=digest.size, flags=flags
             )
             return
         self._commit(
@@ -331,12 +325,7 @@ class Pipeline:
         with self._sha_lock(job.sha256):
             existing = self._evidence_by_sha(job.sha256)
             if existing is not None:  # sealed meanwhile by an identical file
-                self._commit(
-                    job,
-                    JobState.SIGHTED,
-                    evidence_id=existing.evidence_id,
-                    event=("sighted", existing.evidence_id, self._sighting(job)),
-                )
+                self._commit_sighting(job, existing)
                 return
             evidence_id = evidence_id_for(job.sha256)
             source = identify(
@@ -445,12 +434,7 @@ class Pipeline:
                 existing = self._evidence_by_sha(job.sha256)
                 if existing is None:
                     raise
-                self._commit(
-                    job,
-                    JobState.SIGHTED,
-                    evidence_id=existing.evidence_id,
-                    event=("sighted", existing.evidence_id, self._sighting(job)),
-                )
+                self._commit_sighting(job, existing)
                 return
         if self.on_sealed is not None:
             self.on_sealed(evidence_id)
@@ -571,14 +555,22 @@ class Pipeline:
     def _dock_settings(self, label: str) -> DockSettings | None:
         return next((d for d in self.settings.docks if d.label == label), None)
 
-    def _sighting(self, job: IngestJob) -> dict:
-        return {
+    def _commit_sighting(self, job: IngestJob, existing: Evidence, **fields) -> None:
+        """The same bytes again: this drop becomes a sighting of ``existing``."""
+        details = {
             "station": job.station,
             "dock": job.dock,
             "path": job.display_name,
             "seen_at": job.first_seen_at.isoformat(),
             "job": job.id,
         }
+        self._commit(
+            job,
+            JobState.SIGHTED,
+            evidence_id=existing.evidence_id,
+            event=("sighted", existing.evidence_id, details),
+            **fields,
+        )
 
     def _sha_lock(self, sha256: str) -> threading.Lock:
         return self._sha_locks[int(sha256[:2], 16) % len(self._sha_locks)]

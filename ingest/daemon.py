@@ -134,8 +134,9 @@ class Daemon:
 
     def _tick(self) -> None:
         now = time.monotonic()
-        with self._hints_lock:
-            hints, self._hints = self._hints, set()
+        with self._hints_lock:  # the handler holds this very set: empty it, never replace it
+            hints = set(self._hints)
+            self._hints.clear()
         for dock in self.docks:
             if now - dock.last_scan >= self.rescan_seconds:
                 self._full_scan(dock)

@@ -139,3 +139,21 @@ def test_after_archive_move_and_keep(station, tmp_path):
         daemon.stop()
     kept = station.dock / ".strongroom" / "kept" / str(rows[-1]["id"])
     assert kept.read_bytes() == other
+
+
+def test_new_files_are_taken_on_file_system_events_not_only_rescans(station):
+    """With the full rescan hours away, only inotify events can bring a new file in."""
+    text = station.config.read_text().replace("rescan_seconds = 2", "rescan_seconds = 3600")
+    station.config.write_text(text)
+    daemon = station.start_daemon()
+    try:
+        wait_until(lambda: "watching" in daemon.output(), timeout=60)
+        for i in range(3):  # more than one: the first tick must not use up the events
+            data = os.urandom(2000 + i)
+            (station.dock / f"ABC1234_012345_2026030108301{i}_0001.MP4").write_bytes(data)
+            wait_until(
+                lambda n=i + 1: all_jobs_done(station, n), timeout=60, message="event pickup"
+            )
+    finally:
+        daemon.stop()
+    assert len(jobs(station)) == 3

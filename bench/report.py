@@ -1,0 +1,151 @@
+"""Turn one run's measurements into ``results/<date>.json`` and a markdown table.
+
+The markdown is what goes into the README's performance section: the bar with
+pass/fail per line, the figures behind it, and the machine they came from.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.stats import (
+    Verdict,
+    memory_verdict,
+    small_files_verdict,
+    throughput_verdict,
+    time_to_safe_verdict,
+)
+
+
+def verdicts(results: dict) -> list[Verdict]:
+    """Every bar the run has figures for, in the issue's order."""
+    found: list[Verdict] = []
+    if "throughput" in results:
+        t = results["throughput"]
+        found.append(throughput_verdict(t["strongroom_mb_per_s"], t["aws_mb_per_s"]))
+    for label, t in results.get("time_to_safe", {}).items():
+        found.append(
+            time_to_safe_verdict(label, t["time_to_safe_s"]["median"], t["pure_upload_s"]["median"])
+        )
+    if "small_files" in results:
+        s = results["small_files"]
+        found.append(small_files_verdict(s["strongroom_files_per_s"], s["aws_files_per_s"]))
+    if "memory" in results:
+        m = results["memory"]
+        found.append(memory_verdict(f"{m['bytes'] / 2**30:g} GiB file", m["peak_rss_bytes"]))
+    return found
+
+
+def _mark(passed: bool) -> str:
+    return "PASS" if passed else "FAIL"
+
+
+def markdown(document: dict) -> str:
+    results = document["results"]
+    machine = document["machine"]
+    lines = [
+        f"# Strongroom ingest benchmark – {document['date']} ({document['plan']['name']})",
+        "",
+        "## The bar",
+        "",
+        "| bar | measured | limit | result |",
+        "|---|---|---|---|",
+    ]
+    for v in document["verdicts"]:
+        lines.append(
+            f"| {v['name']} | {v['measured']:g} {v['unit']} | {v['op']} {v['limit']:g} {v['unit']} "
+            f"| **{_mark(v['passed'])}** |"
+        )
+    lines += ["", "## Figures (medians; raw samples in the JSON)", ""]
+    if "throughput" in results:
+        t = results["throughput"]
+        h = results.get("hashing", {})
+        lines += [
+            f"**Archive throughput** – {document['plan']['batch']} "
+            f"({t['files']} files, {t['bytes'] / 1e9:.2f} GB), "
+            f"{document['plan']['repeats']} repetitions:",
+            "",
+            "| tool | seconds (median) | MB/s | × aws |",
+            "|---|---|---|---|",
+            f"| `aws s3 cp --recursive` | {t['aws_seconds']['median']:.2f} "
+            f"| {t['aws_mb_per_s']:.1f} | 1.00 |",
+            f"| `strongroom ingest` | {t['strongroom_seconds']['median']:.2f} "
+            f"| {t['strongroom_mb_per_s']:.1f} | {t['ratio']:.2f} |",
+        ]
+        if h:
+            lines.append(
+                f"| `openssl dgst -sha256` (hashing limit) | {h['seconds']['median']:.2f} "
+                f"| {h['mb_per_s']:.1f} | – |"
+            )
+        lines.append("")
+    if "time_to_safe" in results:
+        lines += [
+            "**Time-to-safe** – file closed in a dock watched by `strongroom run` → dock copy "
+            "released (catalog `released_at`); nothing subtracted. Pure upload = boto3 "
+            "`upload_file` of the same file at its defaults. Daemon `rescan_seconds`: "
+            f"{document['plan'].get('rescan_seconds', 'default')}.",
+            "",
+            "| size | time-to-safe median | p95 | of which settle (policy) | "
+            "pure upload median | p95 | limit (1.2 × upload + 1.5 s) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for label, t in results["time_to_safe"].items():
+            safe, up = t["time_to_safe_s"], t["pure_upload_s"]
+            lines.append(
+                f"| {label} | {safe['median']:.2f} s | {safe['p95']:.2f} s | {t['settle_s']:g} s "
+                f"| {up['median']:.2f} s | {up['p95']:.2f} s "
+                f"| {1.2 * up['median'] + 1.5:.2f} s |"
+            )
+        lines.append("")
+    if "small_files" in results:
+        s = results["small_files"]
+        lines += [
+            f"**Many small files** – {s['files']} × {s['bytes_each'] / 1000:g} KB:",
+            "",
+            "| tool | seconds (median) | files/s | × aws |",
+            "|---|---|---|---|",
+            f"| `aws s3 cp --recursive` | {s['aws_seconds']['median']:.2f} "
+            f"| {s['aws_files_per_s']:.1f} | 1.00 |",
+            f"| `strongroom ingest` | {s['strongroom_seconds']['median']:.2f} "
+            f"| {s['strongroom_files_per_s']:.1f} | {s['ratio']:.2f} |",
+            "",
+        ]
+    if "memory" in results:
+        m = results["memory"]
+        lines += [
+            f"**Memory** – `strongroom ingest` of one {m['bytes'] / 2**30:g} GiB file: "
+            f"peak RSS {m['peak_rss_mb']:.1f} MB (psutil, every 20 ms), "
+            f"{m['seconds']:.1f} s.",
+            "",
+        ]
+    versions = machine["versions"]
+    disk = machine["disk"]
+    lines += [
+        "## Machine",
+        "",
+        f"- CPU: {machine['cpu']}, {machine['cores']} cores; RAM {machine['ram_gb']} GB",
+        f"- disk: {disk['device']} ({disk['fstype']}, {disk['kind']}), "
+        f"{disk['size_gb']} GB, {disk['free_gb']} GB free; data and store on the same disk, "
+        "files read from the page cache",
+        f"- {machine['os']}, Python {machine['python']}",
+        f"- load average at start / end: {machine.get('load_start')} / {machine.get('load_end')}",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+        "- store: SeaweedFS `weed mini` on 127.0.0.1 (locked down, as `archive.localstore` "
+        "starts it), one bucket per measurement with versioning, Object Lock and default "
+        "retention, made by `strongroom init`; `aws s3 cp` writes into the same bucket",
+        f"- run took {document.get('elapsed_s', 0):.0f} s",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write(document: dict, folder: Path) -> tuple[Path, Path]:
+    """Write ``<date>.json`` and ``<date>.md`` (``-quick`` suffix for smoke runs)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = document["date"] + ("-quick" if document["plan"]["name"] == "quick" else "")
+    json_path = folder / f"{stem}.json"
+    md_path = folder / f"{stem}.md"
+    json_path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    md_path.write_text(markdown(document), "utf-8")
+    return json_path, md_path

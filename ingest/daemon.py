@@ -42,7 +42,7 @@ log = logging.getLogger("strongroom.daemon")
 HINT_EVENTS = frozenset(
     {EVENT_TYPE_CREATED, EVENT_TYPE_MODIFIED, EVENT_TYPE_MOVED, EVENT_TYPE_CLOSED}
 )
-TICK_SECONDS = 0.25
+TICK_SECONDS = 0.1
 
 
 class _HintHandler(FileSystemEventHandler):

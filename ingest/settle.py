@@ -48,11 +48,19 @@ class _Observation:
 
 
 class Settler:
-    """Tracks candidates until each has been still for ``settle_seconds``."""
+    """Tracks candidates until each has been still for ``settle_seconds``.
 
-    def __init__(self, settle_seconds: float, clock=time.monotonic) -> None:
+    "Still" is measured from whichever is earlier: when we first saw the file
+    in its current size and mtime, or – where the kernel confirms that no
+    process holds the file open – its mtime itself. The second makes a file
+    that was closed a while ago (found by the rescan at start, or whose event
+    came late) ready at once, instead of after another settle period.
+    """
+
+    def __init__(self, settle_seconds: float, clock=time.monotonic, wall_clock=time.time) -> None:
         self.settle_seconds = settle_seconds
         self._clock = clock
+        self._wall_clock = wall_clock
         self._seen: dict[str, _Observation] = {}
 
     def observe(self, candidate: Candidate) -> bool:
@@ -64,14 +72,18 @@ class Settler:
             or previous.size != candidate.size
             or previous.mtime_ns != candidate.mtime_ns
         ):
-            self._seen[candidate.path] = _Observation(candidate.size, candidate.mtime_ns, now)
-            return self.settle_seconds == 0 and not open_by_others(candidate.path)
-        if now - previous.stable_since < self.settle_seconds:
+            previous = _Observation(candidate.size, candidate.mtime_ns, now)
+            self._seen[candidate.path] = previous
+        observed_still = now - previous.stable_since
+        written_ago = self._wall_clock() - candidate.mtime_ns / 1e9
+        if max(observed_still, written_ago) < self.settle_seconds:
             return False
-        if open_by_others(candidate.path):
+        held = open_by_others(candidate.path)
+        if held:
             previous.stable_since = now  # still being written (or read) by the dock
             return False
-        return True
+        # without a kernel answer (network file systems) only our own observation counts
+        return held is False or observed_still >= self.settle_seconds
 
     def forget(self, path: str) -> None:
         self._seen.pop(path, None)

@@ -68,6 +68,8 @@ MAX_ATTEMPTS = 8
 TERMINAL_STATES = frozenset(
     {JobState.RELEASED, JobState.DUPLICATE, JobState.QUARANTINED, JobState.VANISHED}
 )
+#: release policy of files archived where they lie (``strongroom ingest`` outside docks)
+IN_PLACE = "keep-in-place"
 #: test-only: kill -9 ourselves right after committing this state (crash tests)
 CRASH_HOOK_ENV = "STRONGROOM_TEST_CRASH_AFTER"
 
@@ -144,7 +146,7 @@ class Pipeline:
                     size=candidate.size,
                     mtime_ns=candidate.mtime_ns,
                     state=JobState.CLAIMING,
-                    after_archive=dock.after_archive if not in_place else "keep-in-place",
+                    after_archive=dock.after_archive if not in_place else IN_PLACE,
                     flags=list(identify(relative, dock.name_pattern, tz).flags),
                 )
                 session.add(job)
@@ -260,22 +262,28 @@ class Pipeline:
                 job, existing, sha256=digest.sha256, size=digest.size, flags=flags
             )
             return
-        self._commit(
-            job,
-            JobState.HASHED,
-            sha256=digest.sha256,
-            size=digest.size,
-            flags=flags,
-            part_size=digest.part_size,
-            part_digests=[d.hex() for d in digest.part_digests] or None,
-            expected_checksum=digest.store_checksum,
-        )
+        hashed = {
+            "sha256": digest.sha256,
+            "size": digest.size,
+            "flags": flags,
+            "part_size": digest.part_size,
+            "part_digests": [d.hex() for d in digest.part_digests] or None,
+            "expected_checksum": digest.store_checksum,
+        }
+        if digest.part_digests:  # a long upload follows: keep the hash
+            self._commit(job, JobState.HASHED, **hashed)
+            return
+        # a single PUT follows at once; a crash before its commit only costs a re-hash
+        for name, value in hashed.items():
+            setattr(job, name, value)
+        self._store(job, also=hashed)
 
-    def _store(self, job: IngestJob) -> None:
+    def _store(self, job: IngestJob, also: dict | None = None) -> None:
         """Put the original create-only with its checksums; confirm with a HEAD.
 
         The store checks every byte against the digests taken while hashing;
         if the file changed since, the job goes back to be hashed again.
+        ``also``: fields of the hash step committed together with this one.
         """
         assert job.sha256 is not None and job.size is not None
         key = original_key(job.sha256)
@@ -307,6 +315,7 @@ class Pipeline:
             original_checksum=info.checksum_sha256 or job.expected_checksum,
             original_lock_mode=info.lock_mode,
             original_retain_until=info.retain_until,
+            **(also or {}),
             event=(
                 "stored",
                 evidence_id_for(job.sha256),
@@ -410,6 +419,7 @@ class Pipeline:
                     )
                 )
                 self._set(session, job, JobState.SEALED, evidence_id=evidence_id, flags=flags)
+                self._finish_in_place(session, job, JobState.RELEASED)
                 if self.settings.transcode.enabled:
                     # queued in the seal's own transaction: a crash cannot lose it
                     session.add(Derivative(evidence_id=evidence_id, state="queued"))
@@ -444,7 +454,7 @@ class Pipeline:
         spool = Path(job.spool_path)
         action = job.after_archive
         destination: Path | None = None
-        if action == "keep-in-place":
+        if action == IN_PLACE:
             pass  # `strongroom ingest` of files outside a dock leaves them where they are
         elif action == "delete":
             spool.unlink(missing_ok=True)
@@ -564,12 +574,32 @@ class Pipeline:
             "seen_at": job.first_seen_at.isoformat(),
             "job": job.id,
         }
-        self._commit(
-            job,
-            JobState.SIGHTED,
-            evidence_id=existing.evidence_id,
-            event=("sighted", existing.evidence_id, details),
-            **fields,
+
+        def work(session: Session) -> None:
+            self._set(session, job, JobState.SIGHTED, evidence_id=existing.evidence_id, **fields)
+            record_event(
+                session,
+                "sighted",
+                actor=self.actor,
+                evidence_id=existing.evidence_id,
+                details=details,
+            )
+            self._finish_in_place(session, job, JobState.DUPLICATE)
+
+        self._writer.run(work)
+
+    def _finish_in_place(self, session: Session, job: IngestJob, final: JobState) -> None:
+        """A file archived in place has nothing to release: it is done in the
+        same commit (one commit fewer per file for `strongroom ingest`)."""
+        if job.after_archive != IN_PLACE:
+            return
+        row = self._set(session, job, final, released_at=utcnow())
+        record_event(
+            session,
+            "released",
+            actor=self.actor,
+            evidence_id=row.evidence_id,
+            details={"action": IN_PLACE, "path": job.display_name, "to": None},
         )
 
     def _sha_lock(self, sha256: str) -> threading.Lock:

@@ -8,7 +8,7 @@ package does not depend on ``verify`` at import time.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -18,6 +18,7 @@ from archive.api import auth
 from archive.api.auth import Principal
 from archive.api.deps import get_archive
 from archive.api.errors import ApiError
+from archive.instants import parse_instant
 from archive.retention import RetentionError, RetentionRefused, UnknownEvidence, set_category
 
 router = APIRouter(tags=["reports"])
@@ -31,19 +32,9 @@ class RetentionRequest(BaseModel):
 
 
 def _when(text: str | None, tz, name: str) -> datetime | None:
-    if text is None:
-        return None
     try:
-        value = (
-            datetime.combine(date.fromisoformat(text), time())
-            if len(text) == 10
-            else datetime.fromisoformat(text)
-        )
+        return None if text is None else parse_instant(text, tz)
     except ValueError:
-        raise ApiError(422, "bad_parameter", f"{name} must be an ISO date or time") from None
-    try:  # far-off dates with an offset can fall outside what datetime holds
-        return (value if value.tzinfo else value.replace(tzinfo=tz)).astimezone(UTC)
-    except (OverflowError, ValueError):
         raise ApiError(422, "bad_parameter", f"{name} must be an ISO date or time") from None
 
 

@@ -7,7 +7,7 @@ import logging
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from archive.bootstrap import initialize, station_ready
 from archive.db import Database, display_path
+from archive.instants import parse_instant
 from archive.models import Evidence, JobState
 from archive.queries import (
     EvidenceFilter,
@@ -332,13 +333,10 @@ def _pairs(counts: dict[str, int]) -> str:
 
 
 def _when(text: str | None) -> datetime | None:
-    if text is None:
-        return None
     try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(f"{text!r} is not an ISO date/time") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return None if text is None else parse_instant(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 @app.command()

@@ -9,7 +9,7 @@ Custody events name the operating-system user who typed the command
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, time
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -19,6 +19,7 @@ import typer
 from archive import disposition
 from archive.custody import cli_actor
 from archive.db import Database
+from archive.instants import parse_instant
 from archive.retention import RetentionError, set_category
 from archive.store import StoreError
 from ingest.cli.app import app
@@ -265,19 +266,7 @@ def report(
 
 def _when(text: str | None, tz, option: str) -> datetime | None:
     """A date (midnight) or ISO time; without a zone, the station's time zone."""
-    if text is None:
-        return None
     try:
-        value = (
-            datetime.combine(date.fromisoformat(text), time())
-            if len(text) == 10
-            else datetime.fromisoformat(text)
-        )
-    except ValueError:
-        raise typer.BadParameter(
-            f"{text!r} is not an ISO date or time", param_hint=option
-        ) from None
-    try:  # far-off dates with an offset can fall outside what datetime holds
-        return (value if value.tzinfo else value.replace(tzinfo=tz)).astimezone(UTC)
-    except (OverflowError, ValueError):
-        raise typer.BadParameter(f"{text!r} is out of range", param_hint=option) from None
+        return None if text is None else parse_instant(text, tz)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None

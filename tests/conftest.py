@@ -8,6 +8,7 @@ other's objects and a COMPLIANCE lock left behind harms nobody.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -71,6 +72,14 @@ class Station:
     @property
     def s3(self):
         return raw_s3(self.store)
+
+    def ingest_bytes(self, name: str, data: bytes) -> dict:
+        """Archive ``data`` as a file called ``name`` with ``strongroom ingest``
+        (in place, outside the dock); returns the item from ``--json``."""
+        source = self.root / "incoming" / name
+        source.parent.mkdir(exist_ok=True)
+        source.write_bytes(data)
+        return json.loads(self.cli("ingest", str(source), "--json").stdout)["items"][0]
 
     def settings(self) -> Settings:
         return load_settings(self.config)

@@ -78,6 +78,46 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def add_stored_copy(
+    station, evidence_id: str, data: bytes, *, days: float | None = None
+) -> tuple[str, str]:
+    """A stored playback copy: a real locked object and its catalog row, as the
+    playback worker leaves it (made without ffmpeg: these tests need bytes only).
+
+    Locked like the original, or for ``days`` when given. Returns (key, version).
+    """
+    from archive.derivatives import Derivative
+    from archive.models import Evidence
+    from archive.seal import derivative_key
+    from archive.store import Retention
+
+    archive = station.archive()
+    try:
+        with archive.db.session() as session:
+            evidence = session.get(Evidence, evidence_id)
+            retention = (
+                Retention(evidence.lock_mode, evidence.retain_until)
+                if days is None
+                else Retention.for_days(days, evidence.lock_mode)
+            )
+            stored = archive.store.put_bytes(derivative_key(sha256(data)), data, retention)
+            session.add(
+                Derivative(
+                    evidence_id=evidence_id,
+                    state="stored",
+                    action="remux",
+                    sha256=sha256(data),
+                    size=len(data),
+                    key=stored.key,
+                    version_id=stored.version_id,
+                    checksum=stored.checksum_sha256,
+                )
+            )
+        return stored.key, stored.version_id
+    finally:
+        archive.close()
+
+
 def assert_archived(station, data: bytes) -> dict:
     """The invariants for one original: stored at its hash key, exact bytes,
     one version, locked (its version cannot be deleted), manifest verifies."""

@@ -6,7 +6,6 @@ re-read when their file changes."""
 from __future__ import annotations
 
 import hashlib
-import json
 
 import httpx
 from conftest import wait_until
@@ -19,13 +18,6 @@ from archive.seal import derivative_key
 from archive.store import Retention
 
 ID = "ev-000000000000000000000000"
-
-
-def ingest(station, name: str, data: bytes) -> dict:
-    source = station.root / "incoming" / name
-    source.parent.mkdir(exist_ok=True)
-    source.write_bytes(data)
-    return json.loads(station.cli("ingest", str(source), "--json").stdout)["items"][0]
 
 
 def events(handle, kind: str) -> list[CustodyEvent]:
@@ -47,7 +39,7 @@ def assert_error(response: httpx.Response, status: int, code: str) -> None:
 def test_search_filters_and_pages_with_a_stable_cursor(station, api):
     handle = api()
     items = [
-        ingest(station, f"ABC1234_01234{n}_2026030108{n}000_000{n}.MP4", bytes([n]) * 5000)
+        station.ingest_bytes(f"ABC1234_01234{n}_2026030108{n}000_000{n}.MP4", bytes([n]) * 5000)
         for n in range(1, 5)
     ]
     expected = [i["evidence_id"] for i in items]
@@ -90,7 +82,7 @@ def test_search_filters_and_pages_with_a_stable_cursor(station, api):
 
 def test_reading_an_item_returns_the_stored_manifest_and_is_recorded(station, api):
     handle = api()
-    item = ingest(station, "ABC1234_012345_20260301083015_0001.MP4", b"read me " * 2000)
+    item = station.ingest_bytes("ABC1234_012345_20260301083015_0001.MP4", b"read me " * 2000)
     response = handle.get(f"/v1/evidence/{item['evidence_id']}", "auditor")
     assert response.status_code == 200, response.text
     document = response.json()
@@ -113,7 +105,7 @@ def test_reading_an_item_returns_the_stored_manifest_and_is_recorded(station, ap
 def test_playback_url_fetches_the_exact_bytes_then_expires(station, api):
     handle = api("playback_expiry_seconds = 2\n")
     data = b"\x00\x01playback" * 3000
-    item = ingest(station, "ABC1234_012345_20260301083015_0001.MP4", data)
+    item = station.ingest_bytes("ABC1234_012345_20260301083015_0001.MP4", data)
     path = f"/v1/evidence/{item['evidence_id']}/playback"
 
     assert_error(handle.get(path, "case-system"), 404, "no_derivative")
@@ -137,7 +129,7 @@ def test_playback_of_the_derivative_is_its_own_exact_version(station, api):
     from archive.derivatives import Derivative
 
     handle = api()
-    item = ingest(station, "ABC1234_012345_20260301083015_0001.MP4", b"original" * 3000)
+    item = station.ingest_bytes("ABC1234_012345_20260301083015_0001.MP4", b"original" * 3000)
     copy = b"a playback copy" * 1000
     sha = hashlib.sha256(copy).hexdigest()
     stored = handle.archive.store.put_bytes(
@@ -164,7 +156,7 @@ def test_playback_of_the_derivative_is_its_own_exact_version(station, api):
 
 def test_keys_healthz_metrics_and_framework_errors(station, api):
     handle = api()
-    ingest(station, "ABC1234_012345_20260301083015_0001.MP4", b"m" * 12345)
+    station.ingest_bytes("ABC1234_012345_20260301083015_0001.MP4", b"m" * 12345)
     [key] = handle.get("/v1/keys", "case-system").json()["keys"]
     name, raw = parse_vkey(key["vkey"])
     assert raw.hex() == key["public_key_hex"] == handle.archive.key.public_key.hex()
@@ -197,7 +189,7 @@ def test_metrics_may_be_opened_to_loopback_scrapers(station, api):
 
 def test_link_needs_a_reason_and_a_known_item(station, api):
     handle = api()
-    item = ingest(station, "ABC1234_012345_20260301083015_0001.MP4", b"r" * 5000)
+    item = station.ingest_bytes("ABC1234_012345_20260301083015_0001.MP4", b"r" * 5000)
     path = f"/v1/cases/R-1/evidence/{item['evidence_id']}"
     assert_error(handle.request("PUT", path), 422, "invalid_request")
     for blank in ("", "   ", "bell\x07"):

@@ -27,13 +27,6 @@ permanent = true
 """
 
 
-def ingest(station, name: str, data: bytes) -> dict:
-    source = station.root / "incoming" / name
-    source.parent.mkdir(exist_ok=True)
-    source.write_bytes(data)
-    return json.loads(station.cli("ingest", str(source), "--json").stdout)["items"][0]
-
-
 def hold_of(station, key: str, version_id: str) -> str:
     return station.s3.get_object_legal_hold(Bucket=station.bucket, Key=key, VersionId=version_id)[
         "LegalHold"
@@ -66,7 +59,7 @@ def events(station, kind: str, evidence_id: str) -> list[CustodyEvent]:
 
 def test_link_makes_the_store_refuse_deleting_the_original_until_unlinked(station, api):
     handle = api(SHORT_RETENTION)
-    item = ingest(station, "ABC1234_012345_20260301083015_0001.MP4", b"footage " * 4096)
+    item = station.ingest_bytes("ABC1234_012345_20260301083015_0001.MP4", b"footage " * 4096)
     evidence_id, key = item["evidence_id"], item["original_key"]
     version = station.s3.head_object(Bucket=station.bucket, Key=key)["VersionId"]
 
@@ -111,7 +104,7 @@ def test_link_makes_the_store_refuse_deleting_the_original_until_unlinked(statio
 
 
 def test_hold_stays_until_the_last_of_two_cases_is_unlinked(station):
-    item = ingest(station, "ABC1234_012345_20260301090000_0002.MP4", b"two cases " * 3000)
+    item = station.ingest_bytes("ABC1234_012345_20260301090000_0002.MP4", b"two cases " * 3000)
     evidence_id, key = item["evidence_id"], item["original_key"]
     version = station.s3.head_object(Bucket=station.bucket, Key=key)["VersionId"]
 
@@ -136,7 +129,7 @@ def test_hold_stays_until_the_last_of_two_cases_is_unlinked(station):
 
 def test_unlink_keeps_the_hold_when_the_items_own_category_is_permanent(station):
     station.write_config('[retention]\ndefault_category = "evidence"\n')
-    item = ingest(station, "ABC1234_012345_20260301100000_0003.MP4", b"permanent " * 3000)
+    item = station.ingest_bytes("ABC1234_012345_20260301100000_0003.MP4", b"permanent " * 3000)
     evidence_id, key = item["evidence_id"], item["original_key"]
     version = station.s3.head_object(Bucket=station.bucket, Key=key)["VersionId"]
     station.cli("link", "P-1", evidence_id, "--reason", "r")
@@ -146,7 +139,7 @@ def test_unlink_keeps_the_hold_when_the_items_own_category_is_permanent(station)
 
 
 def test_link_and_unlink_are_idempotent(station):
-    item = ingest(station, "ABC1234_012345_20260301110000_0004.MP4", b"again " * 3000)
+    item = station.ingest_bytes("ABC1234_012345_20260301110000_0004.MP4", b"again " * 3000)
     evidence_id = item["evidence_id"]
     first = json.loads(station.cli("link", "K-9", evidence_id, "--reason", "a", "--json").stdout)
     again = json.loads(station.cli("link", "K-9", evidence_id, "--reason", "b", "--json").stdout)
@@ -169,9 +162,9 @@ def test_link_and_unlink_are_idempotent(station):
 
 
 def test_find_case_lists_only_the_cases_items_and_show_lists_links(station):
-    a = ingest(station, "ABC1234_012345_20260301120000_0005.MP4", b"a" * 5000)
-    b = ingest(station, "ABC1234_012345_20260301120500_0006.MP4", b"b" * 5000)
-    ingest(station, "ABC1234_012345_20260301121000_0007.MP4", b"c" * 5000)
+    a = station.ingest_bytes("ABC1234_012345_20260301120000_0005.MP4", b"a" * 5000)
+    b = station.ingest_bytes("ABC1234_012345_20260301120500_0006.MP4", b"b" * 5000)
+    station.ingest_bytes("ABC1234_012345_20260301121000_0007.MP4", b"c" * 5000)
     for item in (a, b):
         station.cli("link", "F-1", item["evidence_id"], "--reason", "r")
     found = json.loads(station.cli("find", "--case", "F-1", "--json").stdout)
@@ -185,7 +178,7 @@ def test_find_case_lists_only_the_cases_items_and_show_lists_links(station):
 
 
 def test_bad_case_ids_unknown_evidence_and_blank_reasons_are_refused(station):
-    item = ingest(station, "ABC1234_012345_20260301130000_0008.MP4", b"x" * 5000)
+    item = station.ingest_bytes("ABC1234_012345_20260301130000_0008.MP4", b"x" * 5000)
     for case_id in (" padded", "a/b", "x" * 129):
         result = station.cli("link", case_id, item["evidence_id"], "--reason", "r", check=False)
         assert result.returncode == 1 and "refused" in result.stderr

@@ -6,19 +6,16 @@ leaves a signed certificate under lock that verifies with the station key."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import UTC, datetime
 
 from conftest import wait_until
+from ingest_helpers import add_stored_copy
 from sqlalchemy import select
 
-from archive.derivatives import Derivative
 from archive.disposition import DISPOSITION_PAYLOAD_TYPE, certificate_key
 from archive.dsse import verify_envelope
 from archive.models import CustodyEvent, Evidence
-from archive.seal import derivative_key
-from archive.store import Retention
 
 #: items expire ~4 s after ingest; the case category stays permanent
 SHORT = """
@@ -29,13 +26,6 @@ days = 0.00005
 [retention.categories.evidence]
 permanent = true
 """
-
-
-def ingest(station, name: str, data: bytes) -> dict:
-    source = station.root / "incoming" / name
-    source.parent.mkdir(exist_ok=True)
-    source.write_bytes(data)
-    return json.loads(station.cli("ingest", str(source), "--json").stdout)["items"][0]
 
 
 def versions(station) -> set[tuple[str, str]]:
@@ -54,33 +44,6 @@ def version_of(station, key: str) -> str:
 def expired(station, key: str) -> bool:
     info = station.s3.head_object(Bucket=station.bucket, Key=key)
     return info["ObjectLockRetainUntilDate"] < datetime.now(UTC)
-
-
-def add_playback_copy(station, evidence_id: str, data: bytes) -> tuple[str, str]:
-    """A stored playback copy (a real object with a short lock) and its catalog row."""
-    archive = station.archive()
-    try:
-        with archive.db.session() as session:
-            evidence = session.get(Evidence, evidence_id)
-            sha = hashlib.sha256(data).hexdigest()
-            stored = archive.store.put_bytes(
-                derivative_key(sha), data, Retention.for_days(0.00005, evidence.lock_mode)
-            )
-            session.add(
-                Derivative(
-                    evidence_id=evidence_id,
-                    state="stored",
-                    action="remux",
-                    sha256=sha,
-                    size=len(data),
-                    key=stored.key,
-                    version_id=stored.version_id,
-                    checksum=stored.checksum_sha256,
-                )
-            )
-        return stored.key, stored.version_id
-    finally:
-        archive.close()
 
 
 def events(station, kind: str) -> list[CustodyEvent]:
@@ -107,11 +70,13 @@ def state_of(station, evidence_id: str) -> str:
 
 def test_two_person_disposition_deletes_exactly_the_planned_versions(station, tmp_path):
     station.write_config(SHORT + "[transcode]\nenabled = false\n")
-    plain = ingest(station, "ABC1234_012345_20261120080000_0001.MP4", b"expired " * 5000)
-    linked = ingest(station, "ABC1234_012345_20261120081000_0002.MP4", b"case " * 5000)
-    held = ingest(station, "ABC1234_012345_20261120082000_0003.MP4", b"held " * 5000)
-    late_link = ingest(station, "ABC1234_012345_20261120083000_0004.MP4", b"later " * 5000)
-    copy_key, copy_version = add_playback_copy(station, plain["evidence_id"], b"copy " * 999)
+    plain = station.ingest_bytes("ABC1234_012345_20261120080000_0001.MP4", b"expired " * 5000)
+    linked = station.ingest_bytes("ABC1234_012345_20261120081000_0002.MP4", b"case " * 5000)
+    held = station.ingest_bytes("ABC1234_012345_20261120082000_0003.MP4", b"held " * 5000)
+    late_link = station.ingest_bytes("ABC1234_012345_20261120083000_0004.MP4", b"later " * 5000)
+    copy_key, copy_version = add_stored_copy(
+        station, plain["evidence_id"], b"copy " * 999, days=0.00005
+    )
 
     station.cli("link", "CASE-7", linked["evidence_id"], "--reason", "evidence in case 7")
     # a hold set in the store behind the catalog's back: the sweep must see it in HEAD
@@ -248,9 +213,9 @@ def test_sweep_never_plans_items_still_locked_or_in_a_permanent_category(station
         "[retention.categories.evidence]\npermanent = true\n"
         "[transcode]\nenabled = false\n"
     )
-    short = ingest(station, "ABC1234_012345_20261120090000_0005.MP4", b"short " * 3000)
-    important = ingest(station, "ABC1234_012345_20261120091000_0006_IMP.MP4", b"imp " * 3000)
-    permanent = ingest(station, "ABC1234_012345_20261120092000_0007.MP4", b"perm " * 3000)
+    short = station.ingest_bytes("ABC1234_012345_20261120090000_0005.MP4", b"short " * 3000)
+    important = station.ingest_bytes("ABC1234_012345_20261120091000_0006_IMP.MP4", b"imp " * 3000)
+    permanent = station.ingest_bytes("ABC1234_012345_20261120092000_0007.MP4", b"perm " * 3000)
     station.cli("retention", "set", permanent["evidence_id"], "evidence", "--reason", "court")
     wait_until(lambda: expired(station, short["original_key"]), 60, message="expiry")
     wait_until(lambda: expired(station, permanent["original_key"]), 60, message="expiry")
@@ -267,7 +232,7 @@ def test_sweep_never_plans_items_still_locked_or_in_a_permanent_category(station
 
 def test_daily_sweep_job_plans_but_never_deletes(station):
     station.write_config("[retention]\nsweep_hour = 5\n" + SHORT + "[transcode]\nenabled = false\n")
-    item = ingest(station, "ABC1234_012345_20261120093000_0008.MP4", b"daily " * 3000)
+    item = station.ingest_bytes("ABC1234_012345_20261120093000_0008.MP4", b"daily " * 3000)
     wait_until(lambda: expired(station, item["original_key"]), 60, message="expiry")
     before = versions(station)
     from ingest.services import build_scheduler

@@ -5,18 +5,15 @@ them under legal hold, and a shorter one is refused before the store is asked
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from botocore.exceptions import ClientError
+from ingest_helpers import add_stored_copy
 from sqlalchemy import select
 
-from archive.derivatives import Derivative
 from archive.models import CustodyEvent, Evidence
-from archive.seal import derivative_key
-from archive.store import Retention
 
 CATEGORIES = """
 [retention.categories.routine]
@@ -32,45 +29,11 @@ lock_mode = "GOVERNANCE"
 """
 
 
-def ingest(station, name: str, data: bytes) -> dict:
-    source = station.root / "incoming" / name
-    source.parent.mkdir(exist_ok=True)
-    source.write_bytes(data)
-    return json.loads(station.cli("ingest", str(source), "--json").stdout)["items"][0]
-
-
 def head(station, key: str, version_id: str | None = None) -> dict:
     args = {"Bucket": station.bucket, "Key": key}
     if version_id:
         args["VersionId"] = version_id
     return station.s3.head_object(**args)
-
-
-def add_playback_copy(station, evidence_id: str, data: bytes) -> tuple[str, str]:
-    """A stored playback copy: a real locked object and its catalog row, locked
-    like the original (as the playback worker does)."""
-    archive = station.archive()
-    try:
-        with archive.db.session() as session:
-            evidence = session.get(Evidence, evidence_id)
-            sha = hashlib.sha256(data).hexdigest()
-            retention = Retention(evidence.lock_mode, evidence.retain_until)
-            stored = archive.store.put_bytes(derivative_key(sha), data, retention)
-            session.add(
-                Derivative(
-                    evidence_id=evidence_id,
-                    state="stored",
-                    action="remux",
-                    sha256=sha,
-                    size=len(data),
-                    key=stored.key,
-                    version_id=stored.version_id,
-                    checksum=stored.checksum_sha256,
-                )
-            )
-        return stored.key, stored.version_id
-    finally:
-        archive.close()
 
 
 def catalog(station, evidence_id: str) -> tuple[Evidence, list[CustodyEvent]]:
@@ -95,9 +58,9 @@ def catalog(station, evidence_id: str) -> tuple[Evidence, list[CustodyEvent]]:
 
 def test_longer_category_extends_every_lock_and_shorter_never_shortens(station):
     station.write_config(CATEGORIES)
-    item = ingest(station, "ABC1234_012345_20261120083015_0001.MP4", b"routine " * 4000)
+    item = station.ingest_bytes("ABC1234_012345_20261120083015_0001.MP4", b"routine " * 4000)
     evidence_id = item["evidence_id"]
-    copy_key, copy_version = add_playback_copy(station, evidence_id, b"playback copy " * 100)
+    copy_key, copy_version = add_stored_copy(station, evidence_id, b"playback copy " * 100)
     before = {
         key: head(station, key)["ObjectLockRetainUntilDate"]
         for key in (item["original_key"], item["manifest_key"], copy_key)
@@ -153,7 +116,7 @@ def test_longer_category_extends_every_lock_and_shorter_never_shortens(station):
 
 def test_compliance_lock_is_never_weakened_to_governance(station):
     station.write_config(CATEGORIES)
-    item = ingest(station, "ABC1234_012345_20261120090000_0002.MP4", b"complaint " * 3000)
+    item = station.ingest_bytes("ABC1234_012345_20261120090000_0002.MP4", b"complaint " * 3000)
     change = json.loads(
         station.cli(
             "retention", "set", item["evidence_id"], "complaint", "--reason", "r", "--json"
@@ -167,7 +130,7 @@ def test_compliance_lock_is_never_weakened_to_governance(station):
 
 def test_permanent_category_holds_every_object_and_cannot_be_left(station):
     station.write_config(CATEGORIES)
-    item = ingest(station, "ABC1234_012345_20261120100000_0003_IMP.MP4", b"important " * 3000)
+    item = station.ingest_bytes("ABC1234_012345_20261120100000_0003_IMP.MP4", b"important " * 3000)
     evidence_id = item["evidence_id"]
     evidence, _ = catalog(station, evidence_id)
     assert evidence.category == "important"  # _IMP files start there
@@ -192,7 +155,7 @@ def test_permanent_category_holds_every_object_and_cannot_be_left(station):
 
 def test_unknown_item_or_category_is_refused(station):
     station.write_config(CATEGORIES)
-    item = ingest(station, "ABC1234_012345_20261120110000_0004.MP4", b"other " * 3000)
+    item = station.ingest_bytes("ABC1234_012345_20261120110000_0004.MP4", b"other " * 3000)
     bad = station.cli("retention", "set", item["evidence_id"], "forever", "-r", "x", check=False)
     assert bad.returncode == 1 and "unknown category" in bad.stderr
     missing = station.cli("retention", "set", "ev-nothere", "important", "-r", "x", check=False)
@@ -201,7 +164,7 @@ def test_unknown_item_or_category_is_refused(station):
 
 def test_api_changes_retention_for_admins_only_and_never_shortens(station, api):
     handle = api(CATEGORIES)
-    item = ingest(station, "ABC1234_012345_20261120120000_0005.MP4", b"via api " * 3000)
+    item = station.ingest_bytes("ABC1234_012345_20261120120000_0005.MP4", b"via api " * 3000)
     path = f"/v1/evidence/{item['evidence_id']}/retention"
     body = {"category": "important", "reason": "requested by the case system"}
     assert handle.request("PUT", path, "case-system", json=body).status_code == 403

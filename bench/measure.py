@@ -149,21 +149,31 @@ def hashing_limit(paths: list[Path], repeats: int) -> dict:
     return {"seconds": summary(times), "mb_per_s": round(size / MB / min(times), 1)}
 
 
-def throughput(ws: Workspace, plan: Plan, paths: list[Path]) -> dict:
-    folder = paths[0].parent
-    size = data.total_size(paths)
-    aws_times, sr_times = [], []
+def _aws_against_ingest(
+    ws: Workspace, plan: Plan, folder: Path, count: int, label: str
+) -> tuple[list[float], list[float]]:
+    """``aws s3 cp --recursive`` and ``strongroom ingest`` of ``folder``, each on a
+    fresh station per repetition, taking turns at going first. Returns their times."""
+    aws_times: list[float] = []
+    sr_times: list[float] = []
     for rep in range(plan.repeats):
-        station = ws.station(f"batch-{rep}")
+        station = ws.station(f"{label}-{rep}")
         order = ("aws", "strongroom") if rep % 2 == 0 else ("strongroom", "aws")
         for tool in order:
             if tool == "aws":
                 aws_times.append(station.aws_cp(folder, f"plain/{rep}").seconds)
             else:
                 result = station.ingest(folder)
-                _check_all_archived(result.stdout, len(paths))
+                _check_all_archived(result.stdout, count)
                 sr_times.append(result.seconds)
-        log.info("batch rep %d: aws %.1fs, strongroom %.1fs", rep, aws_times[-1], sr_times[-1])
+        log.info("%s rep %d: aws %.1fs, strongroom %.1fs", label, rep, aws_times[-1], sr_times[-1])
+    return aws_times, sr_times
+
+
+def throughput(ws: Workspace, plan: Plan, paths: list[Path]) -> dict:
+    folder = paths[0].parent
+    size = data.total_size(paths)
+    aws_times, sr_times = _aws_against_ingest(ws, plan, folder, len(paths), "batch")
     aws_mbps = size / MB / summary(aws_times)["median"]
     sr_mbps = size / MB / summary(sr_times)["median"]
     return {
@@ -250,18 +260,7 @@ def time_to_safe(ws: Workspace, plan: Plan) -> dict:
 def small_files(ws: Workspace, plan: Plan) -> dict:
     folder = ws.root / "data" / "small"
     paths = data.random_files(folder, plan.small_files, plan.small_bytes, "small")
-    aws_times, sr_times = [], []
-    for rep in range(plan.repeats):
-        station = ws.station(f"small-{rep}")
-        order = ("aws", "strongroom") if rep % 2 == 0 else ("strongroom", "aws")
-        for tool in order:
-            if tool == "aws":
-                aws_times.append(station.aws_cp(folder, f"plain/{rep}").seconds)
-            else:
-                result = station.ingest(folder)
-                _check_all_archived(result.stdout, len(paths))
-                sr_times.append(result.seconds)
-        log.info("small rep %d: aws %.1fs, strongroom %.1fs", rep, aws_times[-1], sr_times[-1])
+    aws_times, sr_times = _aws_against_ingest(ws, plan, folder, len(paths), "small")
     aws_fps = len(paths) / summary(aws_times)["median"]
     sr_fps = len(paths) / summary(sr_times)["median"]
     return {

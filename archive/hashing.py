@@ -24,11 +24,32 @@ class NotRegularFile(OSError):
 
 
 @dataclass(frozen=True)
+class FileIdentity:
+    """Which file, in which state: device, inode, size and mtime.
+
+    A rename keeps it (the spool move is a rename), any write changes it. A
+    digest is only ever reused for the same identity, and even then the store
+    checks the bytes against it on upload.
+    """
+
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileIdentity:
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@dataclass(frozen=True)
 class FileDigest:
     sha256: str
     size: int
     part_size: int | None = None
     part_digests: tuple[bytes, ...] = ()
+    #: the file's identity while it was read; None if it changed during the read
+    identity: FileIdentity | None = None
 
     @property
     def store_checksum(self) -> str:
@@ -46,7 +67,8 @@ def hash_file(path: str | os.PathLike, part_size: int | None = None) -> FileDige
     """
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     with os.fdopen(fd, "rb", buffering=0) as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode):
             raise NotRegularFile(f"{os.fsdecode(path)} is not a regular file")
         whole = hashlib.sha256()
         part = hashlib.sha256()
@@ -69,4 +91,7 @@ def hash_file(path: str | os.PathLike, part_size: int | None = None) -> FileDige
                     part, part_left = hashlib.sha256(), part_size
         if part_size and part_left != part_size:
             parts.append(part.digest())
-    return FileDigest(whole.hexdigest(), size, part_size, tuple(parts))
+        identity = FileIdentity.of(before)
+        if FileIdentity.of(os.fstat(fd)) != identity or identity.size != size:
+            identity = None
+    return FileDigest(whole.hexdigest(), size, part_size, tuple(parts), identity)

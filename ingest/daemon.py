@@ -34,6 +34,7 @@ from archive.db import display_path, utcnow
 from archive.models import ACTIVE_STATES, DockProblem, IngestJob
 from config.settings import DockSettings
 from ingest.pipeline import Pipeline
+from ingest.prehash import PreHasher
 from ingest.scan import Candidate, Rejected, inspect_path, scan_dock
 from ingest.settle import Settler
 
@@ -80,6 +81,11 @@ class Daemon:
         self.rescan_seconds = settings.pipeline.rescan_seconds
         self._workers = settings.pipeline.workers
         self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="ingest")
+        # large files are hashed while they settle; the claim then takes the digest
+        self.prehasher = PreHasher(
+            pipeline.part_size_for, min_size=archive.store.multipart_threshold
+        )
+        pipeline.prehasher = self.prehasher
         # what the workers hold: ("job", id) and ("path", dock path) keys
         self._busy: set[tuple[str, object]] = set()
         self._busy_lock = threading.Lock()
@@ -113,7 +119,9 @@ class Daemon:
             for observer in self._observers:
                 observer.stop()
             log.info("stopping: letting %d running step(s) finish", len(self._busy))
+            self.prehasher.close()
             self._pool.shutdown(wait=True, cancel_futures=True)
+            self.pipeline.prehasher = None
             for observer in self._observers:
                 observer.join(timeout=5)
 
@@ -170,6 +178,8 @@ class Daemon:
         if dock.settler.observe(candidate):
             dock.settler.forget(candidate.path)
             dock.ready.append(candidate)
+        else:
+            self.prehasher.offer(candidate.path, candidate.size)
 
     def _claim_ready(self, dock: _DockState) -> None:
         """Register every file that settled this tick in one commit, then hand

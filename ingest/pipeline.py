@@ -36,7 +36,7 @@ from archive.custody import record_event, system_actor
 from archive.db import display_path, utcnow
 from archive.derivatives import Derivative
 from archive.groupcommit import GroupCommitter
-from archive.hashing import FileDigest, NotRegularFile, hash_file
+from archive.hashing import FileDigest, FileIdentity, NotRegularFile, hash_file
 from archive.models import Evidence, IngestJob, JobState
 from archive.seal import (
     SealError,
@@ -56,6 +56,7 @@ from archive.store import (
 )
 from config.settings import DEFAULT_NAME_PATTERN, DockSettings
 from ingest.identify import identify
+from ingest.prehash import PreHasher
 from ingest.probe import ProbeError, probe
 from ingest.scan import WORK_DIR, Candidate
 from ingest.sniff import media_signature
@@ -116,6 +117,8 @@ class Pipeline:
         self._sha_locks = [threading.Lock() for _ in range(64)]
         self._crash_after = os.environ.get(CRASH_HOOK_ENV)
         self._writer = GroupCommitter(archive.db)
+        #: digests taken while files settled (the daemon sets it; see ingest/prehash.py)
+        self.prehasher: PreHasher | None = None
 
     # -- entry points -------------------------------------------------------
 
@@ -497,11 +500,19 @@ class Pipeline:
 
     # -- helpers ------------------------------------------------------------
 
-    def _digest(self, path: str) -> FileDigest:
+    def part_size_for(self, size: int) -> int | None:
+        """The upload part size a file of ``size`` bytes is hashed for (None: one PUT)."""
         store = self.archive.store
+        return store.part_size if size >= store.multipart_threshold else None
+
+    def _digest(self, path: str) -> FileDigest:
         try:
-            size = os.stat(path, follow_symlinks=False).st_size
-            part_size = store.part_size if size >= store.multipart_threshold else None
+            st = os.stat(path, follow_symlinks=False)
+            part_size = self.part_size_for(st.st_size)
+            if self.prehasher is not None:
+                early = self.prehasher.take(FileIdentity.of(st), part_size)
+                if early is not None:
+                    return early
             return hash_file(path, part_size)
         except FileNotFoundError as exc:
             raise Unreadable(f"the spool copy {display_path(path)} is missing") from exc

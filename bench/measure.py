@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import statistics
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from bench.station import (
     BenchError,
     BenchStation,
     plain_client,
+    process_cpu,
     run_timed,
 )
 from bench.stats import MB, MiB, summary
@@ -149,41 +151,73 @@ def hashing_limit(paths: list[Path], repeats: int) -> dict:
     return {"seconds": summary(times), "mb_per_s": round(size / MB / min(times), 1)}
 
 
-def _aws_against_ingest(
-    ws: Workspace, plan: Plan, folder: Path, count: int, label: str
-) -> tuple[list[float], list[float]]:
+@dataclass
+class Race:
+    """Seconds and CPU of each tool over the repetitions of one workload."""
+
+    seconds: dict[str, list[float]] = field(default_factory=lambda: {"aws": [], "strongroom": []})
+    client_cpu: dict[str, list[float]] = field(
+        default_factory=lambda: {"aws": [], "strongroom": []}
+    )
+    store_cpu: dict[str, list[float]] = field(default_factory=lambda: {"aws": [], "strongroom": []})
+
+    def cpu_per_file_ms(self, count: int) -> dict:
+        """Median CPU per file, of the tool and of the store serving it.
+
+        Both run on the same cores, so their sum bounds files per second:
+        a tool whose requests cost the store more cannot win by being light itself.
+        """
+        return {
+            tool: {
+                "client": round(1000 * statistics.median(self.client_cpu[tool]) / count, 2),
+                "store": round(1000 * statistics.median(self.store_cpu[tool]) / count, 2),
+            }
+            for tool in ("aws", "strongroom")
+        }
+
+
+def _aws_against_ingest(ws: Workspace, plan: Plan, folder: Path, count: int, label: str) -> Race:
     """``aws s3 cp --recursive`` and ``strongroom ingest`` of ``folder``, each on a
-    fresh station per repetition, taking turns at going first. Returns their times."""
-    aws_times: list[float] = []
-    sr_times: list[float] = []
+    fresh station per repetition, taking turns at going first."""
+    race = Race()
     for rep in range(plan.repeats):
         station = ws.station(f"{label}-{rep}")
         order = ("aws", "strongroom") if rep % 2 == 0 else ("strongroom", "aws")
         for tool in order:
+            store_before = process_cpu(ws.store.process.pid)
             if tool == "aws":
-                aws_times.append(station.aws_cp(folder, f"plain/{rep}").seconds)
+                result = station.aws_cp(folder, f"plain/{rep}")
             else:
                 result = station.ingest(folder)
                 _check_all_archived(result.stdout, count)
-                sr_times.append(result.seconds)
-        log.info("%s rep %d: aws %.1fs, strongroom %.1fs", label, rep, aws_times[-1], sr_times[-1])
-    return aws_times, sr_times
+            race.store_cpu[tool].append(process_cpu(ws.store.process.pid) - store_before)
+            race.seconds[tool].append(result.seconds)
+            race.client_cpu[tool].append(result.cpu_seconds)
+        log.info(
+            "%s rep %d: aws %.1fs, strongroom %.1fs",
+            label,
+            rep,
+            race.seconds["aws"][-1],
+            race.seconds["strongroom"][-1],
+        )
+    return race
 
 
 def throughput(ws: Workspace, plan: Plan, paths: list[Path]) -> dict:
     folder = paths[0].parent
     size = data.total_size(paths)
-    aws_times, sr_times = _aws_against_ingest(ws, plan, folder, len(paths), "batch")
-    aws_mbps = size / MB / summary(aws_times)["median"]
-    sr_mbps = size / MB / summary(sr_times)["median"]
+    race = _aws_against_ingest(ws, plan, folder, len(paths), "batch")
+    aws_mbps = size / MB / summary(race.seconds["aws"])["median"]
+    sr_mbps = size / MB / summary(race.seconds["strongroom"])["median"]
     return {
         "files": len(paths),
         "bytes": size,
-        "aws_seconds": summary(aws_times),
-        "strongroom_seconds": summary(sr_times),
+        "aws_seconds": summary(race.seconds["aws"]),
+        "strongroom_seconds": summary(race.seconds["strongroom"]),
         "aws_mb_per_s": round(aws_mbps, 1),
         "strongroom_mb_per_s": round(sr_mbps, 1),
         "ratio": round(sr_mbps / aws_mbps, 3),
+        "cpu_per_file_ms": race.cpu_per_file_ms(len(paths)),
     }
 
 
@@ -260,14 +294,15 @@ def time_to_safe(ws: Workspace, plan: Plan) -> dict:
 def small_files(ws: Workspace, plan: Plan) -> dict:
     folder = ws.root / "data" / "small"
     paths = data.random_files(folder, plan.small_files, plan.small_bytes, "small")
-    aws_times, sr_times = _aws_against_ingest(ws, plan, folder, len(paths), "small")
-    aws_fps = len(paths) / summary(aws_times)["median"]
-    sr_fps = len(paths) / summary(sr_times)["median"]
+    race = _aws_against_ingest(ws, plan, folder, len(paths), "small")
+    aws_fps = len(paths) / summary(race.seconds["aws"])["median"]
+    sr_fps = len(paths) / summary(race.seconds["strongroom"])["median"]
     return {
         "files": len(paths),
         "bytes_each": plan.small_bytes,
-        "aws_seconds": summary(aws_times),
-        "strongroom_seconds": summary(sr_times),
+        "aws_seconds": summary(race.seconds["aws"]),
+        "strongroom_seconds": summary(race.seconds["strongroom"]),
+        "cpu_per_file_ms": race.cpu_per_file_ms(len(paths)),
         "aws_files_per_s": round(aws_fps, 1),
         "strongroom_files_per_s": round(sr_fps, 1),
         "ratio": round(sr_fps / aws_fps, 3),

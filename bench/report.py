@@ -78,7 +78,7 @@ def markdown(document: dict) -> str:
                 f"| `openssl dgst -sha256` (hashing limit) | {h['seconds']['median']:.2f} "
                 f"| {h['mb_per_s']:.1f} | – |"
             )
-        lines.append("")
+        lines += ["", *_cpu_table(t, "file"), ""]
     if "time_to_safe" in results:
         lines += [
             "**Time-to-safe** – file closed in a dock watched by `strongroom run` → dock copy "
@@ -110,6 +110,8 @@ def markdown(document: dict) -> str:
             f"| `strongroom ingest` | {s['strongroom_seconds']['median']:.2f} "
             f"| {s['strongroom_files_per_s']:.1f} | {s['ratio']:.2f} |",
             "",
+            *_cpu_table(s, "file"),
+            "",
         ]
     if "memory" in results:
         m = results["memory"]
@@ -138,6 +140,26 @@ def markdown(document: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _cpu_table(result: dict, unit: str) -> list[str]:
+    """Where the CPU went, per item: the tool itself and the store serving it (same cores)."""
+    cpu = result.get("cpu_per_file_ms")
+    if not cpu:
+        return []
+    rows = [
+        f"CPU per {unit} (median; tool and store share the two cores):",
+        "",
+        "| tool | tool CPU | store CPU | sum |",
+        "|---|---|---|---|",
+    ]
+    for tool, label in (("aws", "`aws s3 cp`"), ("strongroom", "`strongroom ingest`")):
+        c = cpu[tool]
+        rows.append(
+            f"| {label} | {c['client']:.2f} ms | {c['store']:.2f} ms "
+            f"| {c['client'] + c['store']:.2f} ms |"
+        )
+    return rows
 
 
 def write(document: dict, folder: Path) -> tuple[Path, Path]:

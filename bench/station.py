@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
 import sqlite3
 import subprocess
@@ -56,6 +57,7 @@ class Timed:
     stdout: str
     stderr: str
     peak_rss: int = 0  # bytes, largest resident set seen (process and its children)
+    cpu_seconds: float = 0.0  # user + system of the command and its children
 
 
 def run_timed(
@@ -66,7 +68,12 @@ def run_timed(
     timeout: float = COMMAND_TIMEOUT,
     sample_rss: bool = False,
 ) -> Timed:
-    """Run ``command`` to the end; wall-clock seconds, output, and optionally peak RSS."""
+    """Run ``command`` to the end; wall-clock and CPU seconds, output, optionally peak RSS.
+
+    CPU comes from the kernel's account of reaped children, so the bench must
+    not reap another child meanwhile (it runs one command at a time).
+    """
+    cpu_before = _children_cpu()
     started = time.perf_counter()
     process = subprocess.Popen(
         command,
@@ -89,7 +96,32 @@ def run_timed(
         if sampler:
             sampler.stop()
     elapsed = time.perf_counter() - started
-    return Timed(elapsed, process.returncode, stdout, stderr, sampler.peak if sampler else 0)
+    return Timed(
+        elapsed,
+        process.returncode,
+        stdout,
+        stderr,
+        sampler.peak if sampler else 0,
+        _children_cpu() - cpu_before,
+    )
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds used so far by a running process and its children (the store)."""
+    try:
+        process = psutil.Process(pid)
+        total = sum(process.cpu_times()[:2])
+        for child in process.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += sum(child.cpu_times()[:2])
+    except psutil.NoSuchProcess:
+        return 0.0
+    return total
 
 
 class RssSampler(threading.Thread):

@@ -80,6 +80,10 @@ def _document() -> dict:
                 "aws_mb_per_s": 2.0,
                 "strongroom_mb_per_s": 1.0,
                 "ratio": 0.5,
+                "cpu_per_file_ms": {
+                    "aws": {"client": 1.5, "store": 2.0},
+                    "strongroom": {"client": 3.0, "store": 4.25},
+                },
             },
             "time_to_safe": {
                 "1 MB": {
@@ -110,6 +114,7 @@ def test_report_states_pass_fail_per_bar_and_the_machine(tmp_path: Path):
     assert "**PASS**" in text
     assert "Test CPU, 2 cores" in text
     assert "| 1 MB | 2.10 s | 2.19 s | 1 s |" in text  # settle shown apart, not subtracted
+    assert "| `strongroom ingest` | 3.00 ms | 4.25 ms | 7.25 ms |" in text  # CPU per file
     json_path, md_path = write(document, tmp_path)
     assert json_path.name == "2026-01-02-quick.json" and md_path.name == "2026-01-02-quick.md"
     assert json.loads(json_path.read_text())["verdicts"][0]["passed"] is False
@@ -193,6 +198,10 @@ def test_small_files_measures_both_tools_into_a_fresh_bucket(tmp_path: Path, sea
     assert result["ratio"] == pytest.approx(
         result["aws_seconds"]["median"] / result["strongroom_seconds"]["median"], rel=0.01
     )
+    # CPU is accounted to each tool and to the store that served it
+    for tool in ("aws", "strongroom"):
+        cpu = result["cpu_per_file_ms"][tool]
+        assert cpu["client"] > 0 and cpu["store"] > 0, (tool, cpu)
     # one fresh station per repetition, and both tools wrote into its bucket
     (station_dir,) = (tmp_path / "stations").iterdir()
     assert (station_dir / "var" / "catalog.db").exists()

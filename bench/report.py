@@ -116,9 +116,15 @@ def markdown(document: dict) -> str:
     if "memory" in results:
         m = results["memory"]
         lines += [
-            f"**Memory** – `strongroom ingest` of one {m['bytes'] / 2**30:g} GiB file: "
-            f"peak RSS {m['peak_rss_mb']:.1f} MB (psutil, every 20 ms), "
-            f"{m['seconds']:.1f} s.",
+            f"**Memory** – one {m['bytes'] / 2**30:g} GiB file copied into a dock watched by "
+            f"`strongroom run`: daemon peak RSS {m['peak_rss_mb']:.1f} MB (psutil, every "
+            f"20 ms), {m['seconds']:.1f} s from close to release."
+            + (
+                f" `strongroom ingest` of the same file: peak RSS "
+                f"{m['ingest_peak_rss_mb']:.1f} MB, {m['ingest_seconds']:.1f} s."
+                if "ingest_peak_rss_mb" in m
+                else ""
+            ),
             "",
         ]
     versions = machine["versions"]

@@ -218,7 +218,9 @@ def test_time_to_safe_reads_release_from_the_catalog(tmp_path: Path, seaweed):
     assert [p.name for p in dock.iterdir() if not p.name.startswith(".")] == []
 
 
-def test_memory_reports_peak_rss_of_the_ingest(tmp_path: Path, seaweed):
+def test_memory_reports_peak_rss_of_the_daemon_and_the_ingest(tmp_path: Path, seaweed):
     result = measure.memory(Workspace(tmp_path, seaweed), _tiny_plan())
     assert result["peak_rss_bytes"] > 20 * 1024 * 1024  # a Python process with boto3 loaded
+    assert result["ingest_peak_rss_mb"] > 20
+    assert result["seconds"] > 0
     assert not (tmp_path / "data" / "memory" / "large.bin").exists()

@@ -139,6 +139,16 @@ class StoreSettings(_Section):
 
 class CatalogSettings(_Section):
     url: str = "sqlite:///var/catalog.db"
+    backup_hours: float = Field(
+        24.0, ge=0, description="SQLite catalog backup to the bucket every N hours; 0 = off"
+    )
+    backup_retention_days: float = Field(
+        30.0, gt=0, description="Object Lock on each catalog backup (fractions allowed)"
+    )
+    backup_lock_mode: LockMode = Field(
+        "GOVERNANCE",
+        description="backups are not evidence: GOVERNANCE lets an admin remove them early",
+    )
 
 
 class SigningSettings(_Section):

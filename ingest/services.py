@@ -16,7 +16,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.orm import Session
 
 from archive.caselinks import case_section, case_status, filter_by_case
+from archive.catalog_backup import (
+    START_DELAY,
+    backup_check_minutes,
+    backup_interval_hours,
+    scheduled_backup,
+)
 from archive.context import Archive
+from archive.db import utcnow
 from archive.disposition import item_disposition
 from archive.ledger import ledger_summary, scheduled_checkpoint
 from archive.models import Evidence
@@ -129,6 +136,16 @@ def build_scheduler(archive: Archive) -> BackgroundScheduler:
         args=[archive],
         id="retention-sweep",
     )
+    backup_hours = backup_interval_hours(archive.settings)  # None: off, or not SQLite
+    if backup_hours:
+        scheduler.add_job(  # looks hourly; backs up when the newest backup is backup_hours old
+            scheduled_backup,
+            "interval",
+            minutes=backup_check_minutes(backup_hours),
+            next_run_time=utcnow() + START_DELAY,
+            args=[archive, backup_hours],
+            id="catalog-backup",
+        )
     return scheduler
 
 

@@ -169,11 +169,21 @@ def _leaf_subject(index: int, leaf: bytes | None) -> str:
 def audit(archive: Archive) -> AuditReport:
     """Check the whole ledger; see the module doc. Reads only."""
     report = AuditReport()
+    leaves, signed = read_bucket_ledger(archive, report)
+    check_catalog(archive, report, leaves, signed)
+    return report
+
+
+def read_bucket_ledger(
+    archive: Archive, report: AuditReport
+) -> tuple[list[bytes], dict[int, tuple[bytes, str]]]:
+    """The ledger as the bucket alone holds it: leaves ``0..n-1`` and the verified
+    checkpoints ``{size: (signed root, note text)}``; every problem goes to ``report``.
+    ``catalog rebuild`` reads the ledger with this too."""
     leaves = _read_segments(archive, report)
     _check_versions(archive, report)
     signed = _check_checkpoints(archive, report, leaves)
-    _check_catalog(archive, report, leaves, signed)
-    return report
+    return leaves, signed
 
 
 def _read_segments(archive: Archive, report: AuditReport) -> list[bytes]:
@@ -318,7 +328,7 @@ def _check_checkpoints(
     return signed
 
 
-def _check_catalog(
+def check_catalog(
     archive: Archive,
     report: AuditReport,
     leaves: list[bytes],

@@ -13,7 +13,9 @@ than the step before allowed:
 3. **apply** (here): re-checks every item just before deleting (an item that
    gained a link, a hold or a longer lock since the plan is skipped with the
    reason), deletes exactly the planned versions of originals and playback
-   copies, keeps every manifest and ledger leaf, marks the item ``disposed``
+   copies – but keeps a playback copy another live item still shares
+   (identical bytes, one object), which goes with the last item using it –
+   keeps every manifest and ledger leaf, marks the item ``disposed``
    and stores a signed **disposition certificate** (DSSE) under lock at
    ``dispositions/<plan_id>.dsse.json``.
 
@@ -38,7 +40,7 @@ from archive.cases import CaseLink
 from archive.context import Archive
 from archive.custody import record_event
 from archive.db import utcnow
-from archive.derivatives import Derivative
+from archive.derivatives import Derivative, items_sharing
 from archive.disposition_models import DispositionApproval, DispositionPlan
 from archive.metrics import DISPOSED
 from archive.models import CustodyEvent, Evidence
@@ -314,8 +316,16 @@ def _apply_item(
         if reason:
             return {"result": "skipped", "evidence_id": evidence_id, "reason": reason}
         deleted: list[dict[str, Any]] = []
+        shared = _shared_entries(session, evidence_id, item)
+        kept = item["keep"] + [
+            {**entry, "shared_with": shared[entry["key"]]}
+            for entry in item["delete"]
+            if entry["key"] in shared
+        ]
         error = None
         for entry in item["delete"]:
+            if entry["key"] in shared:  # another live item's playback copy too: it stays
+                continue
             try:
                 archive.store.delete_version(entry["key"], entry["version_id"])
             except StoreError as exc:
@@ -326,7 +336,7 @@ def _apply_item(
             "plan_id": plan_id,
             "plan_sha256": digest,
             "deleted": [[o["key"], o["version_id"]] for o in deleted],
-            "kept": [[o["key"], o["version_id"]] for o in item["keep"]],
+            "kept": [[o["key"], o["version_id"]] for o in kept],
         }
         if error is not None:
             # the versions already gone are recorded truthfully; the item stays as it was
@@ -356,7 +366,7 @@ def _apply_item(
             "ingested_at": item["ingested_at"],
             "retain_until": item["retain_until"],
             "deleted": deleted,
-            "kept": item["keep"],
+            "kept": kept,
         }
 
 
@@ -401,11 +411,25 @@ def _skip_reason(
     )
     if unfinished:
         return "a playback copy is being made"
+    shared = _shared_entries(session, evidence.evidence_id, item)
     for entry in item["delete"]:
-        why = store_refusal(archive, entry, now)
+        why = "" if entry["key"] in shared else store_refusal(archive, entry, now)
         if why:
             return why
     return ""
+
+
+def _shared_entries(
+    session: Session, evidence_id: str, item: dict[str, Any]
+) -> dict[str, list[str]]:
+    """Planned versions another live item still uses (a shared playback copy), by key,
+    with those items' ids: kept, and deleted with the last item that uses them."""
+    shared: dict[str, list[str]] = {}
+    for entry in item["delete"]:
+        users = items_sharing(session, entry["key"], entry["version_id"], but=evidence_id)
+        if users:
+            shared[entry["key"]] = [u.evidence_id for u in users]
+    return shared
 
 
 def _lock_item(session: Session, evidence_id: str) -> Evidence:

@@ -4,17 +4,25 @@ An item is held while it has at least one case link, or while its own
 retention category is permanent. The rule is evaluated here and applied to
 every stored object of the item (original, manifest, derivatives and their
 manifests), so linking, unlinking and retention changes cannot disagree.
+
+An object is held while *any* item using it must be held: a playback copy
+shared by two items (identical bytes, one content-addressed object) keeps its
+hold when one item is unlinked while the other is still linked or permanent.
+The other items' rows are write-locked before their links are read, so a link
+of one and an unlink of the other cannot both act on stale counts.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from typing import Any
+
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from archive.cases import CaseLink
 from archive.context import Archive
 from archive.custody import record_event
-from archive.derivatives import evidence_objects
+from archive.derivatives import evidence_objects, items_sharing
 from archive.models import Evidence
 
 
@@ -44,15 +52,41 @@ def apply_hold(
     hold the store does not have.
     """
     required, why = hold_required(session, archive, evidence)
+    kept: list[dict[str, Any]] = []
     for key, version_id in evidence_objects(session, evidence):
-        archive.store.set_legal_hold(key, version_id, required)
+        held = required
+        if not required:
+            holders = _other_holders(session, archive, evidence, key, version_id)
+            if holders:
+                held = True
+                kept.append({"key": key, "version_id": version_id, "held_for": holders})
+        archive.store.set_legal_hold(key, version_id, held)
     if evidence.legal_hold != required:
         evidence.legal_hold = required
+        details: dict[str, Any] = {"legal_hold": required, "because": why, "reason": reason}
+        if kept:
+            details["objects_still_held"] = kept
         record_event(
             session,
             "legal_hold_changed",
             actor=actor,
             evidence_id=evidence.evidence_id,
-            details={"legal_hold": required, "because": why, "reason": reason},
+            details=details,
         )
     return required
+
+
+def _other_holders(
+    session: Session, archive: Archive, evidence: Evidence, key: str, version_id: str | None
+) -> list[str]:
+    """Ids of the other items sharing this object version that must be held."""
+    others = items_sharing(session, key, version_id, but=evidence.evidence_id)
+    if not others:
+        return []
+    session.execute(  # their row locks, as the caller holds this item's (see the module doc)
+        update(Evidence)
+        .where(Evidence.evidence_id.in_([o.evidence_id for o in others]))
+        .values(legal_hold=Evidence.legal_hold)
+        .execution_options(synchronize_session=False)
+    )
+    return [o.evidence_id for o in others if hold_required(session, archive, o)[0]]

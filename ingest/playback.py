@@ -49,6 +49,7 @@ from archive.derivatives import Derivative
 from archive.lineage import derivative_payload, portable_args, seal_derivative
 from archive.metrics import DERIVATIVE_SECONDS, DERIVATIVES, ERRORS
 from archive.models import Evidence
+from archive.retention import stronger_mode
 from archive.seal import derivative_key
 from archive.store import (
     AlreadyExists,
@@ -669,7 +670,8 @@ class PlaybackWorker:
         Holds and retention changes are applied to every *stored* copy of an
         item; a copy stored meanwhile read its lock before such a change, and a
         copy adopted from identical bytes (content-addressed) kept the lock it
-        was first written with. Both only ever go up here.
+        was first written with, for another item. Both only ever go up here:
+        the later date, and the stronger mode.
         """
         if retention is None:
             return  # a development store without Object Lock
@@ -685,7 +687,15 @@ class PlaybackWorker:
             for obj in objects:
                 if held:
                     self.archive.store.set_legal_hold(obj.key, obj.version_id, True)
-                self.archive.store.extend_retention(obj.key, obj.version_id, mode, until)
+                # a copy shared with another item may be COMPLIANCE already: asking
+                # for GOVERNANCE would be refused, and the longer date lost with it
+                current = self.archive.store.head(obj.key, obj.version_id).lock_mode
+                self.archive.store.extend_retention(
+                    obj.key,
+                    obj.version_id,
+                    stronger_mode(current, mode),  # type: ignore[arg-type]
+                    until,
+                )
         except StoreError as exc:
             # the copy is stored and recorded; the next hold or retention change re-applies
             # to all of the item's objects, so this is logged loudly and counted, not lost

@@ -14,19 +14,23 @@ network mount or a hostile file must not hold a worker forever.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import subprocess
+import threading
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 FFPROBE = "ffprobe"
 #: how many of ffprobe's last stderr lines an error keeps
 STDERR_TAIL_LINES = 20
+#: bytes written to a waiting ffprobe at a time (it reads 32 KiB at a time)
+_FEED_CHUNK = 256 * 1024
 
 #: demuxers that read single pictures; their files are stills, never video
 _IMAGE_DEMUXERS = frozenset({"image2"})
@@ -181,16 +185,23 @@ def probe(path: str | os.PathLike[str], timeout_s: float) -> ProbeSummary:
             stderr_tail=_tail(exc.stderr or b""),
             timed_out=True,
         ) from None
-    stderr_tail = _tail(done.stderr)
-    if done.returncode != 0:
+    return _summary_of(path, done.returncode, done.stdout, done.stderr)
+
+
+def _summary_of(
+    path: str | os.PathLike[str], returncode: int, stdout: bytes, stderr: bytes
+) -> ProbeSummary:
+    """ffprobe's answer (exit code, JSON, stderr) as a summary or a :class:`ProbeError`."""
+    stderr_tail = _tail(stderr)
+    if returncode != 0:
         raise ProbeError(
             path,
-            f"ffprobe exit {done.returncode}: {last_words(stderr_tail)}",
+            f"ffprobe exit {returncode}: {last_words(stderr_tail)}",
             stderr_tail=stderr_tail,
-            returncode=done.returncode,
+            returncode=returncode,
         )
     try:
-        report = json.loads(done.stdout)
+        report = json.loads(stdout)
     except ValueError as exc:
         raise ProbeError(
             path, f"ffprobe printed no JSON ({exc})", stderr_tail=stderr_tail
@@ -199,6 +210,141 @@ def probe(path: str | os.PathLike[str], timeout_s: float) -> ProbeSummary:
     if not summary.streams:
         raise ProbeError(path, "ffprobe found no streams", stderr_tail=stderr_tail, returncode=0)
     return summary
+
+
+class StreamProbe:
+    """An ffprobe started *ahead* of its file, which it then reads from a pipe.
+
+    Starting ffprobe costs ~55 ms on a station (it links ~200 shared
+    libraries) – more than reading the header of a playback copy. Started
+    while ffmpeg still writes the copy, that cost is hidden; once ffmpeg is
+    done, :meth:`read` streams the finished file into ffprobe's stdin until
+    ffprobe has seen enough: with the index (``moov``) first, as ``+faststart``
+    writes it, that is a few hundred KiB; otherwise ffprobe reads on to the
+    index. Only the ``pipe`` protocol is allowed, so the file cannot make
+    ffprobe open anything else.
+
+    Use as a context manager: leaving it kills an ffprobe that was never fed.
+    """
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self._proc = subprocess.Popen(
+            [
+                FFPROBE,
+                "-v",
+                "error",
+                "-hide_banner",
+                "-protocol_whitelist",
+                "pipe",
+                "-show_format",
+                "-show_streams",
+                "-of",
+                "json",
+                "-i",
+                "pipe:0",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self._out: list[bytes] = []
+        self._err: list[bytes] = []
+        # drained all along, so ffprobe never blocks writing while we block feeding it
+        self._readers = [
+            threading.Thread(target=_drain, args=(self._proc.stdout, self._out), daemon=True),
+            threading.Thread(target=_drain, args=(self._proc.stderr, self._err), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def read(self, path: str | os.PathLike[str]) -> ProbeSummary:
+        """Feed ``path`` to the waiting ffprobe and return its summary (once only).
+
+        ffprobe is killed ``timeout_s`` after feeding starts. ``size`` and
+        ``bit_rate`` (which ffprobe cannot know from a pipe) are filled in from
+        the file's size the way ffprobe computes them for a file.
+        """
+        proc = self._proc
+        assert proc.stdin is not None
+        timed_out = threading.Event()
+        killer = threading.Timer(self.timeout_s, _time_out, args=(proc, timed_out))
+        killer.daemon = True
+        killer.start()
+        try:
+            with open(path, "rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                with contextlib.suppress(BrokenPipeError):  # ffprobe has seen enough
+                    while chunk := handle.read(_FEED_CHUNK):
+                        proc.stdin.write(chunk)
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.close()
+            proc.wait()  # the timer kills it at the deadline
+            for reader in self._readers:
+                reader.join(self.timeout_s)
+        finally:
+            killer.cancel()
+        if timed_out.is_set():
+            raise ProbeError(
+                path,
+                f"ffprobe did not finish within {self.timeout_s:g} s and was killed",
+                stderr_tail=_tail(b"".join(self._err)),
+                timed_out=True,
+            )
+        summary = _summary_of(path, proc.returncode, b"".join(self._out), b"".join(self._err))
+        return replace(
+            summary,
+            size=summary.size if summary.size is not None else size,
+            bit_rate=summary.bit_rate
+            if summary.bit_rate is not None
+            else _file_bit_rate(size, summary.duration),
+        )
+
+    def close(self) -> None:
+        """Stop ffprobe if it still runs (never fed, or fed and stuck) and reap it."""
+        if self._proc.poll() is None:
+            _kill(self._proc)
+        self._proc.wait()
+        with contextlib.suppress(BrokenPipeError):
+            if self._proc.stdin is not None:
+                self._proc.stdin.close()
+        for reader in self._readers:
+            reader.join(1)
+
+    def __enter__(self) -> StreamProbe:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _drain(stream: IO[bytes] | None, into: list[bytes]) -> None:
+    assert stream is not None
+    with stream:
+        while chunk := stream.read1(65536):  # type: ignore[attr-defined]
+            into.append(chunk)
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+
+
+def _time_out(proc: subprocess.Popen[bytes], flag: threading.Event) -> None:
+    if proc.poll() is None:
+        flag.set()
+        _kill(proc)
+
+
+def _file_bit_rate(size: int, duration: float | None) -> int | None:
+    """ffprobe's estimate for a file of known size: size × 8 / duration, truncated.
+
+    libavformat keeps the duration in microseconds (printed with six decimals)
+    and divides in double precision; the same arithmetic gives the same number.
+    """
+    if not duration or duration <= 0 or size <= 0:
+        return None
+    return int(size * 8.0 * 1_000_000 / round(duration * 1_000_000))
 
 
 def summarize(report: Mapping[str, Any]) -> ProbeSummary:

@@ -26,6 +26,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -33,7 +34,13 @@ from typing import IO, Any
 import ffmpeg
 
 from config.transcode import NO_STREAM, Action, PolicyRule, TranscodeSettings
-from ingest.probe import ProbeError, ProbeSummary, ffmpeg_input_name, last_words, probe
+from ingest.probe import (
+    ProbeError,
+    ProbeSummary,
+    StreamProbe,
+    ffmpeg_input_name,
+    last_words,
+)
 
 FFMPEG = "ffmpeg"
 #: how many of ffmpeg's last stderr lines are kept (the rest is never held in memory)
@@ -436,10 +443,12 @@ def make_playback_copy(
     work_dir.mkdir(parents=True, exist_ok=True)
     partial = work_dir / f".playback-{uuid.uuid4().hex}{plan.suffix}.part"
     cmd = build_command(plan, input_path, partial, settings)
+    version = ffmpeg_version()  # cached: asked once per process
     try:
-        run = run_ffmpeg(cmd, summary.duration, settings, on_progress)
-        out_summary = _check_output(partial, plan, settings, cmd)
-        digest, size = sha256_file(partial)
+        # the output's ffprobe starts now, so its start-up overlaps ffmpeg's run
+        with StreamProbe(settings.probe_timeout_seconds) as checker:
+            run = run_ffmpeg(cmd, summary.duration, settings, on_progress)
+            out_summary, digest, size = check_output(partial, plan, checker, cmd)
         final = work_dir / f"{digest}{plan.suffix}"
         os.replace(partial, final)
     except BaseException:
@@ -451,36 +460,79 @@ def make_playback_copy(
         size=size,
         probe=out_summary,
         plan=plan,
-        ffmpeg_version=ffmpeg_version(),
+        ffmpeg_version=version,
         args=tuple(cmd),
         run=run,
     )
 
 
-def _check_output(
-    path: Path, plan: Plan, settings: TranscodeSettings, cmd: Sequence[str]
-) -> ProbeSummary:
-    """ffmpeg said yes; make sure the file holds what a player will look for."""
-    try:
-        summary = probe(path, settings.probe_timeout_seconds)
-    except ProbeError as exc:
-        raise TranscodeError(
-            f"ffmpeg wrote an unreadable file: {exc.reason}",
-            stderr_tail=exc.stderr_tail,
-            cmd=cmd,
-        ) from exc
+def check_output(
+    path: Path, plan: Plan, checker: StreamProbe, cmd: Sequence[str]
+) -> tuple[ProbeSummary, str, int]:
+    """ffmpeg said yes; make sure the file holds what a player will look for, and hash it.
+
+    Returns the output's probe summary, SHA-256 and size. The probe (the
+    waiting ffprobe, fed the file through a pipe) and the hash (hashlib
+    releases the GIL) run at the same time: the time after ffmpeg is the
+    longer of the two, not their sum. Nobody writes the file any more, so the
+    hash is of the bytes that are then renamed and stored.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hash-copy") as pool:
+        hashed = pool.submit(sha256_file, path)
+        try:
+            summary = checker.read(path)
+        except ProbeError as exc:
+            raise TranscodeError(
+                f"ffmpeg wrote an unreadable file: {exc.reason}",
+                stderr_tail=exc.stderr_tail,
+                cmd=cmd,
+            ) from exc
+        digest, size = hashed.result()
     wanted = "audio" if plan.action == "audio" else "video"
     if summary.kind != wanted:
         raise TranscodeError(f"ffmpeg wrote {summary.kind} where {wanted} was expected", cmd=cmd)
-    return summary
+    if not index_first(path):
+        raise TranscodeError(
+            "ffmpeg wrote the MP4 index (moov) after the media data (mdat): "
+            "a browser could not start playing before the download ends",
+            cmd=cmd,
+        )
+    return summary, digest, size
+
+
+def index_first(path: Path) -> bool:
+    """Whether the MP4's ``moov`` box comes before its ``mdat`` (what +faststart promises).
+
+    Reads only the top-level box headers (a few bytes each) from the front.
+    """
+    with open(path, "rb") as handle:
+        end = os.fstat(handle.fileno()).st_size
+        offset = 0
+        while offset + 8 <= end:
+            handle.seek(offset)
+            header = handle.read(16)
+            size, kind = int.from_bytes(header[:4], "big"), header[4:8]
+            if kind == b"moov":
+                return True
+            if kind == b"mdat":
+                return False
+            if size == 1 and len(header) == 16:  # 64-bit size follows the type
+                size = int.from_bytes(header[8:16], "big")
+            if size < 8:  # 0 = "to the end of the file", or a broken box
+                return False
+            offset += size
+    return False
 
 
 def sha256_file(path: Path) -> tuple[str, int]:
-    """SHA-256 hex digest and size, read in 1 MiB chunks (files may be many GB)."""
+    """SHA-256 hex digest and size, read in 1 MiB chunks into one reused buffer
+    (files may be many GB; no allocation per chunk)."""
     digest = hashlib.sha256()
     size = 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
+    buffer = bytearray(_HASH_CHUNK)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as handle:
+        while count := handle.readinto(buffer):
+            digest.update(view[:count])
+            size += count
     return digest.hexdigest(), size

@@ -1,9 +1,14 @@
-"""``strongroom playback``: make the queued playback copies now, and show the policy.
+"""``strongroom playback``: make the queued playback copies now, requeue failed
+ones, queue missing ones, and show the policy.
 
 The daemon makes playback copies by itself; ``playback run`` is for stations
 that run ``ingest`` from a script, and for catching up after a change of
-policy. ``playback policy`` prints the ``[transcode]`` rules in the order they
-are tried, so an operator sees what the config says without reading TOML.
+policy. ``playback retry`` gives failed copies a fresh retry budget (after a
+fix to ffmpeg or the policy); ``playback queue --missing`` queues copies for
+items sealed while transcoding was off. Both only queue: the daemon's workers
+(or ``playback run``) make the copies. ``playback policy`` prints the
+``[transcode]`` rules in the order they are tried, so an operator sees what the
+config says without reading TOML.
 """
 
 from __future__ import annotations
@@ -15,11 +20,25 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from archive.custody import cli_actor
+from archive.derivatives import queue_missing, requeue_failed
+from archive.models import Evidence
 from archive.queries import derivative_counts
 from config.transcode import TranscodeSettings
 from ingest.cli.app import app
-from ingest.cli.common import ConfigOpt, JsonOpt, console, emit_json, open_archive, settings_from
+from ingest.cli.common import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    ConfigOpt,
+    JsonOpt,
+    console,
+    emit_json,
+    open_archive,
+    settings_from,
+)
 from ingest.playback import Claim, Observer, PlaybackWorker, Result
 from ingest.transcode import Plan
 
@@ -114,6 +133,105 @@ def run(
     console.print(
         "playback copies: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none")
     )
+
+
+IdsArg = Annotated[list[str] | None, typer.Argument(help="evidence ids (ev-…)", show_default=False)]
+
+
+@playback_app.command("retry")
+def retry(
+    evidence_ids: IdsArg = None,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="every failed copy (instead of naming items)")
+    ] = False,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Queue failed playback copies again, with a fresh retry budget.
+
+    The old failure reason is kept in a derivative_requeued custody event. Only
+    queues: the daemon (or `strongroom playback run`) makes the copies. Exit 1
+    if a named item does not exist.
+    """
+    ids = _one_way(evidence_ids, failed, "--failed")
+    with open_archive(config) as archive, archive.db.session() as session:
+        unknown = _unknown(session, ids)
+        requeued = requeue_failed(session, ids, actor=cli_actor()) if not unknown else []
+    not_failed = sorted(set(ids or ()) - {r["evidence_id"] for r in requeued} - set(unknown))
+    if as_json:
+        emit_json({"requeued": requeued, "not_failed": not_failed, "unknown": unknown})
+    else:
+        for entry in requeued:
+            console.print(
+                f"{entry['evidence_id']}: queued again (was failed after "
+                f"{entry['previous_attempts']} attempt(s): {entry['previous_error']})",
+                highlight=False,
+                markup=False,
+            )
+        for evidence_id in not_failed:
+            console.print(f"{evidence_id}: no failed playback copy", highlight=False)
+        if not requeued and ids is None:
+            console.print("no failed playback copies")
+    _refuse_unknown(unknown)
+
+
+@playback_app.command("queue")
+def queue(
+    evidence_ids: IdsArg = None,
+    missing: Annotated[
+        bool,
+        typer.Option("--missing", help="every item that never had a playback copy queued"),
+    ] = False,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Queue a playback copy for items that never had one (e.g. sealed while
+    transcode.enabled was false). Items with a copy in any state are left
+    alone; failed ones are for `playback retry`. Exit 1 if a named item does
+    not exist."""
+    ids = _one_way(evidence_ids, missing, "--missing")
+    with open_archive(config) as archive:
+        enabled = archive.settings.transcode.enabled
+        with archive.db.session() as session:
+            unknown = _unknown(session, ids)
+            queued = queue_missing(session, ids, actor=cli_actor()) if not unknown else []
+    untouched = sorted(set(ids or ()) - set(queued) - set(unknown))
+    if as_json:
+        emit_json({"queued": queued, "has_copy": untouched, "unknown": unknown})
+    else:
+        for evidence_id in queued:
+            console.print(f"{evidence_id}: playback copy queued", highlight=False)
+        for evidence_id in untouched:
+            console.print(f"{evidence_id}: already has a playback copy row", highlight=False)
+        if not queued and ids is None:
+            console.print("every item has a playback copy queued or made")
+        if queued and not enabled:
+            console.print(
+                "[yellow]transcode.enabled is false: the daemon will not make them; "
+                "run `strongroom playback run`[/]"
+            )
+    _refuse_unknown(unknown)
+
+
+def _one_way(ids: list[str] | None, everything: bool, flag: str) -> list[str] | None:
+    """Named items, or ``flag`` for all of them: exactly one of the two."""
+    if bool(ids) == everything:
+        console.print(f"[red]name evidence ids or give {flag} (one of the two)[/]")
+        raise typer.Exit(EXIT_CONFIG)
+    return None if everything else sorted(set(ids or ()))
+
+
+def _unknown(session: Session, ids: list[str] | None) -> list[str]:
+    if ids is None:
+        return []
+    known = set(session.scalars(select(Evidence.evidence_id).where(Evidence.evidence_id.in_(ids))))
+    return sorted(set(ids) - known)
+
+
+def _refuse_unknown(unknown: list[str]) -> None:
+    if unknown:
+        console.print(f"[red]no such evidence: {', '.join(unknown)}; nothing was queued[/]")
+        raise typer.Exit(EXIT_FAILED)
 
 
 @playback_app.command("policy")

@@ -584,10 +584,17 @@ class ObjectStore:
     def extend_retention(
         self, key: str, version_id: str | None, mode: LockMode, until: datetime
     ) -> bool:
-        """Raise the lock to ``until``; never lowers it. Returns True if changed."""
+        """Raise the lock to ``until``; never lowers it. Returns True if changed.
+
+        Never weakens it either: a COMPLIANCE lock stays COMPLIANCE when a
+        GOVERNANCE item extends it (an object shared by two items, e.g. one
+        playback copy of two originals), which the store would refuse anyway.
+        """
         current = self.head(key, version_id)
         if current.retain_until is not None and current.retain_until >= until:
             return False
+        if current.lock_mode == "COMPLIANCE":
+            mode = "COMPLIANCE"
         args: dict[str, Any] = {
             "Bucket": self.bucket,
             "Key": key,

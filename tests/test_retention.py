@@ -183,3 +183,24 @@ def test_api_changes_retention_for_admins_only_and_never_shortens(station, api):
     assert shorter.json()["error"]["code"] == "retention_refused"
     missing = handle.request("PUT", "/v1/evidence/ev-nothere/retention", "admin", json=body)
     assert missing.status_code == 404
+
+
+def test_extending_a_compliance_object_with_governance_keeps_compliance(station):
+    """An object shared by two items (one playback copy of two originals) may be
+    COMPLIANCE-locked through one item while the other's category asks for
+    GOVERNANCE: the store's lock grows and keeps the stronger mode."""
+    item = station.ingest_bytes("ABC1234_012345_20261120090000_0003.MP4", b"shared " * 3000)
+    before = head(station, item["original_key"])
+    assert before["ObjectLockMode"] == "COMPLIANCE"
+    later = before["ObjectLockRetainUntilDate"] + timedelta(days=30)
+    archive = station.archive()
+    try:
+        changed = archive.store.extend_retention(
+            item["original_key"], before["VersionId"], "GOVERNANCE", later
+        )
+    finally:
+        archive.close()
+    assert changed
+    after = head(station, item["original_key"], before["VersionId"])
+    assert after["ObjectLockMode"] == "COMPLIANCE"
+    assert after["ObjectLockRetainUntilDate"] >= later - timedelta(seconds=1)

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ClassVar
 
-from sqlalchemy import select
+from sqlalchemy import JSON, Row, bindparam, null, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -125,7 +125,16 @@ class Pipeline:
     def register(
         self, dock: DockSettings, candidates: list[Candidate], *, in_place: bool = False
     ) -> list[int]:
-        """Record settled files as jobs, all in one commit; returns their job ids.
+        """Record settled files as jobs, all in one commit; returns their job ids
+        (see :meth:`register_jobs`)."""
+        return [job.id for job in self.register_jobs(dock, candidates, in_place=in_place)]
+
+    def register_jobs(
+        self, dock: DockSettings, candidates: list[Candidate], *, in_place: bool = False
+    ) -> list[IngestJob]:
+        """Record settled files as jobs, all in one commit; returns the jobs as
+        committed (in memory, in no session: :meth:`advance` takes them without
+        reading them back).
 
         The rows are committed *before* any file is moved, so a crash in between
         leaves CLAIMING jobs that the restart finishes (each file is then in the
@@ -135,34 +144,47 @@ class Pipeline:
         root = self.settings.dock_path(dock)
         tz = self.settings.station.tzinfo
 
-        def insert(session: Session) -> list[int]:
-            ids = []
+        def insert(session: Session) -> list[IngestJob]:
+            connection = session.connection()
+            jobs = []
+            now = utcnow()
             for candidate in candidates:
                 relative = display_path(os.path.relpath(candidate.path, root))
-                job = IngestJob(
-                    station=self.archive.station,
-                    dock=dock.label,
-                    dock_root=str(root),
-                    source_path=candidate.path,
-                    spool_path=candidate.path,
-                    display_name=relative,
-                    size=candidate.size,
-                    mtime_ns=candidate.mtime_ns,
-                    state=JobState.CLAIMING,
-                    after_archive=dock.after_archive if not in_place else IN_PLACE,
-                    flags=list(identify(relative, dock.name_pattern, tz).flags),
-                )
-                session.add(job)
-                session.flush()
+                # in place: nothing to move, the file is claimed by this very commit
+                claimed = in_place and os.path.lexists(candidate.path)
+                row = {
+                    "station": self.archive.station,
+                    "dock": dock.label,
+                    "dock_root": str(root),
+                    "source_path": candidate.path,
+                    "spool_path": candidate.path,
+                    "display_name": relative,
+                    "size": candidate.size,
+                    "mtime_ns": candidate.mtime_ns,
+                    "state": JobState.CLAIMED if claimed else JobState.CLAIMING,
+                    "after_archive": dock.after_archive if not in_place else IN_PLACE,
+                    "flags": list(identify(relative, dock.name_pattern, tz).flags),
+                    # the defaults, given here so the returned job holds them too
+                    "attempts": 0,
+                    "first_seen_at": now,
+                    "updated_at": now,
+                }
+                job_id = connection.execute(_INSERT_JOB, row).inserted_primary_key[0]
                 if not in_place:
-                    job.spool_path = str(work_dir(root) / "spool" / str(job.id))
-                elif os.path.lexists(candidate.path):
-                    job.state = JobState.CLAIMED  # nothing to move
-                    record_event(
-                        session, "claimed", actor=self.actor, details=self._claim_details(job)
+                    row["spool_path"] = str(work_dir(root) / "spool" / str(job_id))
+                    _update_job(
+                        session, job_id, {"spool_path": row["spool_path"], "updated_at": now}
                     )
-                ids.append(job.id)
-            return ids
+                elif claimed:
+                    record_event(
+                        session,
+                        "claimed",
+                        actor=self.actor,
+                        details=_claim_details(dock.label, relative, candidate.path),
+                        insert_now=True,
+                    )
+                jobs.append(IngestJob(id=job_id, **row))
+            return jobs
 
         return self._writer.run(insert)
 
@@ -170,18 +192,24 @@ class Pipeline:
         self, dock: DockSettings, candidate: Candidate, *, in_place: bool = False
     ) -> int | None:
         """Register one file and move it into the spool; None if it vanished first."""
-        (job_id,) = self.register(dock, [candidate], in_place=in_place)
-        outcome = self.advance(job_id, stop_after=JobState.CLAIMED)
-        return job_id if outcome.state != JobState.VANISHED else None
+        (job,) = self.register_jobs(dock, [candidate], in_place=in_place)
+        outcome = self.advance(job, stop_after=JobState.CLAIMED)
+        return job.id if outcome.state != JobState.VANISHED else None
 
     def close(self) -> None:
         """Stop the catalog writer (after the workers have stopped)."""
         self._writer.close()
 
-    def advance(self, job_id: int, *, stop_after: JobState | None = None) -> Outcome:
-        """Run the job's remaining steps until it is done, must wait, or fails."""
+    def advance(self, job: int | IngestJob, *, stop_after: JobState | None = None) -> Outcome:
+        """Run the job's remaining steps until it is done, must wait, or fails.
+
+        ``job``: its id, or the job as :meth:`register_jobs` returned it. The
+        job is read once; each step's commit also updates this in-memory copy
+        (see :meth:`_commit`), so it stays what the catalog holds.
+        """
+        if isinstance(job, int):
+            job = self._load(job)
         while True:
-            job = self._load(job_id)
             state = JobState(job.state)
             if state in TERMINAL_STATES or (stop_after is not None and state == stop_after):
                 return self._outcome(job)
@@ -204,9 +232,8 @@ class Pipeline:
             except Exception as exc:
                 log.exception("%s: unexpected error in step %s", job.display_name, state.value)
                 return self._retry_later(job, f"{type(exc).__name__}: {exc}", count_against=True)
-            new = self._load(job_id)
-            self._log_step(new, state, time.monotonic() - started)
-            if self._crash_after == new.state:
+            self._log_step(job, state, time.monotonic() - started)
+            if self._crash_after == job.state:
                 os.kill(os.getpid(), 9)
 
     def wait_for_retry(self, job_id: int) -> bool:
@@ -243,11 +270,8 @@ class Pipeline:
         elif not os.path.lexists(job.source_path):
             self._commit(job, JobState.VANISHED, error="the file was removed before it was claimed")
             return
-        self._commit(job, JobState.CLAIMED, event=("claimed", None, self._claim_details(job)))
-
-    @staticmethod
-    def _claim_details(job: IngestJob) -> dict:
-        return {"dock": job.dock, "path": job.display_name, "spool": display_path(job.spool_path)}
+        details = _claim_details(job.dock, job.display_name, job.spool_path)
+        self._commit(job, JobState.CLAIMED, event=("claimed", None, details))
 
     def _hash(self, job: IngestJob) -> None:
         """Read the file once: SHA-256, size and upload-part digests.
@@ -308,6 +332,7 @@ class Pipeline:
             version_id = None  # stored before (a retry, or the same bytes elsewhere)
         except ContentChanged as exc:
             self._commit(job, JobState.CLAIMED, error=f"{exc}; hashing again")
+            self._refresh(job)  # drop the uncommitted hash fields set by _hash
             return
         info = self.archive.store.head(key, version_id)
         self._confirm(info, job)
@@ -388,41 +413,40 @@ class Pipeline:
             sealed = seal_evidence(self.archive.store, self.archive.key, payload, retention)
             doc = sealed.payload  # the stored one, if a retry adopted it
 
-            def commit_seal(session: Session) -> None:
-                session.add(
-                    Evidence(
-                        evidence_id=evidence_id,
-                        sha256=job.sha256,
-                        size=job.size,
-                        media_type=doc["original"]["media_type"],
-                        file_name=doc["original"]["file_name"],
-                        original_key=original_key(job.sha256),
-                        original_version_id=job.original_version_id,
-                        original_checksum=job.original_checksum or "",
-                        manifest_key=sealed.stored.key,
-                        manifest_version_id=sealed.stored.version_id,
-                        keyid=doc["keyid"],
-                        station=doc["source"]["station"],
-                        dock=doc["source"]["dock"],
-                        source_path=doc["source"]["path"],
-                        device=source.device,
-                        officer=source.officer,
-                        unit=source.unit,
-                        recorded_start=source.recorded_start,
-                        recorded_end=source.recorded_end,
-                        file_mtime=_dt_ns(job.mtime_ns),
-                        flags=doc["source"]["flags"],
-                        probe=doc["probe"],
-                        category=doc["category"],
-                        lock_mode=doc["lock_mode"],
-                        retain_until=retention.retain_until,
-                        legal_hold=retention.legal_hold,
-                        ingested_at=ingested_at,
-                        sealed_at=sealed_at,
-                    )
-                )
-                self._set(session, job, JobState.SEALED, evidence_id=evidence_id, flags=flags)
-                self._finish_in_place(session, job, JobState.RELEASED)
+            evidence = {
+                "evidence_id": evidence_id,
+                "sha256": job.sha256,
+                "size": job.size,
+                "media_type": doc["original"]["media_type"],
+                "file_name": doc["original"]["file_name"],
+                "original_key": original_key(job.sha256),
+                "original_version_id": job.original_version_id,
+                "original_checksum": job.original_checksum or "",
+                "manifest_key": sealed.stored.key,
+                "manifest_version_id": sealed.stored.version_id,
+                "keyid": doc["keyid"],
+                "station": doc["source"]["station"],
+                "dock": doc["source"]["dock"],
+                "source_path": doc["source"]["path"],
+                "device": source.device,
+                "officer": source.officer,
+                "unit": source.unit,
+                "recorded_start": source.recorded_start,
+                "recorded_end": source.recorded_end,
+                "file_mtime": _dt_ns(job.mtime_ns),
+                "flags": doc["source"]["flags"],
+                "probe": doc["probe"],
+                "category": doc["category"],
+                "lock_mode": doc["lock_mode"],
+                "retain_until": retention.retain_until,
+                "legal_hold": retention.legal_hold,
+                "ingested_at": ingested_at,
+                "sealed_at": sealed_at,
+            }
+
+            def commit_seal(session: Session) -> dict:
+                session.connection().execute(_INSERT_EVIDENCE, evidence)
+                values = _transition(JobState.SEALED, evidence_id=evidence_id, flags=flags)
                 if self.settings.transcode.enabled:
                     # queued in the seal's own transaction: a crash cannot lose it
                     session.add(Derivative(evidence_id=evidence_id, state="queued"))
@@ -438,10 +462,14 @@ class Pipeline:
                         "category": category,
                         "flags": flags,
                     },
+                    insert_now=True,
                 )
+                self._finish_in_place(session, job, JobState.RELEASED, evidence_id, values)
+                _update_job(session, job.id, values)
+                return values
 
             try:
-                self._writer.run(commit_seal)
+                _apply(job, self._writer.run(commit_seal))
             except IntegrityError:
                 # another station committed the same bytes first: this drop is a sighting
                 existing = self._evidence_by_sha(job.sha256)
@@ -541,7 +569,7 @@ class Pipeline:
         if digest.hexdigest() != job.sha256:
             raise NotConfirmed(f"stored object {info.key} does not hash to {job.sha256}")
 
-    def _confirm_existing_original(self, evidence: Evidence) -> None:
+    def _confirm_existing_original(self, evidence: Row) -> None:
         """Before a re-drop is released, the archived copy must still be there."""
         try:
             info = self.archive.store.head(evidence.original_key, evidence.original_version_id)
@@ -576,7 +604,7 @@ class Pipeline:
     def _dock_settings(self, label: str) -> DockSettings | None:
         return next((d for d in self.settings.docks if d.label == label), None)
 
-    def _commit_sighting(self, job: IngestJob, existing: Evidence, **fields) -> None:
+    def _commit_sighting(self, job: IngestJob, existing: Row, **fields) -> None:
         """The same bytes again: this drop becomes a sighting of ``existing``."""
         details = {
             "station": job.station,
@@ -586,39 +614,47 @@ class Pipeline:
             "job": job.id,
         }
 
-        def work(session: Session) -> None:
-            self._set(session, job, JobState.SIGHTED, evidence_id=existing.evidence_id, **fields)
+        def work(session: Session) -> dict:
+            values = _transition(JobState.SIGHTED, evidence_id=existing.evidence_id, **fields)
             record_event(
                 session,
                 "sighted",
                 actor=self.actor,
                 evidence_id=existing.evidence_id,
                 details=details,
+                insert_now=True,
             )
-            self._finish_in_place(session, job, JobState.DUPLICATE)
+            self._finish_in_place(session, job, JobState.DUPLICATE, existing.evidence_id, values)
+            _update_job(session, job.id, values)
+            return values
 
-        self._writer.run(work)
+        _apply(job, self._writer.run(work))
 
-    def _finish_in_place(self, session: Session, job: IngestJob, final: JobState) -> None:
+    def _finish_in_place(
+        self, session: Session, job: IngestJob, final: JobState, evidence_id: str, values: dict
+    ) -> None:
         """A file archived in place has nothing to release: it is done in the
-        same commit (one commit fewer per file for `strongroom ingest`)."""
+        same commit (one commit fewer per file for `strongroom ingest`).
+        ``values``, the row's new columns, are moved on to ``final``."""
         if job.after_archive != IN_PLACE:
             return
-        row = self._set(session, job, final, released_at=utcnow())
+        values.update(state=final, released_at=utcnow())
         record_event(
             session,
             "released",
             actor=self.actor,
-            evidence_id=row.evidence_id,
+            evidence_id=evidence_id,
             details={"action": IN_PLACE, "path": job.display_name, "to": None},
+            insert_now=True,
         )
 
     def _sha_lock(self, sha256: str) -> threading.Lock:
         return self._sha_locks[int(sha256[:2], 16) % len(self._sha_locks)]
 
-    def _evidence_by_sha(self, sha256: str) -> Evidence | None:
-        with self.archive.db.session() as session:
-            return session.scalars(select(Evidence).where(Evidence.sha256 == sha256)).first()
+    def _evidence_by_sha(self, sha256: str) -> Row | None:
+        """The evidence holding these bytes: the columns a sighting needs, or None."""
+        with self.archive.db.engine.connect() as connection:
+            return connection.execute(_EVIDENCE_BY_SHA, {"sha256": sha256}).first()
 
     def _load(self, job_id: int) -> IngestJob:
         with self.archive.db.session() as session:
@@ -627,32 +663,37 @@ class Pipeline:
                 raise KeyError(f"no ingest job {job_id}")
             return job
 
-    def _set(self, session, job: IngestJob, state: JobState, **fields) -> IngestJob:
-        row = session.get(IngestJob, job.id)
-        row.state = state
-        row.last_error = fields.pop("error", None)
-        row.next_attempt_at = None
-        for name, value in fields.items():
-            setattr(row, name, value)
-        return row
+    def _refresh(self, job: IngestJob) -> None:
+        """Make the in-memory job what the catalog holds again."""
+        fresh = self._load(job.id)
+        for column in _JOBS.columns:
+            setattr(job, column.key, getattr(fresh, column.key))
 
     def _commit(
         self, job: IngestJob, state: JobState, *, event: tuple | None = None, **fields
     ) -> None:
         """One transaction: the new state, its fields, and its custody event.
 
-        Returns once committed (durably; shared with other workers' commits).
+        Returns once committed (durably; shared with other workers' commits);
+        then ``job`` holds the committed values too.
         """
+        values = _transition(state, **fields)
 
         def work(session: Session) -> None:
-            self._set(session, job, state, **fields)
+            _update_job(session, job.id, values)
             if event is not None:
                 kind, evidence_id, details = event
                 record_event(
-                    session, kind, actor=self.actor, evidence_id=evidence_id, details=details
+                    session,
+                    kind,
+                    actor=self.actor,
+                    evidence_id=evidence_id,
+                    details=details,
+                    insert_now=True,
                 )
 
         self._writer.run(work)
+        _apply(job, values)
 
     def _retry_later(self, job: IngestJob, reason: str, *, count_against: bool = False) -> Outcome:
         pipeline = self.settings.pipeline
@@ -753,6 +794,59 @@ class Pipeline:
             job.display_name,
             error or job.last_error,
         )
+
+
+# -- catalog statements ------------------------------------------------------
+# Core statements built once (SQLAlchemy then caches their compiled form): the
+# catalog writer runs several per small file, and an ORM load + flush per
+# change cost about three times as much CPU.
+
+_JOBS = IngestJob.__table__
+_INSERT_JOB = _JOBS.insert()
+#: the SET clause is made from the parameters' keys (one compiled form per key set)
+_UPDATE_JOB = _JOBS.update().where(_JOBS.c.id == bindparam("job_id_"))
+_JOB_JSON_COLUMNS = frozenset(c.key for c in _JOBS.columns if isinstance(c.type, JSON))
+_INSERT_EVIDENCE = Evidence.__table__.insert()
+_EVIDENCE_BY_SHA = select(
+    Evidence.evidence_id,
+    Evidence.original_key,
+    Evidence.original_version_id,
+    Evidence.size,
+    Evidence.original_checksum,
+).where(Evidence.sha256 == bindparam("sha256"))
+
+
+def _transition(state: JobState, **fields) -> dict:
+    """The columns a move to ``state`` writes: the state, its fields (``error``
+    becomes ``last_error``), and no pending retry."""
+    return {
+        "state": state,
+        "last_error": fields.pop("error", None),
+        "next_attempt_at": None,
+        **fields,
+    }
+
+
+def _update_job(session: Session, job_id: int, values: dict) -> None:
+    """UPDATE one job's row in the session's transaction (``updated_at`` is set too).
+
+    A None for a JSON column is written as SQL NULL, as the ORM leaves it (a
+    bound None would be stored as the JSON text 'null').
+    """
+    nulls = {name: null() for name in _JOB_JSON_COLUMNS if name in values and values[name] is None}
+    statement = _UPDATE_JOB.values(nulls) if nulls else _UPDATE_JOB
+    params = {name: value for name, value in values.items() if name not in nulls}
+    session.connection().execute(statement, {"job_id_": job_id, **params})
+
+
+def _apply(job: IngestJob, values: dict) -> None:
+    """Give the in-memory job the values just committed for it."""
+    for name, value in values.items():
+        setattr(job, name, value)
+
+
+def _claim_details(dock: str, path: str, spool: str) -> dict:
+    return {"dock": dock, "path": path, "spool": display_path(spool)}
 
 
 def _fsync_dir(path: Path) -> None:

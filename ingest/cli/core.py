@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import signal
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -20,7 +22,7 @@ from sqlalchemy import select
 from archive.bootstrap import initialize, station_ready
 from archive.db import Database, display_path
 from archive.instants import parse_instant
-from archive.models import Evidence, JobState
+from archive.models import Evidence, IngestJob, JobState
 from archive.queries import (
     EvidenceFilter,
     active_jobs,
@@ -225,9 +227,16 @@ def _collect(
     return work, rejected
 
 
+#: files ``ingest`` registers per catalog commit (the daemon too claims a tick's files at once)
+REGISTER_BATCH = 64
+
+
 def _ingest_all(pipeline: Pipeline, work, workers: int, show_progress: bool) -> list[Outcome]:
-    outcomes: list[Outcome] = []
-    lock = threading.Lock()
+    """Archive every file; the outcomes come in the order of ``work``.
+
+    Files are registered in batches (one commit each) and the registered jobs
+    go straight to the workers, which take them without reading them back.
+    """
     progress = Progress(
         TextColumn("archiving"),
         BarColumn(),
@@ -237,35 +246,63 @@ def _ingest_all(pipeline: Pipeline, work, workers: int, show_progress: bool) -> 
         disable=not show_progress or not work,
     )
 
-    def one(item: tuple[DockSettings, Candidate, bool]) -> Outcome:
-        dock, candidate, in_place = item
-        (job_id,) = pipeline.register(dock, [candidate], in_place=in_place)
-        outcome = pipeline.advance(job_id)
+    def one(job: IngestJob) -> Outcome:
+        outcome = pipeline.advance(job)
         # a step that must wait (store down) is retried here, so `ingest` exits done
         while (
             outcome.state not in TERMINAL_STATES
             and outcome.error
-            and pipeline.wait_for_retry(job_id)
+            and pipeline.wait_for_retry(job.id)
         ):
-            outcome = pipeline.advance(job_id)
+            outcome = pipeline.advance(job.id)
         return outcome
 
+    # what start-up built lives until exit: keep it out of the collector's full
+    # passes, which the per-file garbage of many small files triggers often
+    gc.collect()
+    gc.freeze()
+    outcomes: list[Outcome] = []
     with progress, ThreadPoolExecutor(workers) as pool:
         task = progress.add_task("files", total=len(work))
-        for outcome in pool.map(one, work):
-            with lock:
-                outcomes.append(outcome)
+        futures: list[Future[Outcome]] = []
+        for dock, candidates, in_place in _batches(work, REGISTER_BATCH):
+            for job in pipeline.register_jobs(dock, candidates, in_place=in_place):
+                futures.append(pool.submit(one, job))
+        for future in futures:
+            outcomes.append(future.result())
             progress.advance(task)
     return outcomes
+
+
+def _batches(
+    work: list[tuple[DockSettings, Candidate, bool]], size: int
+) -> Iterator[tuple[DockSettings, list[Candidate], bool]]:
+    """Runs of up to ``size`` consecutive files of one dock (and placement), in order."""
+    batch: list[Candidate] = []
+    key: tuple[DockSettings, bool] | None = None
+    for dock, candidate, in_place in work:
+        if batch and (key != (dock, in_place) or len(batch) == size):
+            yield key[0], batch, key[1]
+            batch = []
+        key = (dock, in_place)
+        batch.append(candidate)
+    if batch:
+        yield key[0], batch, key[1]
 
 
 def _describe_outcomes(db: Database, outcomes: list[Outcome]) -> list[dict]:
     results = []
     with db.session() as session:
+        wanted = list({o.evidence_id for o in outcomes if o.evidence_id})
+        items: dict[str, Evidence] = {}
+        for start in range(0, len(wanted), 500):  # one query per 500, not one per file
+            chunk = wanted[start : start + 500]
+            for item in session.scalars(select(Evidence).where(Evidence.evidence_id.in_(chunk))):
+                items[item.evidence_id] = item
         for outcome in outcomes:
             entry: dict = {"file": outcome.name, "state": outcome.state, "job": outcome.job_id}
             if outcome.evidence_id:
-                evidence = session.get(Evidence, outcome.evidence_id)
+                evidence = items.get(outcome.evidence_id)
                 if evidence is not None:
                     entry.update(evidence.summary())
                     entry["state"] = outcome.state

@@ -16,11 +16,9 @@ fetches bundles and proofs; ``admin`` does everything.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
-import secrets
 import threading
 import tomllib
 from collections.abc import Callable
@@ -32,14 +30,18 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import TypeAdapter, ValidationError
 
 from archive.api.errors import ApiError
+from archive.tokens import (  # noqa: F401  (re-exported: the API's names for them)
+    ADMIN,
+    AUDITOR,
+    CASE_SYSTEM,
+    ROLES,
+    TOKEN_PREFIX,
+    hash_token,
+    new_token,
+)
 from config.settings import ApiToken, ConfigError, Settings, read_private_file
 
 log = logging.getLogger("strongroom.api.auth")
-
-CASE_SYSTEM = "case-system"
-AUDITOR = "auditor"
-ADMIN = "admin"
-ROLES = (CASE_SYSTEM, AUDITOR, ADMIN)
 
 #: who may do what (the issue's role table, in one place)
 READ = frozenset(ROLES)
@@ -48,7 +50,6 @@ PLAYBACK = frozenset(ROLES)
 AUDIT = frozenset({AUDITOR, ADMIN})  # bundles, proofs, checkpoints
 METRICS = frozenset({AUDITOR, ADMIN})
 
-TOKEN_PREFIX = "sr_"  # noqa: S105 (a prefix that makes leaked tokens greppable)
 _MAX_TOKEN = 512
 _TOKENS = TypeAdapter(list[ApiToken])
 bearer = HTTPBearer(auto_error=False, description="a Strongroom API token (sr_…)")
@@ -65,15 +66,6 @@ class Principal:
     def actor(self) -> str:
         """How the custody ledger names this caller."""
         return f"token:{self.name}"
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def new_token() -> str:
-    """A fresh random token (256 bits), shown once to the operator."""
-    return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
 def parse_tokens_file(data: bytes, path: Path) -> list[ApiToken]:

@@ -14,9 +14,9 @@ from typing import Annotated
 import typer
 
 from archive import caselinks
-from archive.api.auth import ROLES, hash_token, new_token
 from archive.custody import cli_actor
 from archive.store import StoreError
+from archive.tokens import ROLES, hash_token, new_token
 from config.settings import ConfigError
 from ingest.cli.app import app
 from ingest.cli.common import (

@@ -62,10 +62,10 @@ class _HintHandler(FileSystemEventHandler):
 
 
 class _DockState:
-    def __init__(self, settings: DockSettings, root: Path) -> None:
+    def __init__(self, settings: DockSettings, root: Path, prehasher: PreHasher) -> None:
         self.settings = settings
         self.root = root
-        self.settler = Settler(settings.settle_seconds)
+        self.settler = Settler(settings.settle_seconds, ours=prehasher.reading)
         self.last_scan = 0.0
         self.ready: list[Candidate] = []
 
@@ -77,15 +77,15 @@ class Daemon:
         self.archive = archive
         self.pipeline = pipeline
         settings = archive.settings
-        self.docks = [_DockState(d, settings.dock_path(d)) for d in settings.docks]
-        self.rescan_seconds = settings.pipeline.rescan_seconds
-        self._workers = settings.pipeline.workers
-        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="ingest")
         # large files are hashed while they settle; the claim then takes the digest
         self.prehasher = PreHasher(
             pipeline.part_size_for, min_size=archive.store.multipart_threshold
         )
         pipeline.prehasher = self.prehasher
+        self.docks = [_DockState(d, settings.dock_path(d), self.prehasher) for d in settings.docks]
+        self.rescan_seconds = settings.pipeline.rescan_seconds
+        self._workers = settings.pipeline.workers
+        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="ingest")
         # what the workers hold: ("job", id) and ("path", dock path) keys
         self._busy: set[tuple[str, object]] = set()
         self._busy_lock = threading.Lock()

@@ -53,6 +53,7 @@ class PreHasher:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="prehash")
         self._lock = threading.Lock()
         self._jobs: OrderedDict[FileIdentity, Future[FileDigest | None]] = OrderedDict()
+        self._reading: set[str] = set()
 
     def offer(self, path: str, size: int) -> None:
         """Hash ``path`` in the background if it is large and not already done or under way.
@@ -110,10 +111,25 @@ class PreHasher:
         with self._lock:
             self._jobs.clear()
 
+    def reading(self, path: str) -> bool:
+        """True while ``path`` is open here (its lease check or its hash pass)."""
+        with self._lock:
+            return path in self._reading
+
     def _hash(self, path: str, identity: FileIdentity) -> FileDigest | None:
-        if open_by_others(path):
-            return None  # still being written: a digest now would be wasted
-        digest = hash_file(path, self._part_size_for(identity.size))
+        with self._lock:
+            self._reading.add(path)
+        try:
+            try:
+                now = FileIdentity.of(os.stat(path, follow_symlinks=False))
+            except OSError:
+                return None
+            if now != identity or open_by_others(path):
+                return None  # written since it was offered, or still being written
+            digest = hash_file(path, self._part_size_for(identity.size))
+        finally:
+            with self._lock:
+                self._reading.discard(path)
         return digest if digest.identity == identity else None
 
     def _drop_if_empty(self, identity: FileIdentity, future: Future[FileDigest | None]) -> None:

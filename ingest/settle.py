@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ingest.scan import Candidate
@@ -57,8 +58,17 @@ class Settler:
     came late) ready at once, instead of after another settle period.
     """
 
-    def __init__(self, settle_seconds: float, clock=time.monotonic, wall_clock=time.time) -> None:
+    def __init__(
+        self,
+        settle_seconds: float,
+        clock=time.monotonic,
+        wall_clock=time.time,
+        ours: Callable[[str], bool] | None = None,
+    ) -> None:
         self.settle_seconds = settle_seconds
+        #: files this process itself is reading (the pre-hash): while it reads, the
+        #: kernel refuses the lease because of *us*, which says nothing about the dock
+        self._ours = ours or (lambda _path: False)
         self._clock = clock
         self._wall_clock = wall_clock
         self._seen: dict[str, _Observation] = {}
@@ -78,9 +88,12 @@ class Settler:
         written_ago = self._wall_clock() - candidate.mtime_ns / 1e9
         if max(observed_still, written_ago) < self.settle_seconds:
             return False
+        if self._ours(candidate.path):
+            return False  # ask again once our own read is done
         held = open_by_others(candidate.path)
         if held:
-            previous.stable_since = now  # still being written (or read) by the dock
+            if not self._ours(candidate.path):  # our read may have begun meanwhile
+                previous.stable_since = now  # still being written (or read) by the dock
             return False
         # without a kernel answer (network file systems) only our own observation counts
         return held is False or observed_still >= self.settle_seconds

@@ -160,3 +160,20 @@ def test_bytes_changed_behind_an_unchanged_identity_are_refused_and_rehashed(sta
     assert stale.get("Versions", []) == [], "nothing may be stored under the stale hash"
     body = station.s3.get_object(Bucket=station.bucket, Key=f"originals/sha256/{outcome.sha256}")
     assert body["Body"].read() == bytes(second)
+
+
+@pytest.mark.parametrize("size", [0, 1, MiB - 1, MiB, 3 * MiB + 17, 9 * MiB], ids=lambda s: f"{s}B")
+def test_whole_and_part_digests_match_hashlib(tmp_path, size):
+    """The two digests of one read pass (computed side by side) are exactly
+    the file's SHA-256 and each part's, whatever the block/part alignment."""
+    path = tmp_path / "data.bin"
+    data = os.urandom(size)
+    path.write_bytes(data)
+    part = MiB + 3  # never aligned with the 4 MiB read blocks
+    digest = hash_file(path, part)
+    assert digest.sha256 == hashlib.sha256(data).hexdigest()
+    assert list(digest.part_digests) == [
+        hashlib.sha256(data[i : i + part]).digest() for i in range(0, size, part)
+    ]
+    assert digest.identity == _identity(path)
+    assert hash_file(path).part_digests == ()

@@ -95,3 +95,26 @@ def test_without_leases_only_our_own_observation_counts(tmp_path, monkeypatch):
     assert not settler.observe(_candidate(path))
     clocks.advance(3)
     assert settler.observe(_candidate(path))
+
+
+def test_our_own_read_is_not_taken_for_a_dock_writer(tmp_path):
+    """While the daemon's own pre-hash has the file open, the kernel refuses the
+    lease because of us: that must neither make the file ready nor restart its
+    wait. (The file's mtime is in the future – a dock with a fast clock – so
+    only our own observation of stillness counts.)"""
+    path = tmp_path / "clip.MP4"
+    path.write_bytes(b"recorded")
+    clocks = Clocks(wall=os.stat(path).st_mtime)
+    future = int((clocks.wall + 3600) * 1e9)
+    os.utime(path, ns=(future, future))
+    reading: set[str] = set()
+    settler = Settler(
+        5, clock=lambda: clocks.mono, wall_clock=lambda: clocks.wall, ours=reading.__contains__
+    )
+    assert not settler.observe(_candidate(path))
+    clocks.advance(6)
+    with path.open("rb"):  # the pre-hash reads it
+        reading.add(str(path))
+        assert not settler.observe(_candidate(path))
+        reading.discard(str(path))
+    assert settler.observe(_candidate(path)), "ready once our read ends, no second wait"

@@ -37,6 +37,7 @@ from ingest.cli.common import (
     console,
     emit_json,
     open_archive,
+    print_problems,
     settings_from,
 )
 from verify import audit
@@ -113,13 +114,7 @@ def catalog_rebuild(into: IntoOpt, config: ConfigOpt = None, as_json: JsonOpt = 
             highlight=False,
             soft_wrap=True,
         )
-        for problem in report.problems:
-            console.print(
-                "[red]PROBLEM[/] "
-                + escape(f"[{problem.check}] {problem.subject}: {problem.message}"),
-                highlight=False,
-                soft_wrap=True,
-            )
+        print_problems(report.problems)
         console.print("catalog rebuild: " + ("[green]OK[/]" if report.ok else "[red]PROBLEMS[/]"))
     if not report.ok:
         raise typer.Exit(EXIT_FAILED)

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from archive.context import Archive
 from config.settings import ConfigError, Settings, default_config_path, load_settings
@@ -58,6 +59,16 @@ def open_archive(config: Path | None) -> Iterator[Archive]:
 def emit_json(document: Any) -> None:
     sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2, default=str) + "\n")
     sys.stdout.flush()
+
+
+def print_problems(problems: Iterable[Any]) -> None:
+    """One red line per problem of a check (anything with check, subject, message)."""
+    for problem in problems:
+        console.print(
+            "[red]PROBLEM[/] " + escape(f"[{problem.check}] {problem.subject}: {problem.message}"),
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def config_error(exc: Exception) -> typer.Exit:

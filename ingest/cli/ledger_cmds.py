@@ -36,6 +36,7 @@ from ingest.cli.common import (
     console,
     emit_json,
     open_archive,
+    print_problems,
 )
 from verify.audit import audit
 from verify.export import ExportError, UnknownEvidence, export_bundle
@@ -89,13 +90,7 @@ def ledger_audit(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
             highlight=False,
             soft_wrap=True,
         )
-        for problem in report.problems:
-            console.print(
-                "[red]PROBLEM[/] "
-                + escape(f"[{problem.check}] {problem.subject}: {problem.message}"),
-                highlight=False,
-                soft_wrap=True,
-            )
+        print_problems(report.problems)
         console.print("ledger audit: " + ("[green]OK[/]" if report.ok else "[red]FAILED[/]"))
     if not report.ok:
         raise typer.Exit(EXIT_FAILED)

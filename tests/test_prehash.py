@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 
 import pytest
 
@@ -97,8 +98,8 @@ def _claim_and_advance(station, path, prehasher):
     return outcome
 
 
-@pytest.mark.parametrize("size", [2 * MiB, 12 * MiB], ids=["single-put", "multipart"])
-def test_claim_uses_the_digest_taken_while_settling(station, monkeypatch, size):
+def _prehashed_dock_file(station, size: int) -> tuple[Path, bytes, PreHasher]:
+    """A random file in the dock, already hashed by a pre-hasher (close it after)."""
     station.dock.mkdir(exist_ok=True)
     path = station.dock / "clip.MP4"
     data = os.urandom(size)
@@ -107,9 +108,15 @@ def test_claim_uses_the_digest_taken_while_settling(station, monkeypatch, size):
     part_size_for = Pipeline(archive).part_size_for
     archive.close()
     hasher = PreHasher(part_size_for, min_size=MiB)
+    hasher.offer(str(path), size)
+    hasher.drain()
+    return path, data, hasher
+
+
+@pytest.mark.parametrize("size", [2 * MiB, 12 * MiB], ids=["single-put", "multipart"])
+def test_claim_uses_the_digest_taken_while_settling(station, monkeypatch, size):
+    path, data, hasher = _prehashed_dock_file(station, size)
     try:
-        hasher.offer(str(path), size)
-        hasher.drain()
 
         def no_second_pass(*args, **kwargs):
             raise AssertionError("the file was read a second time for its hash")
@@ -130,17 +137,8 @@ def test_bytes_changed_behind_an_unchanged_identity_are_refused_and_rehashed(sta
     """Someone rewrites a byte after the pre-hash and puts the mtime back: the
     digest is handed out (same identity), the store refuses the upload, and the
     pipeline hashes the file again – nothing is stored under the stale hash."""
-    station.dock.mkdir(exist_ok=True)
-    path = station.dock / "clip.MP4"
-    first = os.urandom(size)
-    path.write_bytes(first)
-    archive = station.archive()
-    part_size_for = Pipeline(archive).part_size_for
-    archive.close()
-    hasher = PreHasher(part_size_for, min_size=MiB)
+    path, first, hasher = _prehashed_dock_file(station, size)
     try:
-        hasher.offer(str(path), size)
-        hasher.drain()
         st = path.stat()
         with path.open("r+b") as handle:
             handle.seek(size - 10)

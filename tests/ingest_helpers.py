@@ -9,11 +9,22 @@ import threading
 import time
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 
 from archive.dsse import verify_envelope
+from archive.models import CustodyEvent
 
 TERMINAL = {"released", "duplicate", "quarantined", "vanished"}
+
+#: items expire ~4 s after ingest; the case category stays permanent
+SHORT_RETENTION = """
+[retention.categories.routine]
+days = 0.00005
+[retention.categories.important]
+days = 0.00005
+[retention.categories.evidence]
+permanent = true
+"""
 
 
 def write_slowly(
@@ -149,3 +160,17 @@ def assert_archived(station, data: bytes) -> dict:
     assert payload["original"]["sha256"] == digest
     assert payload["original"]["size"] == len(data)
     return rows[0]
+
+
+def events(station, kind: str) -> list[CustodyEvent]:
+    """The custody events of one kind, in ledger order."""
+    archive = station.archive()
+    try:
+        with archive.db.session() as session:
+            return list(
+                session.scalars(
+                    select(CustodyEvent).where(CustodyEvent.kind == kind).order_by(CustodyEvent.seq)
+                )
+            )
+    finally:
+        archive.close()

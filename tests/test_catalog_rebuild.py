@@ -15,6 +15,7 @@ from pathlib import Path
 
 import media_clips
 from conftest import wait_until
+from ingest_helpers import SHORT_RETENTION
 from nacl.signing import SigningKey
 from sqlalchemy import select
 
@@ -147,16 +148,7 @@ def test_rebuilt_catalog_equals_the_live_one_and_works(station, tmp_path):
 
 
 #: items expire ~4 s after ingest; the case category stays permanent
-SHORT = """
-[retention.categories.routine]
-days = 0.00005
-[retention.categories.important]
-days = 0.00005
-[retention.categories.evidence]
-permanent = true
-[transcode]
-enabled = false
-"""
+SHORT = SHORT_RETENTION + "[transcode]\nenabled = false\n"
 
 
 def test_resigned_manifest_is_refused_and_disposed_items_stay_disposed(station, tmp_path):

@@ -10,22 +10,11 @@ import json
 from datetime import UTC, datetime
 
 from conftest import wait_until
-from ingest_helpers import add_stored_copy
-from sqlalchemy import select
+from ingest_helpers import SHORT_RETENTION, add_stored_copy, events
 
 from archive.disposition import DISPOSITION_PAYLOAD_TYPE, certificate_key
 from archive.dsse import verify_envelope
-from archive.models import CustodyEvent, Evidence
-
-#: items expire ~4 s after ingest; the case category stays permanent
-SHORT = """
-[retention.categories.routine]
-days = 0.00005
-[retention.categories.important]
-days = 0.00005
-[retention.categories.evidence]
-permanent = true
-"""
+from archive.models import Evidence
 
 
 def versions(station) -> set[tuple[str, str]]:
@@ -46,19 +35,6 @@ def expired(station, key: str) -> bool:
     return info["ObjectLockRetainUntilDate"] < datetime.now(UTC)
 
 
-def events(station, kind: str) -> list[CustodyEvent]:
-    archive = station.archive()
-    try:
-        with archive.db.session() as session:
-            return list(
-                session.scalars(
-                    select(CustodyEvent).where(CustodyEvent.kind == kind).order_by(CustodyEvent.seq)
-                )
-            )
-    finally:
-        archive.close()
-
-
 def state_of(station, evidence_id: str) -> str:
     archive = station.archive()
     try:
@@ -69,7 +45,7 @@ def state_of(station, evidence_id: str) -> str:
 
 
 def test_two_person_disposition_deletes_exactly_the_planned_versions(station, tmp_path):
-    station.write_config(SHORT + "[transcode]\nenabled = false\n")
+    station.write_config(SHORT_RETENTION + "[transcode]\nenabled = false\n")
     plain = station.ingest_bytes("ABC1234_012345_20261120080000_0001.MP4", b"expired " * 5000)
     linked = station.ingest_bytes("ABC1234_012345_20261120081000_0002.MP4", b"case " * 5000)
     held = station.ingest_bytes("ABC1234_012345_20261120082000_0003.MP4", b"held " * 5000)
@@ -231,7 +207,9 @@ def test_sweep_never_plans_items_still_locked_or_in_a_permanent_category(station
 
 
 def test_daily_sweep_job_plans_but_never_deletes(station):
-    station.write_config("[retention]\nsweep_hour = 5\n" + SHORT + "[transcode]\nenabled = false\n")
+    station.write_config(
+        "[retention]\nsweep_hour = 5\n" + SHORT_RETENTION + "[transcode]\nenabled = false\n"
+    )
     item = station.ingest_bytes("ABC1234_012345_20261120093000_0008.MP4", b"daily " * 3000)
     wait_until(lambda: expired(station, item["original_key"]), 60, message="expiry")
     before = versions(station)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import media_clips
 import pytest
 from conftest import wait_until
+from ingest_helpers import SHORT_RETENTION
 from sqlalchemy import select
 
 from archive.derivatives import Derivative
@@ -25,15 +26,6 @@ QUEUE = """
 [transcode]
 threads = 2
 nice = 0
-"""
-#: items expire ~4 s after ingest; the case category stays permanent
-SHORT = """
-[retention.categories.routine]
-days = 0.00005
-[retention.categories.important]
-days = 0.00005
-[retention.categories.evidence]
-permanent = true
 """
 
 
@@ -101,7 +93,7 @@ def test_a_permanent_item_keeps_its_shared_copy_held(station, twins) -> None:
 
 
 def test_disposition_keeps_a_shared_copy_until_its_last_item_goes(station, twins) -> None:
-    station.write_config(QUEUE + SHORT)
+    station.write_config(QUEUE + SHORT_RETENTION)
     first, second, key, version = make_shared_copy(station, twins)
 
     def expired() -> bool:

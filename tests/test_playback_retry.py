@@ -9,10 +9,10 @@ import random
 
 import media_clips
 import pytest
+from ingest_helpers import events
 from sqlalchemy import select
 
 from archive.derivatives import Derivative
-from archive.models import CustodyEvent
 
 QUEUE = """
 [transcode]
@@ -29,19 +29,6 @@ def rows(station) -> dict[str, Derivative]:
         with archive.db.session() as session:
             found = session.scalars(select(Derivative).order_by(Derivative.id)).all()
             return {row.evidence_id: row for row in found}
-    finally:
-        archive.close()
-
-
-def events(station, kind: str) -> list[CustodyEvent]:
-    archive = station.archive()
-    try:
-        with archive.db.session() as session:
-            return list(
-                session.scalars(
-                    select(CustodyEvent).where(CustodyEvent.kind == kind).order_by(CustodyEvent.seq)
-                )
-            )
     finally:
         archive.close()
 

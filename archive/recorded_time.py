@@ -17,6 +17,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Text, cast, func, select
+from sqlalchemy.orm import Session
+
+from archive.models import ACTIVE_STATES, Evidence, IngestJob
+
 #: the witnesses, in the order they are trusted
 TIME_SOURCES = ("name", "media", "file_mtime", "sealed")
 
@@ -74,3 +79,49 @@ def media_time(
     if value > (now or datetime.now(UTC)) + future_skew:
         return None, f"media creation_time {text} is in the future"
     return value.astimezone(UTC), None
+
+
+def bad_timestamp_section(session: Session, limit: int = 20) -> dict[str, Any]:
+    """``strongroom status``: items whose file-name time was refused, with the reason.
+
+    Archived items (their ``time_problem`` is set exactly when they carry the
+    ``bad_timestamp`` flag) and files still in the pipeline with that flag.
+    """
+    total = session.scalar(
+        select(func.count()).select_from(Evidence).where(Evidence.time_problem.is_not(None))
+    )
+    items = [
+        {
+            "evidence_id": row.evidence_id,
+            "file": row.source_path,
+            "dock": row.dock,
+            "reason": row.time_problem,
+            "time_source": item_time(*item_time_columns(row))[1],
+            "sealed_at": row.sealed_at.isoformat(),
+        }
+        for row in session.execute(
+            select(
+                Evidence.evidence_id,
+                Evidence.source_path,
+                Evidence.dock,
+                Evidence.time_problem,
+                Evidence.recorded_start,
+                Evidence.media_created,
+                Evidence.file_mtime,
+                Evidence.sealed_at,
+            )
+            .where(Evidence.time_problem.is_not(None))
+            .order_by(Evidence.sealed_at.desc())
+            .limit(limit)
+        )
+    ]
+    pending = [
+        {"file": job.display_name, "dock": job.dock, "state": job.state}
+        for job in session.execute(
+            select(IngestJob.display_name, IngestJob.dock, IngestJob.state)
+            .where(IngestJob.state.in_([s.value for s in ACTIVE_STATES]))
+            .where(cast(IngestJob.flags, Text).like('%"bad_timestamp"%'))
+            .limit(limit)
+        )
+    ]
+    return {"items": total or 0, "recent": items, "in_pipeline": pending}

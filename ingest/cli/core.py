@@ -358,8 +358,23 @@ def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
             console.print(
                 f"  {problem['state']:<11} {problem['file']}: {problem['error']}", highlight=False
             )
+    bad = document.get("bad_timestamps") or {}
+    if bad.get("items") or bad.get("in_pipeline"):
+        console.print(
+            f"[red]bad_timestamp[/] (file-name time refused): {bad['items']} archived, "
+            f"{len(bad['in_pipeline'])} in the pipeline"
+        )
+        for item in bad["recent"]:
+            console.print(
+                f"  {item['evidence_id']} {item['file']}: {item['reason']} "
+                f"(counted by {item['time_source']} time)",
+                highlight=False,
+                markup=False,
+            )
+        for job in bad["in_pipeline"]:
+            console.print(f"  {job['state']:<9} {job['file']}", highlight=False, markup=False)
     for name, section in document.items():
-        if name not in ("station", "jobs", "evidence", "queue", "problems"):
+        if name not in ("station", "jobs", "evidence", "queue", "problems", "bad_timestamps"):
             console.print(
                 f"{name}: {json.dumps(section, ensure_ascii=False, default=str)}", highlight=False
             )

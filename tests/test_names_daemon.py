@@ -105,6 +105,10 @@ def test_two_docks_two_profiles_one_catalog_report_by_day(station, tmp_path):
     assert source["media_created"].startswith("2026-03-02T01:00:00")
     assert source["file_mtime"] and "month must be" in source["time_problem"]
 
+    shown = json.loads(station.cli("show", bad["evidence_id"], "--json").stdout)
+    assert (shown["time_source"], shown["media_created"]) == ("media", "2026-03-02T01:00:00+00:00")
+    assert shown["file_mtime"] and "month" in shown["time_problem"]
+
     # dock B read its names in UTC
     utc = rows["003015_0001.MP4"]
     assert utc["recorded_start"].startswith("2026-03-01 00:30:15")

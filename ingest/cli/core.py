@@ -32,6 +32,7 @@ from archive.queries import (
     job_counts,
     recent_problems,
 )
+from archive.recorded_time import item_time, item_time_columns
 from archive.store import ObjectStore, StoreError
 from config.settings import ConfigError, DockSettings
 from ingest.cli.app import app
@@ -380,6 +381,10 @@ def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
             )
 
 
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
 def _pairs(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
 
@@ -475,6 +480,11 @@ def show(
                 "recorded_end": evidence.recorded_end.isoformat()
                 if evidence.recorded_end
                 else None,
+                # the witnesses of the recording time, and the one the item counts by
+                "file_mtime": _iso(evidence.file_mtime),
+                "media_created": _iso(evidence.media_created),
+                "time_source": item_time(*item_time_columns(evidence))[1],
+                "time_problem": evidence.time_problem,
                 "lock_mode": evidence.lock_mode,
                 "ingested_at": evidence.ingested_at.isoformat(),
                 "probe": evidence.probe,

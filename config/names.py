@@ -103,18 +103,21 @@ BUILTIN_PROFILES: dict[str, NameProfile] = {
             name="ymd_hms",
             pattern=(
                 r"(?:^|/)(?:(?P<device>[A-Za-z][A-Za-z0-9-]*)_)?"
-                r"(?P<date>\d{8})[_-](?P<time>\d{6})(?:[_-](?P<officer>\d{6}))?" + _TAIL
+                r"(?P<date>\d{8}|\d{6})[_-](?P<time>\d{6})(?:[_-](?P<officer>\d{6}))?" + _TAIL
             ),
             description="[DEVICE_]YYYYMMDD_hhmmss[_OFFICER6][_SEQ][_FLAG].ext (date and time "
-            "as two digit groups)",
+            "as two digit groups; YYMMDD is 20YY)",
             sources=(
                 "BlackVue recorders name files YYYYMMDD_HHMMSS_<mode>.mp4 "
                 "(github.com/tfindlay-au/BlackvueDownloader README.md)",
                 "Nextbase: YYMMDD_hhmmss_XXX_CQ.MP4, the same two groups with a 2-digit year "
-                "(nextbase.zendesk.com/hc/en-au/articles/21362518328349-File-Names; "
-                'use time_format = "%y%m%d %H%M%S" for it)',
+                "(nextbase.zendesk.com/hc/en-au/articles/21362518328349-File-Names)",
             ),
-            examples=("20260301_083015_012345.MP4", "DSJA8_20260301-083015_0003_IMP.mp4"),
+            examples=(
+                "20260301_083015_012345.MP4",
+                "DSJA8_20260301-083015_0003_IMP.mp4",
+                "240915_143027_001_FH.MP4",
+            ),
         ),
         NameProfile(
             name="y_md_hms",

@@ -87,6 +87,8 @@ TABLE = [
         ("bad_timestamp",)),
     Row("BlackVue/20260301_083015_NF.mp4", {"name_profile": "ymd_hms"}, None, None, None,
         at("2026-03-01 08:30:15"), ("NF",)),
+    Row("240915_143027_001_FH.MP4", {"name_profile": "ymd_hms"}, None, None, None,
+        at("2024-09-15 14:30:27"), ("FH",), seq="001"),  # Nextbase: a 2-digit year
     Row("民警王五/20260301_083015_012345_重要.MP4", {"name_profile": "ymd_hms"}, None,
         "012345", None, at("2026-03-01 08:30:15"), ("重要",)),
     # -- y_md_hms (split year month day hour minute second) ---------------------------

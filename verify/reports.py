@@ -292,6 +292,7 @@ def report_csv(report: dict[str, Any]) -> str:
 def report_table(report: dict[str, Any]) -> Any:
     """A rich renderable: the groups table, then compliance, late items, statuses."""
     from rich.console import Group
+    from rich.markup import escape
     from rich.table import Table
 
     title = f"Strongroom report {report['from'] or '…'} – {report['to'] or '…'}"
@@ -343,10 +344,10 @@ def report_table(report: dict[str, Any]) -> Any:
         for item in others[:50]:
             table.add_row(
                 item["evidence_id"],
-                item["file_name"],
+                escape(item["file_name"]),
                 item["time_source"],
                 item["day"],
-                item["time_problem"] or "",
+                escape(item["time_problem"] or ""),
             )
         parts.append(table)
     extras = [

@@ -22,7 +22,9 @@ class EvidenceFilter:
     station: str | None = None
     sha256: str | None = None
     state: str | None = None
-    since: datetime | None = None  # recorded (or, failing that, sealed) at or after
+    #: recorded at or after: the item's time as archive.recorded_time says (name,
+    #: media, file time, else sealed)
+    since: datetime | None = None
     until: datetime | None = None
 
 
@@ -39,7 +41,9 @@ def evidence_query(filters: EvidenceFilter):
     ):
         if value is not None:
             query = query.where(column == value)
-    when = func.coalesce(Evidence.recorded_start, Evidence.sealed_at)
+    when = func.coalesce(
+        Evidence.recorded_start, Evidence.media_created, Evidence.file_mtime, Evidence.sealed_at
+    )
     if filters.since is not None:
         query = query.where(when >= filters.since)
     if filters.until is not None:

@@ -520,6 +520,8 @@ def _evidence_row(payload: dict[str, Any], version: _Version) -> dict[str, Any]:
         "recorded_start": _dt(source.get("recorded_start")),
         "recorded_end": _dt(source.get("recorded_end")),
         "file_mtime": _dt(source.get("file_mtime")),
+        "media_created": _dt(source.get("media_created")),
+        "time_problem": source.get("time_problem"),
         "flags": list(source.get("flags") or []),
         "probe": payload.get("probe"),
         "category": payload["category"],

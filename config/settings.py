@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -25,19 +26,19 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from config.names import (
+    BUILTIN_PROFILES,
+    DEFAULT_NAME_PATTERN,
+    NAME_PATTERN_GROUPS,
+    NameProfile,
+    check_name_pattern,
+    check_time_format,
+)
 from config.transcode import TranscodeSettings
 
-LockMode = Literal["COMPLIANCE", "GOVERNANCE"]
+__all__ = ["DEFAULT_NAME_PATTERN", "NAME_PATTERN_GROUPS"]  # re-exported: older imports
 
-#: GA/T 947-style recorder file names: ``ABC1234_012345_20260301083015_0001_IMP.MP4``
-#: (7-character device serial, 6-digit police number, start time, optional
-#: sequence, optional ``IMP`` = marked important). Matched against the path
-#: relative to the dock root, so vendors that sort into folders still match.
-DEFAULT_NAME_PATTERN = (
-    r"(?:^|/)(?P<device>[A-Za-z0-9]{7})_(?P<officer>\d{6})_(?P<start>\d{14})"
-    r"(?:_(?P<end>\d{14}))?(?:_(?P<seq>\d{1,6}))?(?:_(?P<flag>[A-Za-z]+))?\.[A-Za-z0-9]+$"
-)
-NAME_PATTERN_GROUPS = frozenset({"device", "officer", "unit", "start", "end", "seq", "flag"})
+LockMode = Literal["COMPLIANCE", "GOVERNANCE"]
 
 
 class _Section(BaseModel):
@@ -52,11 +53,7 @@ class StationSettings(_Section):
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
+        return _check_zone(value)
 
     @property
     def tzinfo(self) -> ZoneInfo:
@@ -68,7 +65,18 @@ class DockSettings(_Section):
     name: str | None = Field(None, description="defaults to the folder's own name")
     settle_seconds: float = Field(5.0, ge=0.0)
     after_archive: str = "delete"
-    name_pattern: str = DEFAULT_NAME_PATTERN
+    name_profile: str | None = Field(
+        None, description="a recorder naming profile (`strongroom names profiles`); default gat947"
+    )
+    name_pattern: str | None = Field(
+        None, description="a regex of your own instead of a profile (named groups: config/names.py)"
+    )
+    timezone: str | None = Field(
+        None, description="zone of this dock's recorder clocks; default the profile's, then station"
+    )
+    time_format: str | None = Field(
+        None, description="strptime format for the start/end groups, when digits alone will not do"
+    )
     poll: bool = Field(False, description="poll instead of inotify (network mounts)")
     poll_interval: float = Field(2.0, gt=0.0)
     ignore: list[str] = Field(
@@ -90,17 +98,22 @@ class DockSettings(_Section):
 
     @field_validator("name_pattern")
     @classmethod
-    def _name_pattern(cls, value: str) -> str:
-        try:
-            compiled = re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from exc
-        unknown = set(compiled.groupindex) - NAME_PATTERN_GROUPS
-        if unknown:
-            raise ValueError(
-                f"unknown named groups {sorted(unknown)}; allowed: {sorted(NAME_PATTERN_GROUPS)}"
-            )
-        return value
+    def _name_pattern(cls, value: str | None) -> str | None:
+        return None if value is None else check_name_pattern(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        return None if value is None else _check_zone(value)
+
+    @field_validator("time_format")
+    @classmethod
+    def _time_format(cls, value: str | None) -> str | None:
+        return check_time_format(value)
+
+    def model_post_init(self, _context: Any) -> None:
+        if self.name_profile is not None and self.name_pattern is not None:
+            raise ValueError("set name_profile or name_pattern, not both")
 
     @property
     def label(self) -> str:
@@ -115,6 +128,69 @@ class DockSettings(_Section):
     def move_to(self) -> Path | None:
         kind, _, arg = self.after_archive.partition(":")
         return Path(arg) if kind == "move" else None
+
+
+class NameProfileSettings(_Section):
+    """An operator's own naming profile, ``[names.profiles.<name>]``."""
+
+    pattern: str
+    description: str = ""
+    timezone: str | None = None
+    time_format: str | None = None
+    examples: list[str] = Field(default_factory=list)
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        return check_name_pattern(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        return None if value is None else _check_zone(value)
+
+    @field_validator("time_format")
+    @classmethod
+    def _time_format(cls, value: str | None) -> str | None:
+        return check_time_format(value)
+
+
+class NamesSettings(_Section):
+    """How recorder file names are read, and when a time read from one is refused."""
+
+    profiles: dict[str, NameProfileSettings] = Field(
+        default_factory=dict, description="profiles of your own, beside the built-in ones"
+    )
+    future_skew_minutes: float = Field(
+        60.0,
+        ge=0,
+        description="a name time later than now by more than this is bad_timestamp "
+        "(a recorder clock or zone set wrong)",
+    )
+    earliest_year: int = Field(
+        2000, ge=1970, description="a name time before this year is bad_timestamp"
+    )
+
+    def model_post_init(self, _context: Any) -> None:
+        clash = sorted(set(self.profiles) & set(BUILTIN_PROFILES))
+        if clash:
+            raise ValueError(f"profiles {clash} are built in; give yours another name")
+
+
+@dataclass(frozen=True)
+class NameRule:
+    """What a dock reads its file names with: the resolved profile or pattern."""
+
+    profile: str  # a profile name, or "custom" for a dock's own name_pattern
+    pattern: str
+    timezone: str
+    time_format: str | None
+    future_skew_minutes: float
+    earliest_year: int
+
+    @property
+    def tzinfo(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
 
 class StoreSettings(_Section):
@@ -300,6 +376,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     fixity: FixitySettings = Field(default_factory=FixitySettings)
+    names: NamesSettings = Field(default_factory=NamesSettings)
 
     #: the file these settings came from, if any (not a config key)
     source_file: Path | None = Field(None, exclude=True)
@@ -353,6 +430,61 @@ class Settings(BaseSettings):
 
     def category(self, name: str) -> RetentionCategory:
         return self.retention.categories[name]
+
+    def model_post_init(self, _context: Any) -> None:
+        known = self.name_profiles()
+        for n, dock in enumerate(self.docks):
+            if dock.name_profile is not None and dock.name_profile not in known:
+                raise ValueError(
+                    f"docks.{n}.name_profile: unknown profile {dock.name_profile!r}; "
+                    f"known: {', '.join(sorted(known))}"
+                )
+
+    # -- recorder file names --------------------------------------------------
+
+    def name_profiles(self) -> dict[str, NameProfile]:
+        """The built-in profiles and ``[names.profiles.*]``, by name."""
+        profiles = dict(BUILTIN_PROFILES)
+        for name, own in self.names.profiles.items():
+            profiles[name] = NameProfile(
+                name=name,
+                pattern=own.pattern,
+                description=own.description or "(configured)",
+                timezone=own.timezone,
+                time_format=own.time_format,
+                sources=("strongroom.toml [names.profiles]",),
+                examples=tuple(own.examples),
+            )
+        return profiles
+
+    def name_rule(self, dock: DockSettings | None) -> NameRule:
+        """How ``dock``'s names are read (None: files outside any dock, the default).
+
+        The zone: the dock's ``timezone``, else the profile's, else the station's.
+        A dock with only ``name_pattern`` reads exactly as before profiles existed.
+        """
+        if dock is not None and dock.name_pattern is not None:
+            profile = NameProfile("custom", dock.name_pattern, "the dock's own name_pattern")
+        else:
+            profile = self.name_profiles()[(dock.name_profile if dock else None) or "gat947"]
+        zone = (dock.timezone if dock else None) or profile.timezone or self.station.timezone
+        time_format = (dock.time_format if dock else None) or profile.time_format
+        return NameRule(
+            profile=profile.name,
+            pattern=profile.pattern,
+            timezone=zone,
+            time_format=time_format,
+            future_skew_minutes=self.names.future_skew_minutes,
+            earliest_year=self.names.earliest_year,
+        )
+
+
+def _check_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r}") from exc
+    return value
 
 
 # pydantic-settings builds sources from the class; the file to read is passed

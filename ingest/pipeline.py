@@ -38,6 +38,7 @@ from archive.derivatives import Derivative
 from archive.groupcommit import GroupCommitter
 from archive.hashing import FileDigest, FileIdentity, NotRegularFile, hash_file
 from archive.models import Evidence, IngestJob, JobState
+from archive.recorded_time import item_time, media_time
 from archive.seal import (
     SealError,
     evidence_id_for,
@@ -54,8 +55,8 @@ from archive.store import (
     StoreError,
     sha256_b64,
 )
-from config.settings import DEFAULT_NAME_PATTERN, DockSettings
-from ingest.identify import identify
+from config.settings import DockSettings, NameRule
+from ingest.identify import identify_with
 from ingest.prehash import PreHasher
 from ingest.probe import ProbeError, probe
 from ingest.scan import WORK_DIR, Candidate
@@ -142,7 +143,7 @@ class Pipeline:
         (``strongroom ingest`` outside a dock) are claimed in the same commit.
         """
         root = self.settings.dock_path(dock)
-        tz = self.settings.station.tzinfo
+        rule = self.settings.name_rule(dock)
 
         def insert(session: Session) -> list[IngestJob]:
             connection = session.connection()
@@ -163,7 +164,7 @@ class Pipeline:
                     "mtime_ns": candidate.mtime_ns,
                     "state": JobState.CLAIMED if claimed else JobState.CLAIMING,
                     "after_archive": dock.after_archive if not in_place else IN_PLACE,
-                    "flags": list(identify(relative, dock.name_pattern, tz).flags),
+                    "flags": list(identify_with(rule, relative).flags),
                     # the defaults, given here so the returned job holds them too
                     "attempts": 0,
                     "first_seen_at": now,
@@ -365,11 +366,15 @@ class Pipeline:
                 self._commit_sighting(job, existing)
                 return
             evidence_id = evidence_id_for(job.sha256)
-            source = identify(
-                job.display_name, self._name_pattern(job.dock), self.settings.station.tzinfo
-            )
+            rule = self._name_rule(job.dock)
+            source = identify_with(rule, job.display_name)
             flags = list(dict.fromkeys([*(job.flags or []), *source.flags]))
             summary, probe_error = self._probe(job.spool_path)
+            media_created, media_problem = media_time(
+                summary,
+                future_skew=timedelta(minutes=rule.future_skew_minutes),
+                earliest_year=rule.earliest_year,
+            )
             if probe_error and job.size and "not_media" not in flags:
                 flags.append("not_media")
             category = self._category(flags)
@@ -384,6 +389,9 @@ class Pipeline:
             sealed_at = utcnow()
             file_name = Path(job.display_name).name
             media_type = _media_type(file_name, summary)
+            _, time_source = item_time(
+                source.recorded_start, media_created, _dt_ns(job.mtime_ns), sealed_at
+            )
             source_doc = {
                 "station": job.station,
                 "dock": job.dock,
@@ -391,7 +399,14 @@ class Pipeline:
                 "file_mtime": _iso_ns(job.mtime_ns),
                 **source.to_dict(),
                 "flags": flags,
+                # how the name was read, and the other witnesses of the recording time
+                "name_profile": rule.profile,
+                "name_timezone": rule.timezone,
+                "media_created": media_created.isoformat() if media_created else None,
+                "time_source": time_source,
             }
+            if media_problem:
+                source_doc["media_time_problem"] = media_problem
             if probe_error:
                 source_doc["probe_error"] = probe_error
             payload = evidence_payload(
@@ -434,6 +449,8 @@ class Pipeline:
                 "recorded_start": source.recorded_start,
                 "recorded_end": source.recorded_end,
                 "file_mtime": _dt_ns(job.mtime_ns),
+                "media_created": _dt(doc["source"].get("media_created")),
+                "time_problem": doc["source"].get("time_problem"),
                 "flags": doc["source"]["flags"],
                 "probe": doc["probe"],
                 "category": doc["category"],
@@ -597,9 +614,9 @@ class Pipeline:
         retention = self.settings.retention
         return retention.important_category if "IMP" in flags else retention.default_category
 
-    def _name_pattern(self, dock_label: str) -> str:
-        dock = self._dock_settings(dock_label)
-        return dock.name_pattern if dock else DEFAULT_NAME_PATTERN
+    def _name_rule(self, dock_label: str) -> NameRule:
+        """The dock's naming rule; files from outside any dock use the default."""
+        return self.settings.name_rule(self._dock_settings(dock_label))
 
     def _dock_settings(self, label: str) -> DockSettings | None:
         return next((d for d in self.settings.docks if d.label == label), None)
@@ -872,6 +889,10 @@ def _media_type(file_name: str, probe_summary: dict | None) -> str:
 
 def _dt_ns(mtime_ns: int | None) -> datetime | None:
     return datetime.fromtimestamp(mtime_ns / 1e9, UTC) if mtime_ns else None
+
+
+def _dt(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
 
 
 def _iso_ns(mtime_ns: int | None) -> str | None:

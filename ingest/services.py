@@ -28,6 +28,7 @@ from archive.disposition import item_disposition
 from archive.ledger import ledger_summary, scheduled_checkpoint
 from archive.models import Evidence
 from archive.queries import EvidenceFilter, evidence_query
+from archive.recorded_time import bad_timestamp_section
 from config.settings import Settings
 from ingest.housekeeping import sweep_kept
 from ingest.pipeline import Pipeline
@@ -157,6 +158,7 @@ def status_sections(settings: Settings, session: Session) -> dict[str, Any]:
     sections["derivatives"] = status_section(session)
     sections["cases"] = case_status(session)
     sections["archive_deadline"] = deadline_section(settings, session)
+    sections["bad_timestamps"] = bad_timestamp_section(session)
     return sections
 
 

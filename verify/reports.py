@@ -7,6 +7,11 @@ unit, station or day, with the share archived within the configured deadline
 (default 24 h) and the late items by name. Derivative and fixity status are
 added when those tables exist.
 
+Each item counts on the day of its recording time, taken from the first known
+of its witnesses – the file name, the media's own creation time, the file's
+time on the dock, else the moment it was sealed (``archive.recorded_time``) –
+and the report says, per group and per item, which witness that was.
+
 Percentiles use the nearest-rank method (the smallest value with at least q %
 of the values at or below it), so every reported delay is a real item's delay.
 """
@@ -29,6 +34,7 @@ from sqlalchemy.orm import Session
 from archive.derivatives import Derivative
 from archive.models import ACTIVE_STATES, Evidence, IngestJob
 from archive.queries import EvidenceFilter, evidence_query
+from archive.recorded_time import TIME_SOURCES, item_time, item_time_columns
 from config.settings import Settings
 
 GROUPINGS = ("officer", "device", "unit", "station", "day")
@@ -55,6 +61,10 @@ class ItemFacts:
     unit: str | None
     station: str
     day: date
+    #: the recording time the item counts by, and the witness it came from
+    time: datetime
+    time_source: str  # one of archive.recorded_time.TIME_SOURCES
+    time_problem: str | None
     size: int
     recorded_seconds: float | None
     reference: str | None  # "recorded_end" | "file_mtime" | None
@@ -83,6 +93,8 @@ _COLUMNS = (
     Evidence.recorded_start,
     Evidence.recorded_end,
     Evidence.file_mtime,
+    Evidence.media_created,
+    Evidence.time_problem,
     Evidence.sealed_at,
 )
 
@@ -103,7 +115,7 @@ def item_facts(evidence: Any, tz: ZoneInfo) -> ItemFacts:
     else:
         reference, reference_at = None, None
     delay = (evidence.sealed_at - reference_at).total_seconds() if reference_at else None
-    when = evidence.recorded_start or evidence.sealed_at
+    when, source = item_time(*item_time_columns(evidence))
     return ItemFacts(
         evidence_id=evidence.evidence_id,
         file_name=evidence.file_name,
@@ -112,6 +124,9 @@ def item_facts(evidence: Any, tz: ZoneInfo) -> ItemFacts:
         unit=evidence.unit,
         station=evidence.station,
         day=when.astimezone(tz).date(),
+        time=when,
+        time_source=source,
+        time_problem=evidence.time_problem,
         size=evidence.size,
         recorded_seconds=seconds,
         reference=reference,
@@ -136,6 +151,11 @@ def summarize(facts: list[ItemFacts], deadline_seconds: float) -> dict[str, Any]
         "within_deadline": within,
         "late": len(delays) - within,
         "within_deadline_share": within / len(delays) if delays else None,
+        # which witness the items' recording times came from (name, media, file_mtime, sealed)
+        **{
+            f"time_from_{source}": sum(1 for f in facts if f.time_source == source)
+            for source in TIME_SOURCES
+        },
     }
 
 
@@ -192,8 +212,22 @@ def build_report(
                 "reference_at": _iso(f.reference_at),
                 "sealed_at": _iso(f.sealed_at),
                 "delay_hours": (f.delay_seconds or 0) / 3600,
+                "time_source": f.time_source,
             }
             for f in late
+        ],
+        # every item whose recording time did not come from its file name, and from what
+        "time_not_from_name": [
+            {
+                "evidence_id": f.evidence_id,
+                "file_name": f.file_name,
+                "time_source": f.time_source,
+                "time": _iso(f.time),
+                "day": f.day.isoformat(),
+                "time_problem": f.time_problem,
+            }
+            for f in sorted(facts, key=lambda f: (f.time, f.evidence_id))
+            if f.time_source != "name"
         ],
         "no_reference_time": [f.evidence_id for f in facts if f.reference is None],
         "states": _count(session, Evidence.state, Evidence.evidence_id.in_(select(ids))),
@@ -241,6 +275,7 @@ COLUMNS = (
     "within_deadline",
     "late",
     "within_deadline_share",
+    *(f"time_from_{source}" for source in TIME_SOURCES),
 )
 
 
@@ -257,6 +292,7 @@ def report_csv(report: dict[str, Any]) -> str:
 def report_table(report: dict[str, Any]) -> Any:
     """A rich renderable: the groups table, then compliance, late items, statuses."""
     from rich.console import Group
+    from rich.markup import escape
     from rich.table import Table
 
     title = f"Strongroom report {report['from'] or '…'} – {report['to'] or '…'}"
@@ -296,7 +332,26 @@ def report_table(report: dict[str, Any]) -> Any:
                 f"{item['delay_hours']:.1f} h",
             )
         parts.append(late)
+    totals = report["totals"]
+    sources = ", ".join(f"{s} {totals[f'time_from_{s}']}" for s in TIME_SOURCES)
+    others = report["time_not_from_name"]
+    if others:
+        table = Table(
+            title=f"items not timed by their file name ({len(others)})", title_justify="left"
+        )
+        for name in ("evidence", "file", "time from", "day", "why"):
+            table.add_column(name)
+        for item in others[:50]:
+            table.add_row(
+                item["evidence_id"],
+                escape(item["file_name"]),
+                item["time_source"],
+                item["day"],
+                escape(item["time_problem"] or ""),
+            )
+        parts.append(table)
     extras = [
+        f"recording time from: {sources}",
         f"items without a recording end or file time: {len(report['no_reference_time'])}",
         f"states: {_pairs(report['states'])}",
         f"playback copies: {_pairs(report['derivatives'])}",

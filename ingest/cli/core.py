@@ -32,6 +32,7 @@ from archive.queries import (
     job_counts,
     recent_problems,
 )
+from archive.recorded_time import item_time, item_time_columns
 from archive.store import ObjectStore, StoreError
 from config.settings import ConfigError, DockSettings
 from ingest.cli.app import app
@@ -358,11 +359,30 @@ def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
             console.print(
                 f"  {problem['state']:<11} {problem['file']}: {problem['error']}", highlight=False
             )
+    bad = document.get("bad_timestamps") or {}
+    if bad.get("items") or bad.get("in_pipeline"):
+        console.print(
+            f"[red]bad_timestamp[/] (file-name time refused): {bad['items']} archived, "
+            f"{len(bad['in_pipeline'])} in the pipeline"
+        )
+        for item in bad["recent"]:
+            console.print(
+                f"  {item['evidence_id']} {item['file']}: {item['reason']} "
+                f"(counted by {item['time_source']} time)",
+                highlight=False,
+                markup=False,
+            )
+        for job in bad["in_pipeline"]:
+            console.print(f"  {job['state']:<9} {job['file']}", highlight=False, markup=False)
     for name, section in document.items():
-        if name not in ("station", "jobs", "evidence", "queue", "problems"):
+        if name not in ("station", "jobs", "evidence", "queue", "problems", "bad_timestamps"):
             console.print(
                 f"{name}: {json.dumps(section, ensure_ascii=False, default=str)}", highlight=False
             )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
 
 
 def _pairs(counts: dict[str, int]) -> str:
@@ -460,6 +480,11 @@ def show(
                 "recorded_end": evidence.recorded_end.isoformat()
                 if evidence.recorded_end
                 else None,
+                # the witnesses of the recording time, and the one the item counts by
+                "file_mtime": _iso(evidence.file_mtime),
+                "media_created": _iso(evidence.media_created),
+                "time_source": item_time(*item_time_columns(evidence))[1],
+                "time_problem": evidence.time_problem,
                 "lock_mode": evidence.lock_mode,
                 "ingested_at": evidence.ingested_at.isoformat(),
                 "probe": evidence.probe,

@@ -58,6 +58,7 @@ from config.settings import DEFAULT_NAME_PATTERN, DockSettings
 from ingest.identify import identify
 from ingest.prehash import PreHasher
 from ingest.probe import ProbeError, probe
+from ingest.sandbox import sandbox_for
 from ingest.scan import WORK_DIR, Candidate
 from ingest.sniff import media_signature
 
@@ -587,7 +588,11 @@ class Pipeline:
         if media_signature(path) is None:
             return None, "no media container signature in the file's first bytes; not probed"
         try:
-            summary = probe(path, self.settings.pipeline.probe_timeout_seconds)
+            summary = probe(
+                path,
+                self.settings.pipeline.probe_timeout_seconds,
+                sandbox_for(self.settings.transcode),
+            )
         except ProbeError as exc:
             return None, str(exc)[-500:]
         return summary.to_dict(), None

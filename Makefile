@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@command -v ffmpeg >/dev/null || { echo "installing ffmpeg (Debian package)"; \
 		{ [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg; } \
 		|| { echo "ffmpeg missing: run 'sudo apt-get install ffmpeg'"; exit 1; }; }

@@ -18,7 +18,6 @@ import logging
 import mimetypes
 import os
 import shutil
-import stat
 import threading
 import time
 from collections.abc import Callable
@@ -55,6 +54,7 @@ from archive.store import (
     sha256_b64,
 )
 from config.settings import DEFAULT_NAME_PATTERN, DockSettings
+from ingest import dockfs
 from ingest.identify import identify
 from ingest.prehash import PreHasher
 from ingest.probe import ProbeError, probe
@@ -162,6 +162,7 @@ class Pipeline:
                     "display_name": relative,
                     "size": candidate.size,
                     "mtime_ns": candidate.mtime_ns,
+                    "source_identity": candidate.identity,
                     "state": JobState.CLAIMED if claimed else JobState.CLAIMING,
                     "after_archive": dock.after_archive if not in_place else IN_PLACE,
                     "flags": list(identify(relative, dock.name_pattern, tz).flags),
@@ -249,25 +250,26 @@ class Pipeline:
     # -- steps --------------------------------------------------------------
 
     def _claim(self, job: IngestJob) -> None:
-        """Move the file into the spool (atomic rename on the same file system)."""
+        """Move the file into the spool: a rename through folder handles from the dock
+        root (``ingest/dockfs.py``), never by path, so a folder swapped for a link after
+        inspection cannot lead out of the dock. The same check runs for a CLAIMING job
+        resumed after a restart. A file that would leave the dock, or is not the one
+        inspected, is quarantined with the reason; nothing outside is touched."""
         if job.spool_path != job.source_path:
-            spool = Path(job.spool_path)
-            if not os.path.lexists(spool):
+            if not os.path.lexists(job.spool_path):
                 try:
-                    st = os.lstat(job.source_path)
-                except FileNotFoundError:
+                    dockfs.claim(
+                        job.dock_root, job.source_path, job.spool_path, job.source_identity
+                    )
+                except dockfs.Vanished:
                     self._commit(
                         job,
                         JobState.VANISHED,
                         error="the dock removed the file before it was claimed",
                     )
                     return
-                if not stat.S_ISREG(st.st_mode):
-                    raise Unreadable("not a regular file")
-                spool.parent.mkdir(parents=True, exist_ok=True)
-                os.rename(job.source_path, spool)
-                _fsync_dir(spool.parent)
-                _fsync_dir(Path(job.source_path).parent)
+                except dockfs.Escape as exc:
+                    raise Unreadable(str(exc)) from None
         elif not os.path.lexists(job.source_path):
             self._commit(job, JobState.VANISHED, error="the file was removed before it was claimed")
             return
@@ -852,17 +854,6 @@ def _apply(job: IngestJob, values: dict) -> None:
 
 def _claim_details(dock: str, path: str, spool: str) -> dict:
     return {"dock": dock, "path": path, "spool": display_path(spool)}
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _media_type(file_name: str, probe_summary: dict | None) -> str:

@@ -189,6 +189,24 @@ def test_no_bwrap_means_no_media_tool_and_a_clear_reason(
         sandbox_module._working_bwrap.cache_clear()
 
 
+def test_bwrap_that_cannot_make_namespaces_means_no_media_tool(
+    monkeypatch: pytest.MonkeyPatch, clips: media_clips.Clips, tmp_path: Path
+) -> None:
+    """As in a container that forbids user namespaces: bwrap exists but fails."""
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(sandbox_module, "BWRAP", str(fake))
+    sandbox_module._working_bwrap.cache_clear()
+    try:
+        assert "No permissions to create new namespace" in (sandbox_module.available() or "")
+        with pytest.raises(ProbeError, match="bwrap cannot create its namespaces"):
+            probe(clips.wav, 10)
+    finally:
+        sandbox_module._working_bwrap.cache_clear()
+    assert sandbox_module.available() is None  # the real one works here
+
+
 def test_a_playback_copy_without_the_sandbox_fails_with_the_reason(
     monkeypatch: pytest.MonkeyPatch, clips: media_clips.Clips, tmp_path: Path
 ) -> None:

@@ -203,6 +203,7 @@ def test_bwrap_that_cannot_make_namespaces_means_no_media_tool(
         with pytest.raises(ProbeError, match="bwrap cannot create its namespaces"):
             probe(clips.wav, 10)
     finally:
+        monkeypatch.undo()
         sandbox_module._working_bwrap.cache_clear()
     assert sandbox_module.available() is None  # the real one works here
 

@@ -154,3 +154,38 @@ def _relative_parts(root: Path, path: Path) -> tuple[str, ...]:
     if not parts or any(part in ("..", ".") for part in parts):
         raise Escape(f"{os.fsdecode(path)!r} does not name a file below the dock")
     return parts
+
+
+def check_claimed(digest_device: int, digest_inode: int, expected: str | None) -> None:
+    """The spool file just read is the file the claim moved (a rename keeps device and
+    inode); else :class:`Escape` – ``.strongroom`` sits in the dock and could be swapped."""
+    if expected is not None and f"{digest_device}:{digest_inode}" != expected:
+        raise Escape(
+            f"the spool copy is not the claimed file (device:inode "
+            f"{digest_device}:{digest_inode}, claimed {expected}): a folder was swapped"
+        )
+
+
+def unlink_claimed(
+    root: str | os.PathLike[str], spool: str | os.PathLike[str], expected: str | None
+) -> None:
+    """Delete the spool copy through folder handles, only if it is the claimed file.
+
+    Missing is fine (a retry after a crash). Raises :class:`Escape` rather than
+    follow a link or delete another file.
+    """
+    parts = _relative_parts(Path(root), Path(spool))
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        with open_folder(root_fd, parts[:-1]) as fd:
+            try:
+                st = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return
+            check_claimed(st.st_dev, st.st_ino, expected)
+            os.unlink(parts[-1], dir_fd=fd)
+            os.fsync(fd)
+    except Vanished:
+        return
+    finally:
+        os.close(root_fd)

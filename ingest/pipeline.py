@@ -225,7 +225,7 @@ class Pipeline:
                 return self._retry_later(job, str(exc), count_against=True)
             except Unreadable as exc:
                 self._quarantine(job, str(exc))
-            except (NotConfirmed, SealError) as exc:
+            except (NotConfirmed, SealError, dockfs.Escape) as exc:
                 # never release; keep the spool copy and say so loudly
                 log.error(
                     "%s: %s; the dock copy is kept in %s", job.display_name, exc, job.spool_path
@@ -282,6 +282,8 @@ class Pipeline:
         Same bytes as existing evidence → a sighting, released like any other.
         """
         digest = self._digest(job.spool_path)
+        if job.spool_path != job.source_path:
+            dockfs.check_claimed(digest.identity.device, digest.identity.inode, job.source_identity)
         flags = list(job.flags or [])
         if digest.size == 0 and "empty" not in flags:
             flags.append("empty")
@@ -491,7 +493,7 @@ class Pipeline:
         if action == IN_PLACE:
             pass  # `strongroom ingest` of files outside a dock leaves them where they are
         elif action == "delete":
-            spool.unlink(missing_ok=True)
+            dockfs.unlink_claimed(job.dock_root, spool, job.source_identity)
         elif action.startswith("keep:"):
             destination = work_dir(job.dock_root) / "kept" / str(job.id)
         elif action.startswith("move:"):

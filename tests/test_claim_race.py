@@ -14,6 +14,7 @@ import pytest
 from conftest import Station, wait_until
 from ingest_helpers import catalog_rows, events, jobs, sha256
 
+from archive.models import JobState
 from ingest import dockfs
 from ingest.pipeline import Pipeline
 from ingest.scan import Candidate, scan_dock
@@ -166,3 +167,44 @@ def test_claim_refuses_paths_that_leave_the_dock(tmp_path: Path) -> None:
     with pytest.raises(dockfs.Escape, match="symbolic link"):
         dockfs.claim(root, root / "a" / "f", root / ".strongroom" / "spool" / "1", None)
     assert (root / "a" / "f").read_bytes() == b"x"
+
+
+def swap_work_folder(station: Station, tmp_path: Path, job_id: int) -> Path:
+    """``.strongroom`` sits in the dock too: swapped for a link to a folder outside that
+    holds a file where the spool copy would be."""
+    decoy = tmp_path / "outside-work" / "spool" / str(job_id)
+    decoy.parent.mkdir(parents=True)
+    decoy.write_bytes(OUTSIDE)
+    os.rename(station.dock / ".strongroom", tmp_path / "work-moved-away")
+    os.symlink(tmp_path / "outside-work", station.dock / ".strongroom")
+    return decoy
+
+
+@pytest.mark.parametrize("swap_before", ["claimed", "sealed"])
+def test_work_folder_swapped_after_the_claim_reaches_nothing_outside(
+    station: Station, tmp_path: Path, swap_before: str
+) -> None:
+    """Swapped before the hash: the outside file is not archived. Swapped before the
+    release: the outside file is not deleted. Either way the job waits, loudly."""
+    _, outside, candidate = setup_swap(station, tmp_path)
+    archive = station.archive()
+    try:
+        pipeline = Pipeline(archive)
+        job_id = pipeline.claim(archive.settings.docks[0], candidate)
+        assert job_id is not None
+        if swap_before == "sealed":
+            pipeline.advance(job_id, stop_after=JobState.SEALED)
+        decoy = swap_work_folder(station, tmp_path, job_id)
+        outcome = pipeline.advance(job_id)
+        pipeline.close()
+    finally:
+        archive.close()
+    assert decoy.read_bytes() == OUTSIDE
+    assert_outside_untouched(station, outside)
+    (job,) = jobs(station)
+    assert job["state"] == swap_before  # kept, to be retried; never released
+    reason = "not the claimed file" if swap_before == "claimed" else "symbolic link"
+    assert reason in (outcome.error or "")
+    if swap_before == "sealed":  # the real claimed file is archived and still kept
+        assert job["sha256"] == sha256(INSIDE)
+        assert (tmp_path / "work-moved-away" / "spool" / str(job_id)).read_bytes() == INSIDE

@@ -153,6 +153,22 @@ def test_nothing_writable_beyond_the_output_folder(
     assert inside.read_bytes() == before
 
 
+def test_probe_of_a_playlist_opens_nothing_outside(tmp_path: Path) -> None:
+    """The ingest probe and the playback worker's probe: the whitelist allows ``file``,
+    so only the sandbox keeps an HLS playlist from opening a file outside."""
+    playlist = tmp_path / "dock" / "clip.m3u8"
+    playlist.parent.mkdir()
+    with open_detector(tmp_path / "canary.ts") as opened:
+        playlist.write_text(PLAYLIST.format(tmp_path / "canary.ts"), encoding="utf-8")
+        with pytest.raises(ProbeError):
+            probe(playlist, 5, OPEN)  # control: the unconfined probe opens it
+        assert opened, "control: unconfined ffprobe should open the canary"
+        opened.clear()
+        with pytest.raises(ProbeError, match="Error when loading first segment"):
+            probe(playlist, 5)  # the default: sandboxed
+        assert opened == []
+
+
 def test_limits_apply_and_the_environment_holds_no_secret(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

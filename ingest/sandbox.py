@@ -27,6 +27,7 @@ for development machines only, with a WARNING on every start of a process.
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import math
@@ -91,7 +92,9 @@ class Sandbox:
             _warn_disabled()
             return [*limits, *argv]
         bwrap = _working_bwrap()
-        tool = shutil.which(argv[0]) or argv[0]
+        tool = shutil.which(argv[0])
+        if tool is None:  # as Popen would say: the tool itself is missing, not the file's fault
+            raise FileNotFoundError(errno.ENOENT, "not installed", argv[0])
         args = [bwrap, *_base_args()]
         if not tool.startswith("/usr/"):
             args += ["--ro-bind", tool, tool]

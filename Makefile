@@ -13,10 +13,13 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@command -v ffmpeg >/dev/null || { echo "installing ffmpeg (Debian package)"; \
 		{ [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg; } \
 		|| { echo "ffmpeg missing: run 'sudo apt-get install ffmpeg'"; exit 1; }; }
+	@command -v bwrap >/dev/null || { echo "installing bubblewrap (Debian package; the media sandbox)"; \
+		{ [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; } \
+		|| { echo "bwrap missing: run 'sudo apt-get install bubblewrap'"; exit 1; }; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'

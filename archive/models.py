@@ -123,6 +123,8 @@ class IngestJob(Base):
     display_name: Mapped[str] = mapped_column(Text)  # relative path, printable
     size: Mapped[int | None] = mapped_column(BigInteger)
     mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    #: "device:inode" when inspected; the claim moves only that file (ingest/dockfs.py)
+    source_identity: Mapped[str | None] = mapped_column(String(64))
     sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     #: upload parts hashed with the file (see archive.hashing); the store checks each
     part_size: Mapped[int | None] = mapped_column(BigInteger)

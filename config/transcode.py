@@ -153,6 +153,18 @@ class TranscodeSettings(BaseModel):
     progress_interval_seconds: float = Field(1.0, ge=0.05, le=60)
     retry_attempts: int = Field(2, ge=0, le=10, description="retries of a retryable failure")
 
+    # -- sandbox (ingest/sandbox.py) ----------------------------------------------
+    sandbox: bool = Field(
+        True,
+        description=(
+            "run ffmpeg/ffprobe in bubblewrap (no network, only input and output); "
+            "false is for development machines only and warns on every start"
+        ),
+    )
+    sandbox_memory_mb: int = Field(
+        4096, ge=256, le=1_048_576, description="address-space limit (RLIMIT_AS) of a media tool"
+    )
+
     @field_validator("audio_bitrate")
     @classmethod
     def _bitrate(cls, value: str) -> str:

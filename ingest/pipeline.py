@@ -18,7 +18,6 @@ import logging
 import mimetypes
 import os
 import shutil
-import stat
 import threading
 import time
 from collections.abc import Callable
@@ -56,9 +55,11 @@ from archive.store import (
     sha256_b64,
 )
 from config.settings import DockSettings, NameRule
+from ingest import dockfs
 from ingest.identify import identify_with
 from ingest.prehash import PreHasher
 from ingest.probe import ProbeError, probe
+from ingest.sandbox import sandbox_for
 from ingest.scan import WORK_DIR, Candidate
 from ingest.sniff import media_signature
 
@@ -162,6 +163,7 @@ class Pipeline:
                     "display_name": relative,
                     "size": candidate.size,
                     "mtime_ns": candidate.mtime_ns,
+                    "source_identity": candidate.identity,
                     "state": JobState.CLAIMED if claimed else JobState.CLAIMING,
                     "after_archive": dock.after_archive if not in_place else IN_PLACE,
                     "flags": list(identify_with(rule, relative).flags),
@@ -224,7 +226,7 @@ class Pipeline:
                 return self._retry_later(job, str(exc), count_against=True)
             except Unreadable as exc:
                 self._quarantine(job, str(exc))
-            except (NotConfirmed, SealError) as exc:
+            except (NotConfirmed, SealError, dockfs.Escape) as exc:
                 # never release; keep the spool copy and say so loudly
                 log.error(
                     "%s: %s; the dock copy is kept in %s", job.display_name, exc, job.spool_path
@@ -249,25 +251,26 @@ class Pipeline:
     # -- steps --------------------------------------------------------------
 
     def _claim(self, job: IngestJob) -> None:
-        """Move the file into the spool (atomic rename on the same file system)."""
+        """Move the file into the spool: a rename through folder handles from the dock
+        root (``ingest/dockfs.py``), never by path, so a folder swapped for a link after
+        inspection cannot lead out of the dock. The same check runs for a CLAIMING job
+        resumed after a restart. A file that would leave the dock, or is not the one
+        inspected, is quarantined with the reason; nothing outside is touched."""
         if job.spool_path != job.source_path:
-            spool = Path(job.spool_path)
-            if not os.path.lexists(spool):
+            if not os.path.lexists(job.spool_path):
                 try:
-                    st = os.lstat(job.source_path)
-                except FileNotFoundError:
+                    dockfs.claim(
+                        job.dock_root, job.source_path, job.spool_path, job.source_identity
+                    )
+                except dockfs.Vanished:
                     self._commit(
                         job,
                         JobState.VANISHED,
                         error="the dock removed the file before it was claimed",
                     )
                     return
-                if not stat.S_ISREG(st.st_mode):
-                    raise Unreadable("not a regular file")
-                spool.parent.mkdir(parents=True, exist_ok=True)
-                os.rename(job.source_path, spool)
-                _fsync_dir(spool.parent)
-                _fsync_dir(Path(job.source_path).parent)
+                except dockfs.Escape as exc:
+                    raise Unreadable(str(exc)) from None
         elif not os.path.lexists(job.source_path):
             self._commit(job, JobState.VANISHED, error="the file was removed before it was claimed")
             return
@@ -280,6 +283,8 @@ class Pipeline:
         Same bytes as existing evidence → a sighting, released like any other.
         """
         digest = self._digest(job.spool_path)
+        if job.spool_path != job.source_path:
+            dockfs.check_claimed(digest.identity.device, digest.identity.inode, job.source_identity)
         flags = list(job.flags or [])
         if digest.size == 0 and "empty" not in flags:
             flags.append("empty")
@@ -505,7 +510,7 @@ class Pipeline:
         if action == IN_PLACE:
             pass  # `strongroom ingest` of files outside a dock leaves them where they are
         elif action == "delete":
-            spool.unlink(missing_ok=True)
+            dockfs.unlink_claimed(job.dock_root, spool, job.source_identity)
         elif action.startswith("keep:"):
             destination = work_dir(job.dock_root) / "kept" / str(job.id)
         elif action.startswith("move:"):
@@ -604,7 +609,11 @@ class Pipeline:
         if media_signature(path) is None:
             return None, "no media container signature in the file's first bytes; not probed"
         try:
-            summary = probe(path, self.settings.pipeline.probe_timeout_seconds)
+            summary = probe(
+                path,
+                self.settings.pipeline.probe_timeout_seconds,
+                sandbox_for(self.settings.transcode),
+            )
         except ProbeError as exc:
             return None, str(exc)[-500:]
         return summary.to_dict(), None
@@ -864,17 +873,6 @@ def _apply(job: IngestJob, values: dict) -> None:
 
 def _claim_details(dock: str, path: str, spool: str) -> dict:
     return {"dock": dock, "path": path, "spool": display_path(spool)}
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _media_type(file_name: str, probe_summary: dict | None) -> str:

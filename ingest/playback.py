@@ -62,6 +62,7 @@ from archive.store import (
     sha256_b64,
 )
 from ingest.probe import ProbeError, ProbeSummary, probe
+from ingest.sandbox import sandbox_for
 from ingest.transcode import Plan, PlaybackCopy, TranscodeError, choose_action, make_playback_copy
 
 log = logging.getLogger("strongroom.playback")
@@ -436,7 +437,9 @@ class PlaybackWorker:
         self._fetch_verified(evidence, original, job)
         # the bytes hash to the catalog's SHA-256, so the probe taken at ingest describes
         # them exactly; probe here only when ingest could not (ffprobe says why it fails)
-        summary = known or probe(original, self.transcode.probe_timeout_seconds)
+        summary = known or probe(
+            original, self.transcode.probe_timeout_seconds, sandbox_for(self.transcode)
+        )
         plan = choose_action(summary, self.transcode.rules)
         if plan.action == "none":
             return self._skip(job, plan, summary)

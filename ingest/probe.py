@@ -9,7 +9,9 @@ truncation of a recorder that lost power.
 
 ffprobe runs through ``subprocess`` with a hard timeout rather than
 ``ffmpeg.probe`` (which has none in ffmpeg-python 0.2): a FIFO, a stalled
-network mount or a hostile file must not hold a worker forever.
+network mount or a hostile file must not hold a worker forever. It runs in
+the media sandbox (``ingest/sandbox.py``: no network, only the probed file
+readable, resource limits) with ``-protocol_whitelist`` as the first layer.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any
+
+from ingest.sandbox import ENV, Sandbox, SandboxUnavailable
 
 FFPROBE = "ffprobe"
 #: how many of ffprobe's last stderr lines an error keeps
@@ -150,13 +154,16 @@ def ffmpeg_input_name(path: str | os.PathLike[str]) -> str:
     return "file:" + os.path.abspath(os.fsdecode(path))
 
 
-def probe(path: str | os.PathLike[str], timeout_s: float) -> ProbeSummary:
-    """Run ffprobe on ``path``; raise :class:`ProbeError` if it cannot read it.
+def probe(
+    path: str | os.PathLike[str], timeout_s: float, sandbox: Sandbox | None = None
+) -> ProbeSummary:
+    """Run ffprobe on ``path`` in ``sandbox`` (default: the strict one); raise
+    :class:`ProbeError` if it cannot read it (or the sandbox is unavailable).
 
     ffprobe is killed after ``timeout_s`` seconds. OSError means ffprobe itself
     could not be started (not installed), which is not the file's fault.
     """
-    cmd = [
+    argv = [
         FFPROBE,
         "-v",
         "error",
@@ -171,10 +178,15 @@ def probe(path: str | os.PathLike[str], timeout_s: float) -> ProbeSummary:
         ffmpeg_input_name(path),
     ]
     try:
+        cmd = (sandbox or Sandbox()).command(argv, read=[path], cpu_seconds=timeout_s + 1)
+    except SandboxUnavailable as exc:
+        raise ProbeError(path, str(exc)) from None
+    try:
         done = subprocess.run(
             cmd,
             stdin=subprocess.DEVNULL,
             capture_output=True,
+            env=ENV,
             timeout=timeout_s,
             check=False,
         )
@@ -221,32 +233,35 @@ class StreamProbe:
     done, :meth:`read` streams the finished file into ffprobe's stdin until
     ffprobe has seen enough: with the index (``moov``) first, as ``+faststart``
     writes it, that is a few hundred KiB; otherwise ffprobe reads on to the
-    index. Only the ``pipe`` protocol is allowed, so the file cannot make
-    ffprobe open anything else.
+    index. Only the ``pipe`` protocol is allowed, and the sandbox binds no file
+    at all, so the file cannot make ffprobe open anything else.
 
     Use as a context manager: leaving it kills an ffprobe that was never fed.
+    Raises :class:`ingest.sandbox.SandboxUnavailable` when the sandbox cannot run.
     """
 
-    def __init__(self, timeout_s: float) -> None:
+    def __init__(self, timeout_s: float, sandbox: Sandbox | None = None) -> None:
         self.timeout_s = timeout_s
+        argv = [
+            FFPROBE,
+            "-v",
+            "error",
+            "-hide_banner",
+            "-protocol_whitelist",
+            "pipe",
+            "-show_format",
+            "-show_streams",
+            "-of",
+            "json",
+            "-i",
+            "pipe:0",
+        ]
         self._proc = subprocess.Popen(
-            [
-                FFPROBE,
-                "-v",
-                "error",
-                "-hide_banner",
-                "-protocol_whitelist",
-                "pipe",
-                "-show_format",
-                "-show_streams",
-                "-of",
-                "json",
-                "-i",
-                "pipe:0",
-            ],
+            (sandbox or Sandbox()).command(argv, cpu_seconds=timeout_s + 1),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            env=ENV,
         )
         self._out: list[bytes] = []
         self._err: list[bytes] = []

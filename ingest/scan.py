@@ -3,6 +3,7 @@
 A dock is walked with ``os.scandir`` and ``lstat`` only: symbolic links are
 never followed (a link to ``/etc/shadow`` dropped in a dock must not be
 archived, nor a link to a folder walked), only regular files are candidates,
+each with its device and inode (``ingest/dockfs.py`` claims exactly that file),
 and names matching the dock's ignore globs – partial downloads and dotfiles,
 which include Strongroom's own ``.strongroom`` folder – are skipped.
 """
@@ -16,6 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ingest.dockfs import identity
+
 #: Strongroom's folder inside every dock (same file system, so renames are atomic)
 WORK_DIR = ".strongroom"
 
@@ -25,6 +28,8 @@ class Candidate:
     path: str  # absolute, as the dock wrote it
     size: int
     mtime_ns: int
+    #: "device:inode" at inspection; the claim refuses a file that is not this one
+    identity: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,7 @@ def scan_dock(root: Path, ignore: list[str]) -> Iterator[Candidate | Rejected]:
             elif stat.S_ISDIR(st.st_mode):
                 stack.append(entry.path)
             elif stat.S_ISREG(st.st_mode):
-                yield Candidate(entry.path, st.st_size, st.st_mtime_ns)
+                yield Candidate(entry.path, st.st_size, st.st_mtime_ns, identity(st))
             else:
                 yield Rejected(entry.path, "not a regular file (device, pipe or socket)")
 
@@ -93,7 +98,7 @@ def inspect_path(path: str, root: Path, ignore: list[str]) -> Candidate | Reject
     if stat.S_ISLNK(st.st_mode):
         return Rejected(path, "symbolic link: never followed out of a dock")
     if stat.S_ISREG(st.st_mode):
-        return Candidate(path, st.st_size, st.st_mtime_ns)
+        return Candidate(path, st.st_size, st.st_mtime_ns, identity(st))
     if stat.S_ISDIR(st.st_mode):
         return None
     return Rejected(path, "not a regular file (device, pipe or socket)")

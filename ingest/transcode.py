@@ -10,6 +10,10 @@ Each step is a separate function so the pipeline can record them: the
 :class:`Plan` (which rule, why), the exact argument list (for the derivative
 manifest), and the :class:`RunResult` or :class:`TranscodeError` carrying
 ffmpeg's own last words.
+
+ffmpeg runs in the media sandbox (``ingest/sandbox.py``): it can read only the
+original and write only into the work folder, has no network, and runs under
+resource limits; ``-protocol_whitelist file`` is the first layer.
 """
 
 from __future__ import annotations
@@ -41,12 +45,16 @@ from ingest.probe import (
     ffmpeg_input_name,
     last_words,
 )
+from ingest.sandbox import ENV, Sandbox, SandboxUnavailable, sandbox_for
 
 FFMPEG = "ffmpeg"
 #: how many of ffmpeg's last stderr lines are kept (the rest is never held in memory)
 STDERR_TAIL_LINES = 40
 _STDERR_LINE_MAX = 2000
 _HASH_CHUNK = 1024 * 1024
+#: a playback copy may be this many times its original's size (plus the slack below)
+_OUTPUT_SIZE_FACTOR = 4
+_OUTPUT_SIZE_SLACK = 256 * 1024 * 1024
 
 #: called with (percent 0..100, speed as a multiple of real time or None)
 ProgressCallback = Callable[[float, float | None], None]
@@ -250,16 +258,33 @@ def run_ffmpeg(
     duration_s: float | None,
     settings: TranscodeSettings,
     on_progress: ProgressCallback | None = None,
+    *,
+    read: Sequence[Path] = (),
+    write: Sequence[Path] = (),
+    max_file_bytes: int = 0,
 ) -> RunResult:
-    """Run ffmpeg, report progress, and kill it at the time limit.
+    """Run ffmpeg in the sandbox, report progress, and kill it at the time limit.
 
     The limit is ``max(floor, factor × duration)``; ffmpeg runs in its own
-    process group, so the kill takes everything it started. Progress goes to
-    ``on_progress`` in the calling thread, never above 100 and never backwards;
-    an exception raised there stops ffmpeg too (a way to cancel).
+    process group, so the kill takes everything it started (the sandbox dies
+    with it). It may read only ``read`` and write only into the folders
+    ``write``, files of at most ``max_file_bytes``, and use CPU time of the
+    limit times the cores. Progress goes to ``on_progress`` in the calling
+    thread, never above 100 and never backwards; an exception raised there
+    stops ffmpeg too (a way to cancel).
     """
     limit = settings.time_limit(duration_s)
-    argv = [*cmd] if settings.nice == 0 else ["nice", "-n", str(settings.nice), *cmd]
+    try:
+        sandboxed = sandbox_for(settings).command(
+            cmd,
+            read=read,
+            write=write,
+            cpu_seconds=limit * (os.cpu_count() or 1) + 1,
+            max_file_bytes=max_file_bytes,
+        )
+    except SandboxUnavailable as exc:
+        raise TranscodeError(str(exc), cmd=cmd) from None
+    argv = sandboxed if settings.nice == 0 else ["nice", "-n", str(settings.nice), *sandboxed]
     started = time.monotonic()
     deadline = started + limit
     proc = subprocess.Popen(
@@ -267,6 +292,7 @@ def run_ffmpeg(
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        env=ENV,
         start_new_session=True,
     )
     assert proc.stdout is not None and proc.stderr is not None
@@ -377,10 +403,12 @@ def _feed_progress(stream: IO[bytes], events: queue.Queue[ProgressEvent | None])
 
 
 @functools.cache
-def ffmpeg_version() -> str:
+def ffmpeg_version(sandbox: Sandbox | None = None) -> str:
     """First line of ``ffmpeg -version``, named in every derivative's lineage."""
+    cmd = [FFMPEG, "-hide_banner", "-version"]
     done = subprocess.run(
-        [FFMPEG, "-hide_banner", "-version"],
+        (sandbox or Sandbox()).command(cmd, cpu_seconds=30),
+        env=ENV,
         stdin=subprocess.DEVNULL,
         capture_output=True,
         timeout=30,
@@ -443,14 +471,26 @@ def make_playback_copy(
     work_dir.mkdir(parents=True, exist_ok=True)
     partial = work_dir / f".playback-{uuid.uuid4().hex}{plan.suffix}.part"
     cmd = build_command(plan, input_path, partial, settings)
-    version = ffmpeg_version()  # cached: asked once per process
+    sandbox = sandbox_for(settings)
     try:
+        version = ffmpeg_version(sandbox)  # cached: asked once per process
         # the output's ffprobe starts now, so its start-up overlaps ffmpeg's run
-        with StreamProbe(settings.probe_timeout_seconds) as checker:
-            run = run_ffmpeg(cmd, summary.duration, settings, on_progress)
+        with StreamProbe(settings.probe_timeout_seconds, sandbox) as checker:
+            run = run_ffmpeg(
+                cmd,
+                summary.duration,
+                settings,
+                on_progress,
+                read=[input_path],
+                write=[work_dir],
+                max_file_bytes=_OUTPUT_SIZE_FACTOR * input_path.stat().st_size + _OUTPUT_SIZE_SLACK,
+            )
             out_summary, digest, size = check_output(partial, plan, checker, cmd)
         final = work_dir / f"{digest}{plan.suffix}"
         os.replace(partial, final)
+    except SandboxUnavailable as exc:
+        partial.unlink(missing_ok=True)
+        raise TranscodeError(str(exc), cmd=cmd) from None
     except BaseException:
         partial.unlink(missing_ok=True)
         raise

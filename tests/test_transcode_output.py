@@ -16,6 +16,7 @@ from pathlib import Path
 import media_clips
 import psutil
 import pytest
+from conftest import wait_until
 
 from config.transcode import TranscodeSettings
 from ingest.probe import ProbeError, StreamProbe, probe
@@ -114,7 +115,8 @@ def test_a_failed_ffmpeg_leaves_no_ffprobe_and_no_file(
 
 def test_an_unfed_stream_probe_is_stopped_on_exit() -> None:
     with StreamProbe(PROBE_TIMEOUT):
-        assert len(ffprobes()) == 1
+        # the sandbox (bwrap, then prlimit) starts first, ffprobe a few ms later
+        wait_until(lambda: len(ffprobes()) == 1, timeout=10, message="a waiting ffprobe")
     assert ffprobes() == []
 
 

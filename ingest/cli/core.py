@@ -46,6 +46,7 @@ from ingest.cli.common import (
     open_archive,
     settings_from,
 )
+from ingest.dockfs import identity
 from ingest.pipeline import TERMINAL_STATES, Outcome, Pipeline
 from ingest.scan import Candidate, Rejected, scan_dock
 
@@ -212,7 +213,7 @@ def _collect(
             found = list(scan_dock(given, [".*"]))
         else:
             st = given.stat()
-            found = [Candidate(str(given), st.st_size, st.st_mtime_ns)]
+            found = [Candidate(str(given), st.st_size, st.st_mtime_ns, identity(st))]
             if not given.is_file():
                 found = [Rejected(str(given), "not a regular file")]
         for item in found:

@@ -175,6 +175,10 @@ class PlaybackOut(BaseModel):
 
 class KeyOut(BaseModel):
     keyid: str = Field(description="first 16 hex digits of SHA-256 of the raw key (DSSE)")
+    fingerprint: str = Field(
+        description="sha256: and the SHA-256 of the raw key in full: what an auditor "
+        "passes to verify-bundle --key-fingerprint"
+    )
     algorithm: Literal["ed25519"]
     public_key_hex: str
     key_name: str = Field(description="C2SP signed-note key name of checkpoints")

@@ -17,6 +17,11 @@ from archive.caselinks import MAX_REASON, REASON_PATTERN
 class ErrorBody(BaseModel):
     code: str = Field(description="stable machine-readable code, e.g. evidence_not_found")
     message: str
+    request_id: str | None = Field(
+        None,
+        description="on server errors (5xx) only: the id the server log files the details "
+        "under (also the X-Request-ID header of every response)",
+    )
 
 
 class ErrorResponse(BaseModel):

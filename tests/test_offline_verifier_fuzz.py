@@ -479,7 +479,7 @@ MUTATIONS: list[tuple[Mutate, str, int]] = [
     (m_absolute_payload, "bag.payload", 9),
     (m_traversal_payload, "bag.payload", 9),
     (m_traversal_tag, "bag.tag", 9),
-    (m_dot_path, "bag.payload", 6),
+    (m_dot_path, "bag.payload", 7),
     (m_symlink_file, "bag.entry", 8),
     (m_symlink_payload_folder, "bag.entry", 8),
     (m_symlink_ledger, "bag.entry", 4),
@@ -501,11 +501,11 @@ MUTATIONS: list[tuple[Mutate, str, int]] = [
     (m_huge_manifest, "bag.payload", 2),
     (m_long_line, "bag.payload", 3),
     (m_directory_entry, "bag.payload", 4),
-    (m_byte_flip, "", 20),
+    (m_byte_flip, "", 30),
     (m_extra_file, "bag.", 6),
-    (m_missing_file, "", 10),
+    (m_missing_file, "", 15),
     (m_big_envelope, "manifest.signature", 3),
-    (m_malformed_documents, "", 15),
+    (m_malformed_documents, "", 20),
     (m_forged, "manifest.signature", 4),
 ]
 
@@ -555,13 +555,14 @@ def test_hostile_bundles_never_pass_never_leave_the_bag_never_crash(good, tmp_pa
 
 def _peak_rss_kib(bundle: Path, key: Path) -> tuple[int, int]:
     """(exit status, peak RSS in KiB) of the verifier run alone in a subprocess."""
+    # VmHWM, not getrusage: ru_maxrss survives exec and would report pytest's own peak
     code = (
-        "import resource, sys\n"
+        "import contextlib, io, re\n"
         "from verify.offline import main\n"
-        "import io, contextlib\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         f"    rc = main([{str(bundle)!r}, '--pubkey', {str(key)!r}])\n"
-        "print(rc, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        "status = open('/proc/self/status').read()\n"
+        "print(rc, re.search(r'VmHWM:\\s+(\\d+) kB', status).group(1))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120
@@ -579,6 +580,7 @@ def test_memory_stays_flat_for_huge_manifests_and_a_10_gb_sparse_payload(good, t
             shutil.copytree(good.bundle, case, symlinks=True)
             mutate(case, random.Random(seed), good)
             rc, peak = _peak_rss_kib(case, good.key)
+            print(f"peak RSS {mutate.__name__}[{seed}]: {peak} KiB (good bundle {baseline} KiB)")
             assert rc == 1
-            assert peak - baseline < 48 * 1024, (mutate.__name__, baseline, peak)
+            assert peak - baseline < 32 * 1024, (mutate.__name__, baseline, peak)
             shutil.rmtree(case)

@@ -9,7 +9,9 @@ proofs); plus the latest signed checkpoint (``ledger/checkpoint.txt``) and the
 station's public key (``keys/``: raw hex, vkey, PEM). Beside the payload, the
 bag holds ``VERIFY.txt`` (how to check it all with sha256sum, openssl and the
 bagit tool) and ``strongroom-verify.pyz``, the offline verifier as one file
-that needs only Python and PyNaCl.
+that needs only Python and PyNaCl. Both say that the key's fingerprint and the
+verifier must come from the archive's published place, never from the bundle:
+a forged bundle would bring its own.
 
 Originals are streamed from their exact archived versions and re-hashed on
 the way; bytes that do not match their signed manifest are refused, so a

@@ -40,6 +40,13 @@ def key_id(public_key: bytes) -> str:
     return hashlib.sha256(public_key).hexdigest()[:16]
 
 
+def key_fingerprint(public_key: bytes) -> str:
+    """The fingerprint an archive publishes for auditors: ``sha256:`` and the
+    SHA-256 of the raw 32-byte key in full (the 16-digit key id is a name, too
+    short to vouch for a key)."""
+    return "sha256:" + hashlib.sha256(public_key).hexdigest()
+
+
 def sign_envelope(payload: dict[str, Any], payload_type: str, signing_key: SigningKey) -> dict:
     """Sign ``payload`` (canonical JSON) and return the DSSE envelope as a dict."""
     body = canonical_json(payload)

@@ -560,12 +560,6 @@ class ObjectStore:
             for entry in page.get("Contents", []):
                 yield entry["Key"]
 
-    def presigned_get(self, key: str, version_id: str | None, expires_s: int) -> str:
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
-        if version_id:
-            params["VersionId"] = version_id
-        return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s)
-
     # -- locks --------------------------------------------------------------
 
     def set_legal_hold(self, key: str, version_id: str | None, on: bool) -> None:

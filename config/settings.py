@@ -13,9 +13,11 @@ from __future__ import annotations
 import os
 import re
 import stat
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -205,6 +207,15 @@ class StoreSettings(_Section):
     allow_unlocked: bool = Field(
         False, description="development only: accept a store without Object Lock"
     )
+    read_access_key_id: SecretStr | None = Field(
+        None, description="a read-only store identity for presigned playback URLs"
+    )
+    read_secret_access_key: SecretStr | None = None
+    read_credentials_file: Path | None = Field(
+        None,
+        description='0600 JSON {"access_key_id": …, "secret_access_key": …} of a read-only '
+        "identity; presigned playback URLs are signed with it instead of the archive's own",
+    )
     multipart_threshold_mb: int = Field(64, ge=5)
     part_size_mb: int = Field(16, ge=5, le=5120)
     max_concurrency: int = Field(8, ge=1, le=64)
@@ -311,6 +322,28 @@ class ApiSettings(_Section):
         description="let 127.0.0.1/::1 scrape /metrics without a token "
         "(off: behind a local reverse proxy every client looks like loopback)",
     )
+    max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        le=1024**3,
+        description="largest request body accepted (413 beyond), checked before routing "
+        "and authentication",
+    )
+    tls_cert: Path | None = Field(None, description="PEM certificate (chain) to serve HTTPS")
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert, mode 0600")
+    allow_plain_http: bool = Field(
+        False, description="serve plain HTTP on a non-loopback address (behind a TLS proxy)"
+    )
+    public_store_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^/?#\s]+/?$",
+        description="the store's address as clients reach it; presigned playback URLs "
+        "point there (default: store.endpoint_url)",
+    )
+
+    def model_post_init(self, _context: Any) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("set both tls_cert and tls_key, or neither")
 
 
 class LedgerSettings(_Section):
@@ -535,18 +568,52 @@ def _describe(exc: ValidationError, path: Path | None) -> str:
     return "\n".join(lines)
 
 
+_STORE_SECRETS = (
+    "access_key_id",
+    "secret_access_key",
+    "read_access_key_id",
+    "read_secret_access_key",
+)
+
+
 def _check_secrets_are_private(settings: Settings, path: Path | None) -> None:
     if path is None:
         return
     mode = stat.S_IMODE(path.stat().st_mode)
-    private = mode & 0o077 == 0
+    if mode & 0o077 == 0:
+        return
     text = path.read_text(encoding="utf-8")
-    for key in ("access_key_id", "secret_access_key"):
-        if re.search(rf"^\s*{key}\s*=", text, re.MULTILINE) and not private:
+    for key in _STORE_SECRETS:
+        if re.search(rf"^\s*{key}\s*=", text, re.MULTILINE):
             raise ConfigError(
                 f"store.{key} is set in {path}, which others can read (mode {mode:o}); "
                 f"put it in STRONGROOM_STORE__{key.upper()} or make the file mode 0600"
             )
+    if _url_has_password(_file_catalog_url(text)):
+        raise ConfigError(
+            f"catalog.url in {path} holds a password, and others can read the file (mode "
+            f"{mode:o}); put the URL in STRONGROOM_CATALOG__URL or make the file mode 0600"
+        )
+
+
+def _file_catalog_url(text: str) -> str:
+    """``catalog.url`` as written in the file itself (the environment may override it)."""
+    try:
+        catalog = tomllib.loads(text).get("catalog")
+    except tomllib.TOMLDecodeError:
+        return ""
+    url = catalog.get("url") if isinstance(catalog, dict) else None
+    return url if isinstance(url, str) else ""
+
+
+def _url_has_password(url: str) -> bool:
+    """``scheme://user:password@host/…`` (or a ``password=`` query parameter)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    query = {key.lower() for key, _ in parse_qsl(parts.query)}
+    return bool(parts.password) or "password" in query
 
 
 def read_private_file(path: Path) -> bytes:

@@ -161,6 +161,7 @@ def test_keys_healthz_metrics_and_framework_errors(station, api):
     name, raw = parse_vkey(key["vkey"])
     assert raw.hex() == key["public_key_hex"] == handle.archive.key.public_key.hex()
     assert key["keyid"] == handle.archive.key.keyid and name == key["key_name"]
+    assert key["fingerprint"] == "sha256:" + hashlib.sha256(raw).hexdigest()
 
     assert handle.get("/healthz", None).json() == {"status": "ok"}
     assert_error(handle.get("/metrics", None), 401, "unauthenticated")

@@ -14,6 +14,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from archive.cases import CaseLink
+from archive.dsse import key_fingerprint
 from archive.models import CustodyEvent, Evidence
 from tests.test_fixity import add_playback_copy
 from tests.test_ledger import ingest_files
@@ -34,6 +35,28 @@ def openssl_recipe(bundle: Path) -> str:
     text = (bundle / "VERIFY.txt").read_text()
     start = text.index("# --- begin openssl check ---")
     return text[start : text.index("# --- end openssl check ---")]
+
+
+def test_verify_txt_sends_the_auditor_to_the_published_key_and_verifier(station, tmp_path):
+    """Issue 11: VERIFY.txt told the auditor to run the verifier shipped inside
+    the bundle, so a forged bundle brought its own verifier."""
+    bundle, _ = make_bundle(station, tmp_path)
+    text = (bundle / "VERIFY.txt").read_text()
+    assert "never from this bundle" in text and "GET /v1/keys" in text
+    assert "--key-fingerprint" in text and "Run the published verifier" in text
+    start = text.index("# --- begin fingerprint check ---")
+    recipe = text[start : text.index("# --- end fingerprint check ---")]
+    computed = subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", recipe], cwd=bundle, capture_output=True, text=True
+    )
+    assert computed.returncode == 0, computed.stderr
+    archive = station.archive()
+    try:
+        published = key_fingerprint(archive.key.public_key)
+    finally:
+        archive.close()
+    assert computed.stdout.split()[0] == published.removeprefix("sha256:")
+    assert published in text, "the claimed fingerprint is shown, to spot a mismatch"
 
 
 def test_bundle_validates_with_bagit_and_its_signatures_with_openssl(station, tmp_path):
@@ -121,7 +144,9 @@ def test_export_of_a_case_with_playback_copies(station, tmp_path):
     assert sorted(p.name for p in (out / "data" / "originals").iterdir()) == sorted(linked)
     assert (out / "data" / "derivatives" / linked[0] / f"{copy.sha256}.mp4").is_file()
     assert (out / "data" / "derivatives" / linked[0] / f"{copy.sha256}.dsse.json").is_file()
-    checked = station.cli("verify-bundle", str(out), "--json")
+    key = tmp_path / "station.pem"  # the auditor's own copy of the key
+    key.write_bytes(next((out / "data" / "keys").glob("*.pem")).read_bytes())
+    checked = station.cli("verify-bundle", str(out), "--pubkey", str(key), "--json")
     report = json.loads(checked.stdout)
     assert report["ok"]
     assert {"derivative.signature", "derivative.sha256"} <= {c["check"] for c in report["checks"]}

@@ -88,3 +88,37 @@ def test_signing_key_file_must_be_private(tmp_path):
     path.chmod(0o644)
     with pytest.raises(ConfigError, match="chmod 600"):
         load_key(path)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[catalog]\nurl = "postgresql+psycopg://archive:s3cret@db.example/strongroom"\n',
+        '[catalog]\nurl = "postgresql+psycopg://db.example/strongroom?password=s3cret"\n',
+        '[store]\nread_secret_access_key = "s3cret"\n',
+    ],
+)
+def test_a_password_in_a_readable_config_is_refused_wherever_it_sits(tmp_path, text):
+    """Issue 11: a password in catalog.url escaped the config-file-mode check."""
+    config = _write(tmp_path / "open.toml", text, mode=0o644)
+    with pytest.raises(ConfigError, match="0600") as error:
+        load_settings(config)
+    assert "s3cret" not in str(error.value), "the refusal never repeats the secret"
+    config.chmod(0o600)
+    load_settings(config)
+
+
+def test_a_catalog_url_without_a_password_may_sit_in_a_readable_file(tmp_path, monkeypatch):
+    config = _write(
+        tmp_path / "open.toml",
+        '[catalog]\nurl = "postgresql+psycopg://archive@db.example/strongroom"\n',
+        mode=0o644,
+    )
+    monkeypatch.setenv("STRONGROOM_CATALOG__URL", "postgresql+psycopg://a:pw@db.example/s")
+    assert load_settings(config).catalog.url.endswith("a:pw@db.example/s"), "env is the way"
+
+
+def test_tls_needs_both_files(tmp_path):
+    config = _write(tmp_path / "tls.toml", '[api]\ntls_cert = "api.crt"\n')
+    with pytest.raises(ConfigError, match="tls_key"):
+        load_settings(config)

@@ -9,7 +9,9 @@ proofs); plus the latest signed checkpoint (``ledger/checkpoint.txt``) and the
 station's public key (``keys/``: raw hex, vkey, PEM). Beside the payload, the
 bag holds ``VERIFY.txt`` (how to check it all with sha256sum, openssl and the
 bagit tool) and ``strongroom-verify.pyz``, the offline verifier as one file
-that needs only Python and PyNaCl.
+that needs only Python and PyNaCl. Both say that the key's fingerprint and the
+verifier must come from the archive's published place, never from the bundle:
+a forged bundle would bring its own.
 
 Originals are streamed from their exact archived versions and re-hashed on
 the way; bytes that do not match their signed manifest are refused, so a
@@ -39,7 +41,7 @@ from sqlalchemy import select
 from archive.context import Archive
 from archive.custody import record_event
 from archive.derivatives import Derivative
-from archive.dsse import envelope_bytes, verify_envelope
+from archive.dsse import envelope_bytes, key_fingerprint, verify_envelope
 from archive.ledger import checkpoint, checkpoint_document, ledger_key_name, proof_document
 from archive.models import Evidence
 from archive.note import encode_vkey
@@ -58,6 +60,7 @@ VERIFIER_MODULES = (
     "archive/note.py",
     "archive/payloads.py",
     "verify/__init__.py",
+    "verify/bagread.py",
     "verify/offline.py",
 )
 
@@ -242,7 +245,9 @@ def export_bundle(
             "Strongroom-Checkpoint-Size": str(cp["size"]),
         },
         {
-            "VERIFY.txt": verify_text(ids, archive.key.keyid).encode("utf-8"),
+            "VERIFY.txt": verify_text(
+                ids, archive.key.keyid, key_fingerprint(archive.key.public_key)
+            ).encode("utf-8"),
             VERIFIER_NAME: verifier.read_bytes(),
         },
     )
@@ -338,10 +343,12 @@ def _add_keys(archive: Archive, bag: _BagWriter) -> None:
     bag.add_bytes(folder / f"{key.keyid}.pem", public_key_pem(key.public_key).encode("ascii"))
 
 
-def verify_text(ids: list[str], keyid: str) -> str:
+def verify_text(ids: list[str], keyid: str, fingerprint: str) -> str:
     """The plain-language instructions shipped in every bundle."""
     example = ids[0]
-    return VERIFY_TEMPLATE.format(example=example, keyid=keyid, verifier=VERIFIER_NAME)
+    return VERIFY_TEMPLATE.format(
+        example=example, keyid=keyid, verifier=VERIFIER_NAME, fingerprint=fingerprint
+    )
 
 
 VERIFY_TEMPLATE = """\
@@ -372,9 +379,32 @@ data/keys/{keyid}.pem                 the same key as a PEM file for OpenSSL
 manifest-sha256.txt                   SHA-256 of every file under data/
 {verifier}                 the offline verifier (Python 3 + PyNaCl)
 
-The public key in data/keys/ came with the bundle. To be sure the signatures
-are the station's, compare it with the key you obtained separately (from the
-agency, a court filing, or the station's published keys/{keyid}.pub).
+FIRST: TWO THINGS YOU MUST NOT TAKE FROM THIS BUNDLE
+----------------------------------------------------
+Anyone can build a folder that looks like this one, sign it with a key of
+their own and put in a verifier that says "verifies". Obtain these two from
+the archive's published place – its public key page, its API (GET /v1/keys),
+its README or a court filing – never from this bundle:
+
+  * the fingerprint of the station's signing key. Step 0 below computes the
+    fingerprint of the key this bundle carries; it must equal the published
+    one. (For finding a mismatch only, the bundle's key claims to be
+    {fingerprint}
+    – this line proves nothing by itself.)
+  * the verifier: the archive's published strongroom-verify.pyz, or the
+    `strongroom verify-bundle` command of an installation you trust. The
+    {verifier} in this folder is a convenience, only as trustworthy as
+    the bundle.
+
+0. The key is the archive's (sha256sum)
+---------------------------------------
+# --- begin fingerprint check ---
+python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['public_key'])" \\
+    data/keys/{keyid}.json | xxd -r -p | sha256sum
+# --- end fingerprint check ---
+
+The printed hash must equal the published fingerprint (after "sha256:"). If
+it does not, stop: nothing else in this bundle can be trusted.
 
 1. Every file is intact (sha256sum, bagit)
 ------------------------------------------
@@ -432,9 +462,17 @@ Failure".
 4. Everything at once: the offline verifier
 -------------------------------------------
     python3 -m pip install pynacl
-    python3 {verifier} .                     (or: strongroom verify-bundle .)
-    python3 {verifier} . --pubkey KEYFILE    (KEYFILE: raw hex, vkey, PEM or
-                                             the .json/.pub key document)
+    python3 strongroom-verify.pyz . --key-fingerprint sha256:<published fingerprint>
+    python3 strongroom-verify.pyz . --pubkey KEYFILE
+                         (KEYFILE: the published key as raw hex, vkey, PEM or
+                          the .json/.pub key document; --pubkey may be repeated)
+    (or: strongroom verify-bundle . --key-fingerprint sha256:<published fingerprint>)
+
+Run the published verifier, not this folder's copy. Without --pubkey or
+--key-fingerprint it still checks everything but fails, because a key that
+came with the bundle proves nothing; it prints that key's fingerprint for you
+to compare. It never reads a file outside this folder: a manifest naming an
+absolute path, a path with "..", or a symbolic link is refused.
 
 It checks every payload hash, each original against its signed manifest,
 every manifest signature, each ledger leaf's inclusion proof against the

@@ -18,6 +18,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from archive.api import routes_cases, routes_evidence, routes_ledger, routes_ops, routes_reports
 from archive.api.auth import TokenBook
 from archive.api.errors import install_error_handlers
+from archive.api.middleware import BodyLimit, RequestContext
+from archive.api.presign import Presigner
 from archive.api.schemas import ErrorResponse
 from archive.context import Archive
 from archive.metrics import API_REQUESTS, API_SECONDS, ERRORS
@@ -33,7 +35,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (404, "no such item, case, derivative or checkpoint"),
         (409, "the item was disposed of"),
         (422, "bad parameters"),
-        (500, "unexpected server error"),
+        (413, "the request body is larger than [api] max_body_bytes"),
+        (500, "unexpected server error (the body names a request id; details in the log)"),
         (503, "the object store (or an optional feature) is unavailable"),
     )
 }
@@ -91,6 +94,7 @@ def create_app(archive: Archive, tokens: TokenBook | None = None) -> FastAPI:
     )
     app.state.archive = archive
     app.state.tokens = tokens or TokenBook(archive.settings)
+    app.state.presigner = Presigner(archive.settings)
     app.state.catalog_metrics = routes_ops.catalog_registry(archive.db)
     if app.state.tokens.count() == 0:
         log.warning("no API tokens configured: every request except /healthz will get 401")
@@ -102,4 +106,8 @@ def create_app(archive: Archive, tokens: TokenBook | None = None) -> FastAPI:
             if isinstance(route, APIRoute):
                 app.state.route_methods.append((route.path_regex, set(route.methods)))
     app.add_middleware(RequestMetrics)
+    # outermost last: every request gets an id, then its body is bounded – both
+    # before routing, so before a route reads a body or authenticates anyone
+    app.add_middleware(BodyLimit, limit=archive.settings.api.max_body_bytes)
+    app.add_middleware(RequestContext)
     return app

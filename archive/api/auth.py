@@ -104,8 +104,17 @@ class TokenBook:
         self._stamp: tuple[int, ...] | None = None
         self._from_file: list[ApiToken] = []
         if self._path is not None:
-            # a broken file at start-up is a configuration error, said loudly
-            self._from_file = parse_tokens_file(read_private_file(self._path), self._path)
+            # a missing, unreadable or broken file at start-up is a configuration
+            # error, said in one line (exit 2), never a traceback
+            try:
+                data = read_private_file(self._path)
+                self._from_file = parse_tokens_file(data, self._path)
+            except OSError as exc:
+                raise ConfigError(
+                    f"api.tokens_file {self._path}: cannot read it: {exc.strerror or exc}"
+                ) from None
+            except UnicodeDecodeError:
+                raise ConfigError(f"api.tokens_file {self._path}: not UTF-8 text") from None
             self._stamp = self._file_stamp()
 
     def _file_stamp(self) -> tuple[int, ...] | None:

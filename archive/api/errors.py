@@ -47,10 +47,28 @@ class ApiError(Exception):
 
 
 def error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    request_id: str | None = None,
 ) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+    error = {"code": code, "message": message}
+    if request_id is not None:
+        error["request_id"] = request_id
+        headers = {**(headers or {}), "X-Request-ID": request_id}
+    return JSONResponse({"error": error}, status_code=status, headers=headers)
+
+
+def _request_id(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("request_id", "-"))
+
+
+def server_error(request: Request, status: int, code: str, message: str) -> JSONResponse:
+    """A 5xx: a generic message and the request id; the details are in the log only."""
+    rid = _request_id(request)
+    return error_response(
+        status, code, f"{message} (request id {rid}; the server log has the details)", None, rid
     )
 
 
@@ -74,7 +92,18 @@ def _allowed(app: FastAPI, path: str) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        if exc.status >= 500:
+            log.error(
+                "%s %s failed (request id %s): %s %s",
+                request.method,
+                request.url.path,
+                _request_id(request),
+                exc.code,
+                exc.message,
+            )
+            # our own words (never an exception's text, which may name paths or keys)
+            return server_error(request, exc.status, exc.code, exc.message)
         return error_response(exc.status, exc.code, exc.message, exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
@@ -96,16 +125,22 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "invalid_request", _validation_message(exc))
 
     @app.exception_handler(StoreError)
-    async def _store(_request: Request, exc: StoreError) -> JSONResponse:
+    async def _store(request: Request, exc: StoreError) -> JSONResponse:
         ERRORS.labels(where="api-store").inc()
-        log.warning("object store error: %s", exc)
-        return error_response(
-            503, "store_unavailable", "the object store did not answer; retry later"
+        log.warning("object store error (request id %s): %s", _request_id(request), exc)
+        return server_error(
+            request, 503, "store_unavailable", "the object store did not answer; retry later"
         )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         ERRORS.labels(where="api").inc()
         # the path only: headers (Authorization) and query values are never logged
-        log.error("unexpected error in %s %s", request.method, request.url.path, exc_info=exc)
-        return error_response(500, "internal_error", "unexpected server error")
+        log.error(
+            "unexpected error in %s %s (request id %s)",
+            request.method,
+            request.url.path,
+            _request_id(request),
+            exc_info=exc,
+        )
+        return server_error(request, 500, "internal_error", "unexpected server error")

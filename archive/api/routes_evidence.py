@@ -27,6 +27,7 @@ from archive.api.auth import Principal
 from archive.api.deps import TIME_PATTERN, audit, evidence_or_404, get_archive, parse_time
 from archive.api.documents import item_document
 from archive.api.errors import ApiError
+from archive.api.middleware import request_id
 from archive.api.paging import DEFAULT_LIMIT, MAX_LIMIT, page
 from archive.api.schemas import EvidenceDetail, EvidencePage, PlaybackOut
 from archive.caselinks import MAX_CASE_ID, filter_by_case
@@ -145,7 +146,7 @@ def playback(
             sha256, size = derivative.sha256, derivative.size
             media_type = "audio/mp4" if derivative.action == "audio" else "video/mp4"
         expires_at = datetime.now(UTC) + timedelta(seconds=expires_in)
-        url = archive.store.presigned_get(key, version_id, expires_in)
+        url = request.app.state.presigner.url(key, version_id, expires_in)
         audit(
             session,
             "playback_issued",
@@ -211,8 +212,11 @@ def bundle(
         raise ApiError(404, "evidence_not_found", f"no evidence {evidence_id!r}") from None
     except ExportError as exc:
         shutil.rmtree(work, ignore_errors=True)
-        log.error("export of %s failed: %s", evidence_id, exc)
-        raise ApiError(500, "export_failed", str(exc)) from None
+        # the reason names server paths and object keys: the log gets it, the client an id
+        log.error(
+            "export of %s failed (request id %s): %s", evidence_id, request_id(request.scope), exc
+        )
+        raise ApiError(500, "export_failed", "the bundle could not be made") from None
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

@@ -16,6 +16,7 @@ from archive.api.auth import Principal
 from archive.api.deps import audit, evidence_or_404, get_archive
 from archive.api.errors import ApiError
 from archive.api.schemas import KeysOut
+from archive.dsse import key_fingerprint
 from archive.note import encode_vkey
 
 router = APIRouter(tags=["ledger"])
@@ -103,6 +104,7 @@ def get_keys(
         "keys": [
             {
                 "keyid": key.keyid,
+                "fingerprint": key_fingerprint(key.public_key),
                 "algorithm": "ed25519",
                 "public_key_hex": key.public_key.hex(),
                 "key_name": name,

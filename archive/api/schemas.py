@@ -17,6 +17,11 @@ from archive.caselinks import MAX_REASON, REASON_PATTERN
 class ErrorBody(BaseModel):
     code: str = Field(description="stable machine-readable code, e.g. evidence_not_found")
     message: str
+    request_id: str | None = Field(
+        None,
+        description="on server errors (5xx) only: the id the server log files the details "
+        "under (also the X-Request-ID header of every response)",
+    )
 
 
 class ErrorResponse(BaseModel):
@@ -175,6 +180,10 @@ class PlaybackOut(BaseModel):
 
 class KeyOut(BaseModel):
     keyid: str = Field(description="first 16 hex digits of SHA-256 of the raw key (DSSE)")
+    fingerprint: str = Field(
+        description="sha256: and the SHA-256 of the raw key in full: what an auditor "
+        "passes to verify-bundle --key-fingerprint"
+    )
     algorithm: Literal["ed25519"]
     public_key_hex: str
     key_name: str = Field(description="C2SP signed-note key name of checkpoints")

@@ -192,12 +192,12 @@ def listen(s3_port: int, timeout: float) -> socket.socket:
             time.sleep(0.5)
 
 
-def command(folder: Path, s3_port: int) -> list[str]:
-    """``weed mini`` as :mod:`archive.storebox` runs it (``folder`` as seen inside)."""
+def command(folder: Path, s3_port: int, weed: str | None = None) -> list[str]:
+    """``weed mini`` as :mod:`archive.storebox` runs it (paths as seen inside the box)."""
     ports = dict(zip(PORT_ROLES, range(s3_port, s3_port + len(PORT_ROLES)), strict=True))
     data = folder / "data"
     return [
-        weed_binary(),
+        weed or weed_binary(),
         "mini",
         f"-dir={data}",
         "-ip=127.0.0.1",
@@ -298,6 +298,7 @@ def start(
         "-m",
         "archive.storebox",
         f"--folder={folder}",
+        f"--weed={weed_binary()}",
         f"--s3-port={s3_port}",
         f"--listen-fd={listener.fileno()}",
     ]

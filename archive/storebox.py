@@ -62,6 +62,8 @@ SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
 #: where the store folder appears inside the box (on the box's private /tmp)
 INSIDE = Path("/tmp/strongroom-store")  # noqa: S108 - a private tmpfs, see enter_box
+#: where the ``weed`` binary appears inside the box (it may live under the host's /tmp)
+WEED_INSIDE = Path("/tmp/strongroom-bin/weed")  # noqa: S108
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -109,9 +111,15 @@ def loopback_up() -> None:
         fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | IFF_UP))
 
 
-def enter_box(folder: Path) -> None:
+def _bind(handle: int, target: Path) -> None:
+    _mount(f"/proc/self/fd/{handle}", str(target), None, MS_BIND, None)
+    os.close(handle)
+
+
+def enter_box(folder: Path, weed: Path) -> None:
     """Move this (still single-threaded) process into new network and mount
-    namespaces; afterwards the store folder is also at :data:`INSIDE`."""
+    namespaces; afterwards the store folder is at :data:`INSIDE` and the
+    ``weed`` binary at :data:`WEED_INSIDE`."""
     flags = CLONE_NEWNET | CLONE_NEWNS
     if os.geteuid() != 0:
         flags |= CLONE_NEWUSER
@@ -122,11 +130,14 @@ def enter_box(folder: Path) -> None:
     _mount("none", "/", None, MS_REC | MS_PRIVATE, None)
     # opened in the new mount namespace (a bind source must be in it), before
     # the private /tmp hides a folder that lives under /tmp
-    handle = os.open(folder, os.O_PATH | os.O_DIRECTORY)
+    folder_handle = os.open(folder, os.O_PATH | os.O_DIRECTORY)
+    weed_handle = os.open(weed, os.O_PATH)
     _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=64m")  # noqa: S108
     INSIDE.mkdir(mode=0o755)
-    _mount(f"/proc/self/fd/{handle}", str(INSIDE), None, MS_BIND, None)
-    os.close(handle)
+    _bind(folder_handle, INSIDE)
+    WEED_INSIDE.parent.mkdir(mode=0o755)
+    WEED_INSIDE.touch(mode=0o755)
+    _bind(weed_handle, WEED_INSIDE)
     loopback_up()
 
 
@@ -146,7 +157,7 @@ def start_weed(s3_port: int, user: str | None) -> subprocess.Popen:
         env["HOME"] = str(INSIDE)
     try:
         return subprocess.Popen(
-            localstore.command(INSIDE, s3_port),
+            localstore.command(INSIDE, s3_port, weed=str(WEED_INSIDE)),
             cwd=INSIDE,
             env=env,
             stdout=log,
@@ -195,11 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folder", type=Path, required=True)
     parser.add_argument("--s3-port", type=int, required=True)
     parser.add_argument("--listen-fd", type=int, required=True)
+    parser.add_argument("--weed", type=Path, required=True, help="the weed binary")
     parser.add_argument("--user", default=None, help="run weed as this OS user (root only)")
     args = parser.parse_args(argv)
     listener = socket.socket(fileno=args.listen_fd)
     try:
-        enter_box(args.folder)
+        enter_box(args.folder, args.weed)
     except OSError as exc:
         print(f"strongroom store box: cannot isolate the store: {exc}", file=sys.stderr)
         return 3

@@ -17,9 +17,11 @@ import datetime
 import hashlib
 import json
 import os
+import pwd
 import socket
 import struct
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,8 @@ from archive import localstore
 
 BUCKET = "doors-bucket"
 LISTEN = "0A"
+#: another OS user, as the daemon's user would be
+AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
 
 @dataclass
@@ -313,34 +317,103 @@ def test_the_s3_port_works_and_cannot_delete_a_locked_original(target):
     assert_original_intact(target)
 
 
+def _readable_by(path: Path, uid: int, gid: int) -> bool:
+    """Whether the mode bits let ``uid``/``gid`` read ``path`` (root aside)."""
+    info = path.stat()
+    if info.st_uid == uid:
+        return bool(info.st_mode & 0o400)
+    if info.st_gid == gid:
+        return bool(info.st_mode & 0o040)
+    return bool(info.st_mode & 0o004)
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="separate OS users need root")
 def test_store_secrets_and_data_unreadable_by_other_users(target):
     """weed runs as the dedicated store user; another user (the daemon's, when
     it is not root) can read neither the JWT secrets, the S3 identities, the
-    daemon's credentials nor the data."""
-    store_user = localstore.STORE_USER
+    daemon's credentials nor the data – judged by owner and mode, since the
+    test's temporary folder would keep another user out anyway."""
+    store = pwd.getpwnam(localstore.STORE_USER)
     for process in target.weed:
-        assert process.username() == store_user
+        assert process.uids().real == store.pw_uid
     folder = target.store.folder
-    for path in ("jwt.json", "s3.json", "credentials.json"):
-        denied = subprocess.run(
-            [
-                "setpriv",
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "cat",
-                str(folder / path),
-            ],
+    daemon = (65534, 65534)  # any other user
+    for name in ("jwt.json", "s3.json", "credentials.json", "data"):
+        assert not _readable_by(folder / name, *daemon), name
+    # weed reads its identities and data, and nothing of the daemon's or the JWT file
+    assert _readable_by(folder / "s3.json", store.pw_uid, store.pw_gid)
+    assert _readable_by(folder / "data", store.pw_uid, store.pw_gid)
+    assert not _readable_by(folder / "jwt.json", store.pw_uid, store.pw_gid)
+    assert not _readable_by(folder / "credentials.json", store.pw_uid, store.pw_gid)
+    # the folder can be passed through, not listed
+    assert folder.stat().st_mode & 0o777 == 0o711
+
+
+_UNPRIVILEGED = """
+import json, os, socket, sys, time, urllib.request
+from pathlib import Path
+from archive import localstore
+
+def wait_ready(store, timeout):  # no boto3 here: the S3 gateway's health answer
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if store.process.poll() is not None:
+            sys.exit((store.folder / "weed.log").read_text()[-2000:])
+        try:
+            urllib.request.urlopen(store.endpoint_url + "/status", timeout=2)
+            return
+        except OSError:
+            time.sleep(0.3)
+    sys.exit("not ready")
+
+localstore.wait_ready = wait_ready
+store = localstore.start(Path(sys.argv[1]))
+try:
+    children = open(f"/proc/{store.process.pid}/task/{store.process.pid}/children").read()
+    weed = int(children.split()[0])
+    reached = []
+    for port in range(store.s3_port + 1, store.s3_port + 5):
+        for offset in (0, 10000):
+            try:
+                socket.create_connection(("127.0.0.1", port + offset), timeout=2).close()
+                reached.append(port + offset)
+            except OSError:
+                pass
+    print(json.dumps({
+        "uid": os.getuid(),
+        "own_netns": os.readlink(f"/proc/{weed}/ns/net") != os.readlink("/proc/self/ns/net"),
+        "reached": reached,
+    }))
+finally:
+    store.stop()
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become another user for the test")
+def test_unprivileged_store_is_boxed_too():
+    """Started by an ordinary user, the store still gets its own namespaces
+    (inside a user namespace that maps only that user), and only S3 answers."""
+    python = Path("/usr/bin/python3")
+    weed = Path(localstore.weed_binary())
+    if not python.exists():
+        pytest.skip("no system python3 that another user may run")
+    work = Path(tempfile.mkdtemp(prefix="strongroom-unpriv-"))
+    try:
+        os.chown(work, 65534, 65534)
+        result = subprocess.run(
+            [*AS_NOBODY, str(python), "-c", _UNPRIVILEGED, str(work / "store")],
+            env={
+                "PATH": f"{weed.parent}:/usr/bin:/bin",
+                "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+                "HOME": str(work),
+            },
+            cwd=work,
             capture_output=True,
-            timeout=10,
+            text=True,
+            timeout=120,
         )
-        assert denied.returncode != 0 and not denied.stdout, path
-    listing = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "ls", str(folder / "data")],
-        capture_output=True,
-        timeout=10,
-    )
-    assert listing.returncode != 0
-    assert (folder / "jwt.json").stat().st_uid == 0
-    assert (folder / "s3.json").stat().st_mode & 0o077 == 0
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout.splitlines()[-1])
+        assert report == {"uid": 65534, "own_netns": True, "reached": []}
+    finally:
+        subprocess.run(["rm", "-rf", str(work)], check=False, timeout=60)

@@ -287,8 +287,8 @@ def start(
     folder = folder.resolve()
     if os.geteuid() == 0:
         user = ensure_user(user or STORE_USER)
-    elif user:
-        raise LocalStoreError("only root can run the store as another user")
+    elif user or credentials_owner:
+        raise LocalStoreError("only root can run the store as another user or give files away")
     credentials = prepare(folder, user, credentials_owner)
     if not s3_port:
         s3_port = find_port_base()

@@ -133,10 +133,12 @@ def enter_box(folder: Path, weed: Path) -> None:
     folder_handle = os.open(folder, os.O_PATH | os.O_DIRECTORY)
     weed_handle = os.open(weed, os.O_PATH)
     _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=64m")  # noqa: S108
-    INSIDE.mkdir(mode=0o755)
+    # explicit modes: the CLI's umask (027) would keep the store user out
+    for mount_point in (INSIDE, WEED_INSIDE.parent):
+        mount_point.mkdir()
+        mount_point.chmod(0o755)
     _bind(folder_handle, INSIDE)
-    WEED_INSIDE.parent.mkdir(mode=0o755)
-    WEED_INSIDE.touch(mode=0o755)
+    WEED_INSIDE.touch()
     _bind(weed_handle, WEED_INSIDE)
     loopback_up()
 

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import pwd
+import signal
 import socket
 import struct
 import subprocess
@@ -29,7 +30,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from conftest import raw_s3
+from conftest import STRONGROOM, raw_s3
 
 from archive import localstore
 
@@ -417,3 +418,32 @@ def test_unprivileged_store_is_boxed_too():
         assert report == {"uid": 65534, "own_netns": True, "reached": []}
     finally:
         subprocess.run(["rm", "-rf", str(work)], check=False, timeout=60)
+
+
+def test_local_store_command_serves_s3_only(tmp_path):
+    """``strongroom local-store`` (what ``make run`` starts, with the CLI's
+    umask) serves S3 with the credentials it writes, boxed, and stops on SIGTERM."""
+    port = localstore.find_port_base()
+    folder = tmp_path / "seaweedfs"
+    config = tmp_path / "strongroom.toml"
+    config.write_text(f'[store]\nendpoint_url = "http://127.0.0.1:{port}"\n')
+    process = subprocess.Popen(
+        [*STRONGROOM, "local-store", "--folder", str(folder), "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        assert f"127.0.0.1:{port}" in line, line + process.stdout.read()
+        credentials = json.loads((folder / localstore.CREDENTIALS_JSON).read_text())
+        store = localstore.LocalStore(folder, port, process, credentials)
+        assert raw_s3(store).list_buckets()["Buckets"] == []
+        ports, _paths = weed_ports(Target(store, "", "", "", b""))
+        assert len(ports) >= 8
+        for other in sorted(ports - {port}):
+            with pytest.raises(OSError), socket.create_connection(("127.0.0.1", other), 2):
+                pass
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0

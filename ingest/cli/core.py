@@ -500,12 +500,21 @@ def local_store(
     port: Annotated[
         int | None, typer.Option(help="S3 port (default: from store.endpoint_url)")
     ] = None,
+    user: Annotated[
+        str | None,
+        typer.Option(help="as root: the OS user weed runs as (default strongroom-store)"),
+    ] = None,
+    credentials_owner: Annotated[
+        str | None,
+        typer.Option(help="as root: the daemon's OS user, owner of credentials.json"),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Run a locked-down SeaweedFS (weed mini) on 127.0.0.1 for one machine, in the foreground.
+    """Run SeaweedFS (weed mini) for one machine, in the foreground, with S3 as its only door.
 
-    Writes its credentials to <folder>/credentials.json (mode 0600); point
-    store.credentials_file at it.
+    weed runs in a network and mount namespace of its own; only its S3 port is
+    forwarded to 127.0.0.1 on the host. Writes the daemon's credentials to
+    <folder>/credentials.json (mode 0600); point store.credentials_file at it.
     """
     from urllib.parse import urlparse
 
@@ -516,7 +525,11 @@ def local_store(
     if port is None:
         parsed = urlparse(settings.store.endpoint_url or "http://127.0.0.1:8333")
         port = parsed.port or 8333
-    store = localstore.start(folder, port)
+    try:
+        store = localstore.start(folder, port, user=user, credentials_owner=credentials_owner)
+    except (localstore.LocalStoreError, KeyError) as exc:
+        console.print(f"[red]local store not started: {exc}[/]")
+        raise typer.Exit(EXIT_FAILED) from exc
     console.print(
         f"SeaweedFS S3 at {store.endpoint_url}, "
         f"credentials in {folder / localstore.CREDENTIALS_JSON}"

@@ -65,6 +65,21 @@ def test_unit_has_the_hardening(name):
     assert found["Restart"] == ["on-failure"]
 
 
+def test_service_config_is_valid_and_points_at_the_units_folders():
+    """deploy/systemd/strongroom.toml loads, and every path it writes is one the
+    daemon's unit makes writable."""
+    from config.settings import load_settings
+
+    settings = load_settings(UNITS / "strongroom.toml")
+    writable = " ".join(directives("strongroom.service")["ReadWritePaths"]).split()
+    for path in (settings.data_dir, settings.signing.key_file, *(d.path for d in settings.docks)):
+        assert any(str(path).startswith(folder) for folder in writable), path
+    store = directives("strongroom-store.service")
+    store_folder = "/var/lib/" + store["StateDirectory"][0]
+    assert str(settings.store.credentials_file) == f"{store_folder}/credentials.json"
+    assert directives("strongroom-store.service")["Type"] == ["notify"]
+
+
 def test_daemon_cannot_read_what_the_store_owns():
     daemon = directives("strongroom.service")
     store = directives("strongroom-store.service")
@@ -79,10 +94,18 @@ def test_daemon_cannot_read_what_the_store_owns():
     assert re.search(r"^u strongroom-store\s", sysusers, re.M)
 
 
-@pytest.mark.parametrize("name", sorted(REQUIRED))
-def test_unit_starts_a_real_command_with_real_options(name):
-    """Every ``--option`` in ExecStart is one the command's --help lists."""
-    command = shlex.split(directives(name)["ExecStart"][0])
+COMMANDS = [
+    (name, line)
+    for name in sorted(REQUIRED)
+    for key in ("ExecStartPre", "ExecStart")
+    for line in directives(name).get(key, [])
+]
+
+
+@pytest.mark.parametrize(("name", "line"), COMMANDS)
+def test_unit_starts_a_real_command_with_real_options(name, line):
+    """Every ``--option`` in ExecStart(Pre) is one the command's --help lists."""
+    command = shlex.split(line)
     assert command[0] == INSTALLED
     subcommand = command[1]
     result = subprocess.run(

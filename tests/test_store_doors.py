@@ -427,15 +427,20 @@ def test_local_store_command_serves_s3_only(tmp_path):
     folder = tmp_path / "seaweedfs"
     config = tmp_path / "strongroom.toml"
     config.write_text(f'[store]\nendpoint_url = "http://127.0.0.1:{port}"\n')
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(60)
     process = subprocess.Popen(
         [*STRONGROOM, "local-store", "--folder", str(folder), "--config", str(config)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env={**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify")},
     )
     try:
         line = process.stdout.readline()
         assert f"127.0.0.1:{port}" in line, line + process.stdout.read()
+        assert notify.recv(100) == b"READY=1"  # systemd's Type=notify
         credentials = json.loads((folder / localstore.CREDENTIALS_JSON).read_text())
         store = localstore.LocalStore(folder, port, process, credentials)
         assert raw_s3(store).list_buckets()["Buckets"] == []
@@ -445,5 +450,6 @@ def test_local_store_command_serves_s3_only(tmp_path):
             with pytest.raises(OSError), socket.create_connection(("127.0.0.1", other), 2):
                 pass
     finally:
+        notify.close()
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0

@@ -5,7 +5,9 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import os
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -492,6 +494,19 @@ def show(
         console.print(f"  {event['at']} {event['kind']:<18} {event['actor']}", highlight=False)
 
 
+def _notify_ready() -> None:
+    """Tell systemd (``Type=notify``) that S3 answers, so units ordered after
+    the store start only then; does nothing outside systemd."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.connect(address)
+        sock.sendall(b"READY=1")
+
+
 @app.command("local-store")
 def local_store(
     folder: Annotated[
@@ -534,6 +549,7 @@ def local_store(
         f"SeaweedFS S3 at {store.endpoint_url}, "
         f"credentials in {folder / localstore.CREDENTIALS_JSON}"
     )
+    _notify_ready()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -348,6 +348,14 @@ def test_store_secrets_and_data_unreadable_by_other_users(target):
     assert not _readable_by(folder / "credentials.json", store.pw_uid, store.pw_gid)
     # the folder can be passed through, not listed
     assert folder.stat().st_mode & 0o777 == 0o711
+    # nor can another user step into the box: not by its root, not by setns
+    for process in [psutil.Process(target.store.process.pid), *target.weed]:
+        for command in (
+            ["ls", f"/proc/{process.pid}/root/tmp"],
+            ["nsenter", f"--net=/proc/{process.pid}/ns/net", "true"],
+        ):
+            entered = subprocess.run([*AS_NOBODY, *command], capture_output=True, timeout=10)
+            assert entered.returncode != 0, command
 
 
 _UNPRIVILEGED = """

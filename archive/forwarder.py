@@ -69,9 +69,14 @@ def forward(client: socket.socket, upstream: tuple[str, int], timeout: float = 5
     If the upstream cannot be reached (the store is still starting) the client
     is closed at once, which S3 clients retry.
     """
+    # a numeric address and a plain connect: no name lookup (and no lazy codec
+    # import, which the box could not do once it runs as the store user)
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
-        server = socket.create_connection(upstream, timeout=timeout)
+        server.settimeout(timeout)
+        server.connect(upstream)
     except OSError:
+        server.close()
         client.close()
         return
     server.settimeout(None)

@@ -22,7 +22,7 @@ So the store gets a machine of its own instead. This process, started by
 3. starts ``weed mini`` in there – as the dedicated store user when run as
    root, so the daemon's user can read neither its secrets nor its data;
 4. forwards each connection on the host socket to S3 inside the box
-   (:mod:`archive.forwarder`), and nothing else.
+   (:mod:`archive.forwarder`), and nothing else – as the store user too.
 
 No port of the master, volume, filer or admin servers, and none of their gRPC
 ports or unix sockets, exists in the host's namespaces: a process on the host
@@ -172,6 +172,14 @@ def start_weed(s3_port: int, user: str | None) -> subprocess.Popen:
         log.close()
 
 
+def drop_to(user: str) -> None:
+    """Forward as the store user too: once weed runs, the box needs no root."""
+    entry = pwd.getpwnam(user)
+    os.setgroups([])
+    os.setgid(entry.pw_gid)
+    os.setuid(entry.pw_uid)
+
+
 def serve(listener: socket.socket, weed: subprocess.Popen, upstream: tuple[str, int]) -> int:
     """Forward connections until weed exits or we are told to stop; weed's code."""
     stopping = False
@@ -218,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"strongroom store box: cannot isolate the store: {exc}", file=sys.stderr)
         return 3
     weed = start_weed(args.s3_port, args.user)
+    if args.user:
+        drop_to(args.user)
     return serve(listener, weed, ("127.0.0.1", args.s3_port))
 
 

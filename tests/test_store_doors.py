@@ -335,8 +335,8 @@ def test_store_secrets_and_data_unreadable_by_other_users(target):
     daemon's credentials nor the data – judged by owner and mode, since the
     test's temporary folder would keep another user out anyway."""
     store = pwd.getpwnam(localstore.STORE_USER)
-    for process in target.weed:
-        assert process.uids().real == store.pw_uid
+    for process in [psutil.Process(target.store.process.pid), *target.weed]:
+        assert set(process.uids()) == {store.pw_uid}, process
     folder = target.store.folder
     daemon = (65534, 65534)  # any other user
     for name in ("jwt.json", "s3.json", "credentials.json", "data"):

@@ -192,9 +192,20 @@ def listen(s3_port: int, timeout: float) -> socket.socket:
             time.sleep(0.5)
 
 
+def inside_ports(s3_port: int) -> dict[str, int]:
+    """The HTTP ports of ``weed`` inside its box (each also +10000 for gRPC).
+
+    The host's S3 port number and the four after it; from 8333 on when the
+    host port is below 1024, which the unprivileged store user may not bind
+    (the service uses such a port on the host, see ``deploy/systemd``).
+    """
+    base = s3_port if s3_port >= 1024 else 8333
+    return dict(zip(PORT_ROLES, range(base, base + len(PORT_ROLES)), strict=True))
+
+
 def command(folder: Path, s3_port: int, weed: str | None = None) -> list[str]:
     """``weed mini`` as :mod:`archive.storebox` runs it (paths as seen inside the box)."""
-    ports = dict(zip(PORT_ROLES, range(s3_port, s3_port + len(PORT_ROLES)), strict=True))
+    ports = inside_ports(s3_port)
     data = folder / "data"
     return [
         weed or weed_binary(),
@@ -245,6 +256,11 @@ class LocalStore:
     @property
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.s3_port}"
+
+    def inside_port(self, role: str) -> int:
+        """A port of ``weed`` inside the box (``"master"``, ``"filer"``, …): not
+        reachable from the host, only named for probes and tools run inside."""
+        return inside_ports(self.s3_port)[role]
 
     def env(self) -> dict[str, str]:
         """``STRONGROOM_STORE__*`` variables that point Strongroom at this store."""

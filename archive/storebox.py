@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     weed = start_weed(args.s3_port, args.user)
     if args.user:
         drop_to(args.user)
-    return serve(listener, weed, ("127.0.0.1", args.s3_port))
+    return serve(listener, weed, ("127.0.0.1", localstore.inside_ports(args.s3_port)["s3"]))
 
 
 if __name__ == "__main__":

@@ -78,6 +78,13 @@ def test_service_config_is_valid_and_points_at_the_units_folders():
     store_folder = "/var/lib/" + store["StateDirectory"][0]
     assert str(settings.store.credentials_file) == f"{store_folder}/credentials.json"
     assert directives("strongroom-store.service")["Type"] == ["notify"]
+    # a port below 1024: no ordinary process can squat it while the store
+    # restarts and pose as the store (answer HEADs for objects never stored)
+    from urllib.parse import urlparse
+
+    url = urlparse(settings.store.endpoint_url)
+    assert url.hostname == "127.0.0.1" and url.port < 1024
+    assert "CAP_NET_BIND_SERVICE" in store["CapabilityBoundingSet"][0].split()
 
 
 def test_daemon_cannot_read_what_the_store_owns():

@@ -132,7 +132,7 @@ def inside(target: Target, *command: str, stdin: str = "", timeout: float = 60) 
 
 def file_id(target: Target) -> str:
     """The volume file id of the locked original, asked from inside the box."""
-    master, filer = target.store.s3_port + 1, target.store.s3_port + 2
+    master, filer = target.store.inside_port("master"), target.store.inside_port("filer")
     out = inside(
         target,
         localstore.weed_binary(),
@@ -254,7 +254,7 @@ def test_destructive_http_calls_refused_on_every_port(target):
     """Master /col/delete and /vol/vacuum, /dir/status, volume GET and DELETE of
     the original's file id, filer DELETE: on every weed port, from the host."""
     fid = file_id(target)
-    volume = target.store.s3_port + 3
+    volume = target.store.inside_port("volume")
     # the positive control: inside the box a volume read needs no key at all
     read = inside(target, "python3", "-c", _GET, f"http://127.0.0.1:{volume}/{fid}")
     assert read.strip() == hashlib.sha256(target.data).hexdigest()
@@ -285,7 +285,7 @@ _GET = (
 def test_weed_shell_from_the_host_cannot_remove_or_drop(target):
     """``weed shell`` ``fs.rm`` and ``collection.delete`` against the master and
     filer addresses (gRPC, no client certificate) reach nothing."""
-    master, filer = target.store.s3_port + 1, target.store.s3_port + 2
+    master, filer = target.store.inside_port("master"), target.store.inside_port("filer")
     script = (
         f"fs.rm -r {target.versions_path()}\n"
         f"collection.delete -collection {BUCKET} -force\n"
@@ -381,7 +381,7 @@ try:
     children = open(f"/proc/{store.process.pid}/task/{store.process.pid}/children").read()
     weed = int(children.split()[0])
     reached = []
-    for port in range(store.s3_port + 1, store.s3_port + 5):
+    for port in list(localstore.inside_ports(store.s3_port).values())[1:]:
         for offset in (0, 10000):
             try:
                 socket.create_connection(("127.0.0.1", port + offset), timeout=2).close()

@@ -250,6 +250,7 @@ def _http_probes(target: Target, fid: str) -> list[tuple[str, str]]:
     ]
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="the inside control (nsenter) needs root")
 def test_destructive_http_calls_refused_on_every_port(target):
     """Master /col/delete and /vol/vacuum, /dir/status, volume GET and DELETE of
     the original's file id, filer DELETE: on every weed port, from the host."""

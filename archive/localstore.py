@@ -131,22 +131,30 @@ def _hand_over(folder: Path, user: str, credentials_owner: str | None) -> None:
 
 
 def ensure_user(name: str = STORE_USER) -> str:
-    """The dedicated store user, created (system user, no login, no home) if missing."""
-    try:
-        pwd.getpwnam(name)
-        return name
-    except KeyError:
-        pass
+    """The dedicated store user, created (system user, no login, no home) if missing.
+
+    Stores started at the same moment (parallel tests) may race: ``useradd``
+    then finds the user made (exit 9) or ``/etc/passwd`` locked (exit 10).
+    """
     options = ["--system", "--no-create-home", "--home-dir", "/nonexistent"]
-    result = subprocess.run(
-        ["useradd", *options, "--shell", "/usr/sbin/nologin", name],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    if result.returncode not in (0, 9):  # 9: created meanwhile by another start
-        raise LocalStoreError(f"cannot create the store user {name}: {result.stderr.strip()}")
+    for _attempt in range(20):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            pass
+        result = subprocess.run(
+            ["useradd", *options, "--shell", "/usr/sbin/nologin", name],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        if result.returncode not in (0, 9, 10):
+            raise LocalStoreError(f"cannot create the store user {name}: {result.stderr.strip()}")
+        if result.returncode == 10:
+            time.sleep(0.5)
+    pwd.getpwnam(name)  # KeyError here names the user that could not be made
     return name
 
 

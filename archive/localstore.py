@@ -159,8 +159,8 @@ def ensure_user(name: str = STORE_USER) -> str:
 
 
 def port_is_free(port: int) -> bool:
-    """Bindable the way ``weed`` binds (no SO_REUSEADDR): a port whose old
-    connections linger in TIME_WAIT after a restart counts as taken."""
+    """Bindable without SO_REUSEADDR: a port whose old connections linger in
+    TIME_WAIT counts as taken."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:
             probe.bind(("127.0.0.1", port))
@@ -170,7 +170,12 @@ def port_is_free(port: int) -> bool:
 
 
 def find_port_base(start: int = 21000, stop: int = 29000, step: int = 10) -> int:
-    """A base port where the five HTTP ports and their gRPC twins are all free."""
+    """A base port where the five HTTP ports and their gRPC twins are all free.
+
+    Only the S3 port is taken on the host; the others are weed's port numbers
+    inside its box. Keeping them free on the host too means a probe from the
+    host on those numbers (``tests/test_store_doors.py``) meets nobody else.
+    """
     for base in range(start, stop, step):
         ports = [base + i for i in range(len(PORT_ROLES))]
         if all(port_is_free(p) and port_is_free(p + 10000) for p in ports):

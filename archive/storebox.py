@@ -132,7 +132,7 @@ def enter_box(folder: Path, weed: Path) -> None:
     # the private /tmp hides a folder that lives under /tmp
     folder_handle = os.open(folder, os.O_PATH | os.O_DIRECTORY)
     weed_handle = os.open(weed, os.O_PATH)
-    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=64m")  # noqa: S108
+    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=256m")  # noqa: S108
     # explicit modes: the CLI's umask (027) would keep the store user out
     for mount_point in (INSIDE, WEED_INSIDE.parent):
         mount_point.mkdir()

@@ -37,9 +37,9 @@ class _Pair:
                 sock.close()
 
 
-def _pump(source: socket.socket, target: socket.socket, pair: _Pair) -> None:
+def _pump(source: socket.socket, target: socket.socket, pipe: tuple[int, int], pair: _Pair) -> None:
     """Copy ``source`` to ``target`` until EOF, then half-close ``target``."""
-    read_end, write_end = os.pipe()
+    read_end, write_end = pipe
     try:
         with contextlib.suppress(OSError):
             fcntl.fcntl(write_end, F_SETPIPE_SZ, CHUNK)
@@ -84,4 +84,18 @@ def forward(client: socket.socket, upstream: tuple[str, int], timeout: float = 5
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     pair = _Pair(client, server)
     for source, target in ((client, server), (server, client)):
-        threading.Thread(target=_pump, args=(source, target, pair), daemon=True).start()
+        pipe: tuple[int, int] | None = None
+        try:
+            pipe = os.pipe()
+            thread = threading.Thread(target=_pump, args=(source, target, pipe, pair))
+            thread.daemon = True
+            thread.start()
+        except (OSError, RuntimeError):
+            # out of descriptors or threads: drop this connection, keep serving
+            if pipe:
+                os.close(pipe[0])
+                os.close(pipe[1])
+            for sock in (client, server):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            pair.pump_ended()

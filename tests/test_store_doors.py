@@ -23,6 +23,7 @@ import socket
 import struct
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -462,3 +463,35 @@ def test_local_store_command_serves_s3_only(tmp_path):
         notify.close()
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0
+
+
+def test_the_door_lets_go_of_connections(target):
+    """Connections that come and go – idle, half-sent, reset, or a whole S3
+    call – leave no thread or descriptor behind in the forwarder."""
+    box = psutil.Process(target.store.process.pid)
+
+    def load() -> tuple[int, int]:
+        return box.num_threads(), box.num_fds()
+
+    s3 = raw_s3(target.store)
+    s3.list_buckets()  # the client's own pooled connection stays open throughout
+    before = load()
+    clients = [socket.create_connection(("127.0.0.1", target.store.s3_port)) for _ in range(60)]
+    for i, sock in enumerate(clients):
+        if i % 3 == 1:
+            sock.sendall(b"PUT /doors-bucket/x HTTP/1.1\r\nContent-Length: 100\r\n\r\nabc")
+        if i % 3 == 2:  # reset instead of a clean close
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    assert s3.head_bucket(Bucket=BUCKET)  # S3 is not blocked by them
+    busy = load()
+    assert busy[0] >= before[0] + 60, (before, busy)  # two pumps per connection
+    for sock in clients:
+        sock.close()
+    deadline = time.monotonic() + 30
+    while not _at_most(load(), before) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _at_most(load(), before), (before, load())
+
+
+def _at_most(now: tuple[int, int], before: tuple[int, int]) -> bool:
+    return now[0] <= before[0] and now[1] <= before[1]

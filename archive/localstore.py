@@ -1,10 +1,14 @@
-"""The one-machine object store: SeaweedFS ``weed mini``, locked down.
+"""The one-machine object store: SeaweedFS ``weed mini``, boxed, with S3 as its only door.
 
 Out of the box ``weed mini`` binds every interface, posts telemetry and serves
-an unauthenticated filer port through which even a COMPLIANCE-locked version
-can be deleted. This module starts it the only way Strongroom accepts: on
-loopback, without telemetry, admin UI or WebDAV, with JWT secrets on the filer
-and volume ports (they answer 401; S3 keeps working) and an ``s3.json``
+master, volume, filer and admin ports (and a gRPC port and unix socket for each)
+through which even COMPLIANCE-locked versions can be deleted without a key.
+This module starts it the only way Strongroom accepts: in a network and mount
+namespace of its own (:mod:`archive.storebox`), so that from the host only the
+S3 port on 127.0.0.1 is reachable, through a forwarder; as a dedicated OS user
+(``strongroom-store``) when started as root, so the daemon's user cannot read
+its secrets or data; and, as defence in depth, without telemetry, admin UI or
+WebDAV, with JWT secrets on the filer and volume ports, and an ``s3.json``
 identity whose keys are generated here and written with mode 0600.
 
 Used by ``strongroom local-store``, ``make run``, the tests and the benchmarks,
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import secrets
 import shutil
 import signal
@@ -30,6 +35,8 @@ CREDENTIALS_JSON = "credentials.json"
 JWT_JSON = "jwt.json"
 #: ports after the S3 port: master, filer, volume, admin (each also uses +10000 for gRPC)
 PORT_ROLES = ("s3", "master", "filer", "volume", "admin")
+#: the OS user ``weed`` runs as when the store is started by root
+STORE_USER = "strongroom-store"
 
 
 class LocalStoreError(RuntimeError):
@@ -54,11 +61,16 @@ def _write_private(path: Path, data: dict) -> None:
     os.chmod(path, 0o600)
 
 
-def prepare(folder: Path) -> dict[str, str]:
+def prepare(
+    folder: Path, user: str | None = None, credentials_owner: str | None = None
+) -> dict[str, str]:
     """Create the folder, ``s3.json``, the credentials and JWT secrets if absent.
 
     Returns the credentials ``{"access_key_id", "secret_access_key"}``. Existing
-    files are reused, so a restart keeps its keys and its data.
+    files are reused, so a restart keeps its keys and its data. With ``user``
+    (root only) ``s3.json`` and ``data/`` belong to that user, mode 0600/0700,
+    ``jwt.json`` stays root's: the daemon's user can read none of them. The
+    daemon's ``credentials.json`` (0600) goes to ``credentials_owner``.
     """
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     creds_path = folder / CREDENTIALS_JSON
@@ -94,12 +106,61 @@ def prepare(folder: Path) -> dict[str, str]:
         _write_private(
             jwt_path, {name: secrets.token_hex(32) for name in ("signing", "filer", "filer_read")}
         )
+    (folder / "data").mkdir(exist_ok=True, mode=0o700)
+    if user:
+        _hand_over(folder, user, credentials_owner)
     return creds
 
 
+def _hand_over(folder: Path, user: str, credentials_owner: str | None) -> None:
+    """Give the store user what ``weed`` needs and nothing the daemon needs."""
+    store = pwd.getpwnam(user)
+    # 0711: the store user (and a credentials owner) may pass, nobody may list
+    folder.chmod(0o711)
+    os.chown(folder / S3_JSON, store.pw_uid, store.pw_gid)
+    data = folder / "data"
+    if data.stat().st_uid != store.pw_uid:  # first start, or a folder from before
+        for root, dirs, files in os.walk(data):
+            for name in [*dirs, *files]:
+                os.chown(Path(root) / name, store.pw_uid, store.pw_gid, follow_symlinks=False)
+    os.chown(data, store.pw_uid, store.pw_gid)
+    data.chmod(0o700)
+    if credentials_owner:
+        owner = pwd.getpwnam(credentials_owner)
+        os.chown(folder / CREDENTIALS_JSON, owner.pw_uid, owner.pw_gid)
+
+
+def ensure_user(name: str = STORE_USER) -> str:
+    """The dedicated store user, created (system user, no login, no home) if missing.
+
+    Stores started at the same moment (parallel tests) may race: ``useradd``
+    then finds the user made (exit 9) or ``/etc/passwd`` locked (exit 10).
+    """
+    options = ["--system", "--no-create-home", "--home-dir", "/nonexistent"]
+    for _attempt in range(20):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            pass
+        result = subprocess.run(
+            ["useradd", *options, "--shell", "/usr/sbin/nologin", name],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        if result.returncode not in (0, 9, 10):
+            raise LocalStoreError(f"cannot create the store user {name}: {result.stderr.strip()}")
+        if result.returncode == 10:
+            time.sleep(0.5)
+    pwd.getpwnam(name)  # KeyError here names the user that could not be made
+    return name
+
+
 def port_is_free(port: int) -> bool:
-    """Bindable the way ``weed`` binds (no SO_REUSEADDR): a port whose old
-    connections linger in TIME_WAIT after a restart counts as taken."""
+    """Bindable without SO_REUSEADDR: a port whose old connections linger in
+    TIME_WAIT counts as taken."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:
             probe.bind(("127.0.0.1", port))
@@ -109,7 +170,12 @@ def port_is_free(port: int) -> bool:
 
 
 def find_port_base(start: int = 21000, stop: int = 29000, step: int = 10) -> int:
-    """A base port where the five HTTP ports and their gRPC twins are all free."""
+    """A base port where the five HTTP ports and their gRPC twins are all free.
+
+    Only the S3 port is taken on the host; the others are weed's port numbers
+    inside its box. Keeping them free on the host too means a probe from the
+    host on those numbers (``tests/test_store_doors.py``) meets nobody else.
+    """
     for base in range(start, stop, step):
         ports = [base + i for i in range(len(PORT_ROLES))]
         if all(port_is_free(p) and port_is_free(p + 10000) for p in ports):
@@ -117,23 +183,45 @@ def find_port_base(start: int = 21000, stop: int = 29000, step: int = 10) -> int
     raise LocalStoreError("no free port range for SeaweedFS on 127.0.0.1")
 
 
-def wait_ports_free(s3_port: int, timeout: float) -> None:
-    """After a restart on the same ports, wait for the kernel to let them go."""
-    ports = [s3_port + i + offset for i in range(len(PORT_ROLES)) for offset in (0, 10000)]
+def listen(s3_port: int, timeout: float) -> socket.socket:
+    """The host side of the store's only door: 127.0.0.1:``s3_port``.
+
+    Only this port is taken on the host (the others exist inside the store's
+    own network namespace); SO_REUSEADDR lets a restart take it again at once.
+    A port still held by a store that is shutting down is waited for.
+    """
     deadline = time.monotonic() + timeout
-    while not all(port_is_free(p) for p in ports):
-        if time.monotonic() > deadline:
-            busy = [p for p in ports if not port_is_free(p)]
-            raise LocalStoreError(f"ports {busy} on 127.0.0.1 stay in use")
-        time.sleep(0.5)
+    while True:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", s3_port))
+            sock.listen(256)
+            return sock
+        except OSError as exc:
+            sock.close()
+            if time.monotonic() > deadline:
+                raise LocalStoreError(f"port {s3_port} on 127.0.0.1 stays in use: {exc}") from exc
+            time.sleep(0.5)
 
 
-def command(folder: Path, s3_port: int) -> list[str]:
-    ports = dict(zip(PORT_ROLES, range(s3_port, s3_port + len(PORT_ROLES)), strict=True))
+def inside_ports(s3_port: int) -> dict[str, int]:
+    """The HTTP ports of ``weed`` inside its box (each also +10000 for gRPC).
+
+    The host's S3 port number and the four after it; from 8333 on when the
+    host port is below 1024, which the unprivileged store user may not bind
+    (the service uses such a port on the host, see ``deploy/systemd``).
+    """
+    base = s3_port if s3_port >= 1024 else 8333
+    return dict(zip(PORT_ROLES, range(base, base + len(PORT_ROLES)), strict=True))
+
+
+def command(folder: Path, s3_port: int, weed: str | None = None) -> list[str]:
+    """``weed mini`` as :mod:`archive.storebox` runs it (paths as seen inside the box)."""
+    ports = inside_ports(s3_port)
     data = folder / "data"
-    data.mkdir(parents=True, exist_ok=True)
     return [
-        weed_binary(),
+        weed or weed_binary(),
         "mini",
         f"-dir={data}",
         "-ip=127.0.0.1",
@@ -167,7 +255,11 @@ def environment(folder: Path) -> dict[str, str]:
 
 @dataclass
 class LocalStore:
-    """A running ``weed mini``; stop it with :meth:`stop` (or use ``with``)."""
+    """A running boxed ``weed mini``; stop it with :meth:`stop` (or use ``with``).
+
+    ``process`` is the box (:mod:`archive.storebox`), ``weed`` its child; both
+    share one process group.
+    """
 
     folder: Path
     s3_port: int
@@ -177,6 +269,11 @@ class LocalStore:
     @property
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.s3_port}"
+
+    def inside_port(self, role: str) -> int:
+        """A port of ``weed`` inside the box (``"master"``, ``"filer"``, …): not
+        reachable from the host, only named for probes and tools run inside."""
+        return inside_ports(self.s3_port)[role]
 
     def env(self) -> dict[str, str]:
         """``STRONGROOM_STORE__*`` variables that point Strongroom at this store."""
@@ -203,24 +300,54 @@ class LocalStore:
         self.stop()
 
 
-def start(folder: Path, s3_port: int | None = None, *, ready_timeout: float = 60) -> LocalStore:
-    """Start ``weed mini`` in its own process group and wait until S3 answers."""
+def start(
+    folder: Path,
+    s3_port: int | None = None,
+    *,
+    ready_timeout: float = 60,
+    user: str | None = None,
+    credentials_owner: str | None = None,
+) -> LocalStore:
+    """Start the boxed ``weed mini`` in its own process group; wait until S3 answers.
+
+    As root ``weed`` runs as ``user`` (default :data:`STORE_USER`, created if
+    missing); otherwise as the caller, inside a user namespace.
+    """
     folder = folder.resolve()
-    credentials = prepare(folder)
-    if s3_port:
-        wait_ports_free(s3_port, timeout=120)
-    else:
+    if os.geteuid() == 0:
+        user = ensure_user(user or STORE_USER)
+    elif user or credentials_owner:
+        raise LocalStoreError("only root can run the store as another user or give files away")
+    credentials = prepare(folder, user, credentials_owner)
+    if not s3_port:
         s3_port = find_port_base()
+    listener = listen(s3_port, timeout=120)
+    box = [
+        sys.executable,
+        "-m",
+        "archive.storebox",
+        f"--folder={folder}",
+        f"--weed={weed_binary()}",
+        f"--s3-port={s3_port}",
+        f"--listen-fd={listener.fileno()}",
+    ]
+    if user:
+        box.append(f"--user={user}")
     log_file = (folder / "weed.log").open("ab")
-    process = subprocess.Popen(
-        command(folder, s3_port),
-        env=environment(folder),
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    log_file.close()
+    os.chmod(folder / "weed.log", 0o600)
+    try:
+        process = subprocess.Popen(
+            box,
+            cwd=Path(__file__).resolve().parent.parent,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            pass_fds=(listener.fileno(),),
+            start_new_session=True,
+        )
+    finally:
+        log_file.close()
+        listener.close()
     store = LocalStore(folder, s3_port, process, credentials)
     try:
         wait_ready(store, ready_timeout)
@@ -248,7 +375,9 @@ def wait_ready(store: LocalStore, timeout: float) -> None:
     while time.monotonic() < deadline:
         if store.process.poll() is not None:
             tail = (store.folder / "weed.log").read_text(errors="replace")[-2000:]
-            raise LocalStoreError(f"weed mini exited with {store.process.returncode}:\n{tail}")
+            raise LocalStoreError(
+                f"the store (weed mini in its box) exited with {store.process.returncode}:\n{tail}"
+            )
         try:
             client.list_buckets()
             return

@@ -5,7 +5,9 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import os
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -518,6 +520,19 @@ def show(
         console.print(f"  {event['at']} {event['kind']:<18} {event['actor']}", highlight=False)
 
 
+def _notify_ready() -> None:
+    """Tell systemd (``Type=notify``) that S3 answers, so units ordered after
+    the store start only then; does nothing outside systemd."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.connect(address)
+        sock.sendall(b"READY=1")
+
+
 @app.command("local-store")
 def local_store(
     folder: Annotated[
@@ -526,12 +541,21 @@ def local_store(
     port: Annotated[
         int | None, typer.Option(help="S3 port (default: from store.endpoint_url)")
     ] = None,
+    user: Annotated[
+        str | None,
+        typer.Option(help="as root: the OS user weed runs as (default strongroom-store)"),
+    ] = None,
+    credentials_owner: Annotated[
+        str | None,
+        typer.Option(help="as root: the daemon's OS user, owner of credentials.json"),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Run a locked-down SeaweedFS (weed mini) on 127.0.0.1 for one machine, in the foreground.
+    """Run SeaweedFS (weed mini) for one machine, in the foreground, with S3 as its only door.
 
-    Writes its credentials to <folder>/credentials.json (mode 0600); point
-    store.credentials_file at it.
+    weed runs in a network and mount namespace of its own; only its S3 port is
+    forwarded to 127.0.0.1 on the host. Writes the daemon's credentials to
+    <folder>/credentials.json (mode 0600); point store.credentials_file at it.
     """
     from urllib.parse import urlparse
 
@@ -542,11 +566,16 @@ def local_store(
     if port is None:
         parsed = urlparse(settings.store.endpoint_url or "http://127.0.0.1:8333")
         port = parsed.port or 8333
-    store = localstore.start(folder, port)
+    try:
+        store = localstore.start(folder, port, user=user, credentials_owner=credentials_owner)
+    except (localstore.LocalStoreError, KeyError) as exc:
+        console.print(f"[red]local store not started: {exc}[/]")
+        raise typer.Exit(EXIT_FAILED) from exc
     console.print(
         f"SeaweedFS S3 at {store.endpoint_url}, "
         f"credentials in {folder / localstore.CREDENTIALS_JSON}"
     )
+    _notify_ready()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

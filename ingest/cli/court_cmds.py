@@ -96,3 +96,130 @@ def custody_report(
                 )
     if failed:
         raise typer.Exit(EXIT_FAILED)
+
+
+share_app = typer.Typer(
+    help="disclosure shares: expiring, logged links for outsiders", no_args_is_help=True
+)
+app.add_typer(share_app, name="share")
+
+
+def share_path(secret: str) -> str:
+    return f"/share/{secret}"
+
+
+@share_app.command("create")
+def share_create(
+    case: Annotated[str, typer.Option("--case", help="the case whose evidence is shared")],
+    to: Annotated[str, typer.Option("--to", help="recipient, e.g. '某某律师事务所 / defence'")],
+    evidence_ids: Annotated[
+        list[str] | None, typer.Option("--items", help="only these items of the case")
+    ] = None,
+    expires: Annotated[str, typer.Option("--expires", help="lifetime: 14d, 36h, 2w")] = "14d",
+    allow: Annotated[str, typer.Option("--allow", help="view, or download (originals)")] = "view",
+    receipt: Annotated[
+        Path | None, typer.Option("--receipt", help="receipt PDF (default ./<share>-receipt.pdf)")
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="the API's address as the recipient sees it")
+    ] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A new share: prints its link once (only a hash of the secret is kept) and
+    writes a signed receipt (PDF + .dsse.json)."""
+    from archive.shares import ShareError, create_share, parse_expiry, set_receipt
+    from verify.receipt import make_receipt
+    from verify.report_pdf import FontMissing
+
+    with open_archive(config) as archive:
+        try:
+            created = create_share(
+                archive,
+                case_id=case,
+                recipient=to,
+                expires_in=parse_expiry(expires),
+                allow=allow,
+                evidence_ids=evidence_ids,
+                actor=cli_actor(),
+            )
+        except ShareError as exc:
+            raise _fail(str(exc)) from None
+        try:
+            made = make_receipt(archive, created)
+        except FontMissing as exc:
+            raise _fail(f"share {created.share.share_id} created, but no receipt: {exc}") from None
+        set_receipt(archive, created.share.share_id, made.sha256)
+        base = base_url or f"http://{archive.settings.api.listen}"
+    target = receipt or Path(f"{created.share.share_id}-receipt.pdf")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(made.pdf)
+    signature = target.with_name(target.name + ".dsse.json")
+    signature.write_bytes(made.envelope)
+    url = base.rstrip("/") + share_path(created.secret)
+    if as_json:
+        emit_json(
+            {
+                "share_id": created.share.share_id,
+                "url": url,
+                "expires_at": created.share.expires_at.isoformat(),
+                "allow": created.share.allow,
+                "evidence_ids": [i["evidence_id"] for i in created.items],
+                "receipt": str(target),
+                "receipt_signature": str(signature),
+                "receipt_sha256": made.sha256,
+            }
+        )
+        return
+    console.print(
+        f"share {created.share.share_id} for {escape(created.share.recipient)}: "
+        f"{len(created.items)} item(s), {allow}, until {created.share.expires_at.isoformat()}\n"
+        f"link (shown once): {url}\nreceipt: {target} (signature {signature})",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@share_app.command("list")
+def share_list(
+    case: Annotated[str | None, typer.Option("--case", help="only this case")] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every share with its status (active, expired, revoked)."""
+    from archive.shares import list_shares
+
+    with open_archive(config) as archive:
+        shares = list_shares(archive, case)
+    if as_json:
+        emit_json({"shares": shares})
+        return
+    for s in shares:
+        console.print(
+            escape(
+                f"{s['share_id']}  {s['status']:8}  case {s['case_id']}  to {s['recipient']}  "
+                f"{s['allow']}  until {s['expires_at']}  {len(s['evidence_ids'])} item(s)"
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+@share_app.command("revoke")
+def share_revoke(
+    share_id: Annotated[str, typer.Argument(help="share id (sh-…)")],
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Revoke a share now: every URL of it answers 410 from then on."""
+    from archive.shares import revoke_share
+
+    with open_archive(config) as archive:
+        try:
+            document = revoke_share(archive, share_id, actor=cli_actor())
+        except KeyError:
+            raise _fail(f"no share {share_id}") from None
+    if as_json:
+        emit_json(document)
+    else:
+        console.print(f"share {share_id} revoked at {document['revoked_at']}", highlight=False)

@@ -124,7 +124,11 @@ def create_share(
         }
         if not linked:
             raise ShareError(f"case {case_id!r} has no evidence linked to it")
-        wanted = list(dict.fromkeys(evidence_ids)) if evidence_ids else sorted(linked)
+        wanted = (
+            list(dict.fromkeys(evidence_ids))
+            if evidence_ids
+            else sorted(linked, key=lambda i: (linked[i].recorded_start or linked[i].sealed_at, i))
+        )
         outside = [i for i in wanted if i not in linked]
         if outside:
             raise ShareRefused(f"not linked to case {case_id}: {', '.join(outside)}")

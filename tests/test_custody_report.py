@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from archive.models import CustodyEvent
 from tests.test_fixity import add_playback_copy
@@ -202,3 +202,27 @@ def test_csv_and_json_carry_the_same_document(station, tmp_path, case_items):
     # the CSV was issued after the JSON: it holds the JSON's report_issued event
     assert kinds == [e["kind"] for e in entry["events"]] + ["report_issued"]
     assert all(r["sha256"] == item["sha256"] for r in rows)
+
+
+def test_an_edited_ledger_leaf_fails_the_inclusion_proof(station, tmp_path, case_items):
+    victim = case_items[0]["evidence_id"]
+    station.cli("ledger", "checkpoint")
+    sealed = next(e for e in events_of(station, victim) if e.kind == "sealed")
+    archive = station.archive()
+    try:
+        with archive.db.session() as s:
+            s.execute(
+                update(CustodyEvent)
+                .where(CustodyEvent.seq == sealed.seq)
+                .values(leaf=sealed.leaf.replace(b'"sealed"', b'"SEALED"'))
+            )
+    finally:
+        archive.close()
+    out = tmp_path / "report.json"
+    result = station.cli("custody-report", victim, "-o", str(out), "--format", "json", check=False)
+    assert result.returncode == 1
+    (item,) = json.loads(out.read_text(encoding="utf-8"))["items"]
+    assert item["verdict"] == "FAILED"
+    assert any(f["check"] == "ledger.inclusion" for f in item["failures"]), item["failures"]
+    failed = [e for e in item["events"] if e["proof"].startswith("FAILED")]
+    assert [e["seq"] for e in failed] == [sealed.seq]

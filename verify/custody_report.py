@@ -40,6 +40,7 @@ from archive.merkle import ProofError, inclusion_proof, leaf_hash, verify_inclus
 from archive.models import CustodyEvent, Evidence
 from archive.note import NoteError, open_checkpoint
 from archive.store import StoreError
+from verify.audit import read_bucket_leaves
 from verify.fixity import GONE_STATES, check_item
 
 FORMATS = ("pdf", "csv", "json")
@@ -212,6 +213,7 @@ class _Ledger:
         self.info: CheckpointInfo | None = None
         self.problem: str | None = None
         self.hashes: list[bytes] = []
+        self.leaves: list[bytes] = []
         self.root = b""
         with archive.db.session() as session:
             row = latest_checkpoint(session)
@@ -239,19 +241,21 @@ class _Ledger:
             if signature != "verified":
                 self.problem = f"checkpoint {row.size}: signature {signature}"
             self.root = bytes.fromhex(row.root_hash)
-            self.hashes = [
-                leaf_hash(leaf)
-                for leaf in session.scalars(
-                    select(CustodyEvent.leaf)
-                    .where(CustodyEvent.ledger_index < row.size)
-                    .order_by(CustodyEvent.ledger_index)
-                )
-            ]
-            if len(self.hashes) != row.size:
-                self.problem = (
-                    f"the catalog holds {len(self.hashes)} of the {row.size} leaves of "
-                    "the checkpoint; run `strongroom ledger audit`"
-                )
+            size = row.size
+        # prove against the leaves in the locked bucket, not the catalog's copy
+        try:
+            stored, found = read_bucket_leaves(archive)
+            problems = [f"{p.check} {p.subject}: {p.message}" for p in found]
+        except StoreError as exc:
+            stored, problems = [], [str(exc)]
+        self.leaves = stored[:size]
+        self.hashes = [leaf_hash(leaf) for leaf in self.leaves]
+        if len(self.hashes) != size and self.problem is None:
+            self.problem = (
+                f"the bucket holds {len(self.hashes)} of the {size} leaves of the "
+                f"checkpoint ({'; '.join(problems) or 'segments missing'}); "
+                "run `strongroom ledger audit`"
+            )
 
     def prove(self, event: CustodyEvent) -> str:
         """'verified', 'pending' or 'FAILED: …' for one event."""
@@ -260,9 +264,9 @@ class _Ledger:
         if self.problem is not None:
             return f"FAILED: {self.problem}"
         index = event.ledger_index
+        if self.leaves[index] != event.leaf:
+            return "FAILED: the catalog's event differs from the leaf stored in the locked log"
         mine = leaf_hash(event.leaf)
-        if self.hashes[index] != mine:
-            return "FAILED: the leaf differs from the one in the log"
         try:
             proof = inclusion_proof(self.hashes, index)
             verify_inclusion(mine, index, self.info.size, proof, self.root)

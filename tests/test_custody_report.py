@@ -226,3 +226,20 @@ def test_an_edited_ledger_leaf_fails_the_inclusion_proof(station, tmp_path, case
     assert any(f["check"] == "ledger.inclusion" for f in item["failures"]), item["failures"]
     failed = [e for e in item["events"] if e["proof"].startswith("FAILED")]
     assert [e["seq"] for e in failed] == [sealed.seq]
+
+
+def test_a_missing_cjk_font_is_a_clear_error_and_records_nothing(station, tmp_path):
+    (item,) = ingest_files(station, tmp_path, 1)
+    out = tmp_path / "r.pdf"
+    result = station.cli(
+        "custody-report",
+        item["evidence_id"],
+        "-o",
+        str(out),
+        check=False,
+        env={"STRONGROOM_CJK_FONT": str(tmp_path / "no-such-font.ttc")},
+    )
+    assert result.returncode == 1
+    assert "no CJK font" in result.stderr and "fonts-wqy-microhei" in result.stderr
+    assert not out.exists()
+    assert [e for e in events_of(station, item["evidence_id"]) if e.kind == "report_issued"] == []

@@ -278,7 +278,10 @@ class _Ledger:
 def _event(row: CustodyEvent, zone: ZoneInfo, proof: str) -> Event:
     details = dict(row.details or {})
     actor = row.actor
-    station = details.get("station") or (actor.split("@", 1)[1] if "@" in actor else None)
+    # the daemon acts as strongroom@<station>; operators and tokens name no station
+    station = details.get("station") or (
+        actor.split("@", 1)[1] if actor.startswith("strongroom@") else None
+    )
     return Event(
         seq=row.seq,
         at=_local(row.at, zone) or "",

@@ -105,13 +105,17 @@ GRID = TableStyle(
         ("RIGHTPADDING", (0, 0), (-1, -1), 3),
     ]
 )
+PLAIN = TableStyle([*GRID.getCommands()[:2], *GRID.getCommands()[3:]])
 WIDTH = A4[0] - 30 * mm
 
 
 def _table(rows: Sequence[Sequence[Any]], widths: Sequence[float], style: ParagraphStyle) -> Table:
+    """A grid; a first row of empty strings means "no header row"."""
+    header = any(cell != "" for cell in rows[0])
+    rows = rows if header else rows[1:]
     cells = [[c if isinstance(c, Paragraph) else _p(c, style) for c in row] for row in rows]
-    table = Table(cells, colWidths=[w * WIDTH for w in widths], repeatRows=1)
-    table.setStyle(GRID)
+    table = Table(cells, colWidths=[w * WIDTH for w in widths], repeatRows=1 if header else 0)
+    table.setStyle(GRID if header else PLAIN)
     return table
 
 

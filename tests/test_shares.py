@@ -8,9 +8,11 @@ or the sharer's scope are refused. Also the custody-report API routes."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import subprocess
+import zipfile
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -116,7 +118,16 @@ def test_share_page_downloads_events_and_revocation(station, shared, tmp_path):
     assert part.headers["content-range"] == f"bytes 100-199/{first['size']}"
     downloaded = events(handle, "share_downloaded")
     assert len(downloaded) == 1 and downloaded[0].details["client"] == "127.0.0.1"
+    assert page.headers["x-frame-options"] == "DENY"
     assert downloaded[0].actor == f"share:{document['share_id']}"
+    bag = handle.get(f"{path}/bundle", role=None)
+    assert bag.status_code == 200 and bag.headers["content-type"] == "application/zip"
+    names = zipfile.ZipFile(io.BytesIO(bag.content)).namelist()
+    assert any(n.endswith("bagit.txt") for n in names)
+    manifest = next(n for n in names if n.endswith("manifest-sha256.txt"))
+    listed = zipfile.ZipFile(io.BytesIO(bag.content)).read(manifest).decode()
+    assert all(i["sha256"] in listed for i in items[:2]) and items[2]["sha256"] not in listed
+    assert len(events(handle, "share_downloaded")) == 3  # the original, then the bundle's two
     # an item of the case that was not shared, and no playback copy: 404
     assert handle.get(f"{path}/download/{items[2]['evidence_id']}", role=None).status_code == 404
     assert handle.get(f"{path}/play/{first['evidence_id']}", role=None).status_code == 404
@@ -124,7 +135,12 @@ def test_share_page_downloads_events_and_revocation(station, shared, tmp_path):
     listed = json.loads(station.cli("share", "list", "--json").stdout)["shares"]
     assert [(s["share_id"], s["status"]) for s in listed] == [(document["share_id"], "active")]
     station.cli("share", "revoke", document["share_id"])
-    for url in (path, f"{path}/download/{first['evidence_id']}", f"{path}/play/x"):
+    for url in (
+        path,
+        f"{path}/download/{first['evidence_id']}",
+        f"{path}/play/x",
+        f"{path}/bundle",
+    ):
         gone = handle.get(url, role=None)
         assert gone.status_code == 410, url
         assert first["sha256"] not in gone.text and "share" not in gone.text.lower()
@@ -141,6 +157,7 @@ def test_bad_secrets_404_expired_410_and_view_only(station, shared, tmp_path):
         assert answer.status_code == 404 and len(answer.text) < 120, bad
     # view only: the original cannot be downloaded
     assert handle.get(f"{path}/download/{items[0]['evidence_id']}", role=None).status_code == 404
+    assert handle.get(f"{path}/bundle", role=None).status_code == 404
     assert handle.get(path, role=None).status_code == 200
     with handle.archive.db.session() as s:
         s.execute(
@@ -148,7 +165,8 @@ def test_bad_secrets_404_expired_410_and_view_only(station, shared, tmp_path):
             .where(Share.share_id == document["share_id"])
             .values(expires_at=utcnow() - timedelta(seconds=1))
         )
-    assert handle.get(path, role=None).status_code == 410
+    for url in (path, f"{path}/download/{items[0]['evidence_id']}", f"{path}/bundle"):
+        assert handle.get(url, role=None).status_code == 410, url
     listed = json.loads(station.cli("share", "list", "--json").stdout)["shares"]
     assert listed[0]["status"] == "expired"
 

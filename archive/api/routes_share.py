@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response, StreamingResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.background import BackgroundTask
 
 from archive.api.deps import get_archive
 from archive.shares import (
@@ -34,6 +37,7 @@ from archive.shares import (
     shared_items,
 )
 
+log = logging.getLogger("strongroom.api")
 router = APIRouter(tags=["share pages"], include_in_schema=False)
 _TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -41,7 +45,14 @@ _TEMPLATES = Environment(
 )
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 Secret = Annotated[str, "the share's secret"]
-_PLAIN = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+_PLAIN = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "media-src 'self'; img-src 'self'; frame-ancestors 'none'",
+}
 
 
 class _RedactShares(logging.Filter):
@@ -112,6 +123,7 @@ def share_page(secret: Secret, request: Request) -> Response:
             items=items,
             expires=share.expires_at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z"),
             station=archive.station,
+            bundle=f"/share/{secret}/bundle" if share.allow == "download" else None,
         )
     return HTMLResponse(html, headers=_PLAIN)
 
@@ -174,9 +186,9 @@ def _stream(request: Request, secret: str, evidence_id: str, kind: str) -> Respo
                 session, kind, share, evidence_id, _client(request), sha256=sha256, key=key
             )
     headers = {
+        **_PLAIN,
         "Accept-Ranges": "bytes",
         "Content-Length": str(end - start + 1),
-        "Cache-Control": "no-store",
         "X-Content-SHA256": sha256 or "",
     }
     if disposition:
@@ -201,3 +213,48 @@ def play(secret: Secret, evidence_id: str, request: Request) -> Response:
 @router.get("/share/{secret}/download/{evidence_id}")
 def download(secret: Secret, evidence_id: str, request: Request) -> Response:
     return _stream(request, secret, evidence_id, "share_downloaded")
+
+
+@router.get("/share/{secret}/bundle")
+def bundle(secret: Secret, request: Request) -> Response:
+    """The shared items as one BagIt bundle (zip) with proofs, the checkpoint,
+    the public key and VERIFY.txt – when the share allows downloads."""
+    from archive.api.routes_evidence import _zip_folder
+    from verify.export import ExportError, export_bundle
+
+    archive = get_archive(request)
+    with archive.db.session() as session:
+        try:
+            share = open_share(session, secret)
+        except ShareNotFound:
+            return _closed(404)
+        except ShareGone:
+            return _closed(410)
+        if share.allow != "download":
+            return _closed(404)
+        share_id, ids = share.share_id, list(share.evidence_ids or [])
+        for evidence_id in ids:
+            record_access(
+                session, "share_downloaded", share, evidence_id, _client(request), variant="bundle"
+            )
+    scratch = archive.settings.data_dir / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="share-bundle-", dir=scratch))
+    try:
+        bag = export_bundle(archive, ids, work / f"{share_id}-bundle", actor=f"share:{share_id}")
+        target = work / f"{bag.name}.zip"
+        _zip_folder(bag, target)
+    except (ExportError, KeyError):
+        shutil.rmtree(work, ignore_errors=True)
+        log.error("bundle of share %s failed", share_id, exc_info=True)
+        return _closed(404)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return FileResponse(
+        target,
+        media_type="application/zip",
+        filename=target.name,
+        headers=_PLAIN,
+        background=BackgroundTask(shutil.rmtree, work, ignore_errors=True),
+    )

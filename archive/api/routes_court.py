@@ -125,6 +125,7 @@ def create(
     principal: Annotated[Principal, Depends(auth.require(auth.LINK))],
 ) -> dict:
     from verify.receipt import make_receipt
+    from verify.report_pdf import FontMissing
 
     archive = get_archive(request)
     try:
@@ -141,9 +142,19 @@ def create(
         raise ApiError(403, "share_refused", str(exc)) from None
     except ShareError as exc:
         raise ApiError(422, "invalid_request", str(exc)) from None
-    receipt = make_receipt(archive, created)
-    set_receipt(archive, created.share.share_id, receipt.sha256)
     base = str(request.base_url).rstrip("/")
+    try:
+        receipt = make_receipt(archive, created)
+    except FontMissing as exc:  # the share stands; say plainly why there is no receipt
+        return {
+            "share_id": created.share.share_id,
+            "url": f"{base}/share/{created.secret}",
+            "expires_at": created.share.expires_at.isoformat(),
+            "allow": created.share.allow,
+            "evidence_ids": [i["evidence_id"] for i in created.items],
+            "receipt_error": str(exc),
+        }
+    set_receipt(archive, created.share.share_id, receipt.sha256)
     return {
         "share_id": created.share.share_id,
         "url": f"{base}/share/{created.secret}",

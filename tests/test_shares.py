@@ -181,10 +181,11 @@ def test_refused_shares(station, shared, tmp_path):
         "--to",
         "x",
         "--items",
-        items[2]["evidence_id"],
+        f"{items[0]['evidence_id']}, {items[2]['evidence_id']}",
         check=False,
     )
     assert outside.returncode == 1 and items[2]["evidence_id"] in outside.stderr
+    assert items[0]["evidence_id"] not in outside.stderr  # the one in the case is not named
     bad_expiry = station.cli(
         "share", "create", "--case", CASE, "--to", "x", "--expires", "soon", check=False
     )

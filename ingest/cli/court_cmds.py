@@ -113,7 +113,8 @@ def share_create(
     case: Annotated[str, typer.Option("--case", help="the case whose evidence is shared")],
     to: Annotated[str, typer.Option("--to", help="recipient, e.g. '某某律师事务所 / defence'")],
     evidence_ids: Annotated[
-        list[str] | None, typer.Option("--items", help="only these items of the case")
+        list[str] | None,
+        typer.Option("--items", help="only these items of the case (repeat, or comma-separate)"),
     ] = None,
     expires: Annotated[str, typer.Option("--expires", help="lifetime: 14d, 36h, 2w")] = "14d",
     allow: Annotated[str, typer.Option("--allow", help="view, or download (originals)")] = "view",
@@ -140,7 +141,10 @@ def share_create(
                 recipient=to,
                 expires_in=parse_expiry(expires),
                 allow=allow,
-                evidence_ids=evidence_ids,
+                evidence_ids=[
+                    i.strip() for v in evidence_ids or [] for i in v.split(",") if i.strip()
+                ]
+                or None,
                 actor=cli_actor(),
             )
         except ShareError as exc:

@@ -116,6 +116,16 @@ def test_share_page_downloads_events_and_revocation(station, shared, tmp_path):
     )
     assert part.status_code == 206 and part.content == got.content[100:200]
     assert part.headers["content-range"] == f"bytes 100-199/{first['size']}"
+    tail = handle.get(
+        f"{path}/download/{first['evidence_id']}", role=None, headers={"Range": "bytes=-10"}
+    )
+    assert tail.status_code == 206 and tail.content == got.content[-10:]
+    beyond = handle.get(
+        f"{path}/download/{first['evidence_id']}",
+        role=None,
+        headers={"Range": f"bytes={first['size']}-"},
+    )
+    assert beyond.status_code == 416
     downloaded = events(handle, "share_downloaded")
     assert len(downloaded) == 1 and downloaded[0].details["client"] == "127.0.0.1"
     assert page.headers["x-frame-options"] == "DENY"

@@ -14,12 +14,16 @@ STAMP := $(VENV)/.installed
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
-	@command -v ffmpeg >/dev/null || { echo "installing ffmpeg (Debian package)"; \
-		{ [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg; } \
-		|| { echo "ffmpeg missing: run 'sudo apt-get install ffmpeg'"; exit 1; }; }
-	@command -v bwrap >/dev/null || { echo "installing bubblewrap (Debian package; the media sandbox)"; \
-		{ [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; } \
-		|| { echo "bwrap missing: run 'sudo apt-get install bubblewrap'"; exit 1; }; }
+	@missing=""; \
+	command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
+	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
+	command -v pdftotext >/dev/null || missing="$$missing poppler-utils"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	ls /usr/share/fonts/truetype/wqy/wqy-microhei.ttc >/dev/null 2>&1 || missing="$$missing fonts-wqy-microhei"; \
+	[ -z "$$missing" ] || { echo "installing Debian packages:$$missing"; \
+		{ [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; } \
+		|| { echo "missing:$$missing – run 'sudo apt-get install$$missing'"; exit 1; }; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'

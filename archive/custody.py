@@ -47,6 +47,12 @@ EVENT_KINDS = frozenset(
         "disposition_planned",
         "disposition_approved",
         "disposed",
+        "report_issued",
+        "share_created",
+        "share_revoked",
+        "share_viewed",
+        "share_played",
+        "share_downloaded",
     }
 )
 

@@ -31,6 +31,7 @@ MODEL_MODULES = [
     "archive.ledger_models",
     "archive.fixity_models",
     "archive.disposition_models",
+    "archive.share_models",
 ]
 
 

@@ -36,6 +36,9 @@ ROUTES = [
     ("GET", "/v1/keys", ALL, {}),
     ("GET", "/metrics", AUDITORS, {}),
     ("GET", "/openapi.json", ALL, {}),
+    ("GET", "/v1/evidence/{id}/custody-report", ALL, {"params": {"format": "json"}}),
+    ("GET", "/v1/cases/M-1/custody-report", ALL, {"params": {"format": "csv"}}),
+    ("GET", "/v1/shares", LINKERS, {}),
 ]
 CALLERS = [*API_ROLES, "no-token", "bad-token", "basic-auth"]
 
@@ -62,6 +65,8 @@ AUDITED = {
     "/v1/evidence/{id}/playback": "playback_issued",
     "/v1/evidence/{id}/bundle": "exported",
     "/v1/ledger/proof/{id}": "downloaded",
+    "/v1/evidence/{id}/custody-report": "report_issued",
+    "/v1/cases/M-1/custody-report": "report_issued",
 }
 
 

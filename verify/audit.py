@@ -186,6 +186,14 @@ def read_bucket_ledger(
     return leaves, signed
 
 
+def read_bucket_leaves(archive: Archive) -> tuple[list[bytes], list[Problem]]:
+    """The contiguous leaves ``0..n-1`` as the bucket holds them, and the
+    problems met reading them (the custody report proves against these)."""
+    report = AuditReport()
+    leaves = _read_segments(archive, report)
+    return leaves, list(report.problems)
+
+
 def _read_segments(archive: Archive, report: AuditReport) -> list[bytes]:
     """The contiguous leaves ``0..n-1`` as stored; gaps and overlaps are problems."""
     segments: list[tuple[int, int, str]] = []

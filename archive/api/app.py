@@ -15,7 +15,15 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from archive.api import routes_cases, routes_evidence, routes_ledger, routes_ops, routes_reports
+from archive.api import (
+    routes_cases,
+    routes_court,
+    routes_evidence,
+    routes_ledger,
+    routes_ops,
+    routes_reports,
+    routes_share,
+)
 from archive.api.auth import TokenBook
 from archive.api.errors import install_error_handlers
 from archive.api.middleware import BodyLimit, RequestContext
@@ -100,7 +108,15 @@ def create_app(archive: Archive, tokens: TokenBook | None = None) -> FastAPI:
         log.warning("no API tokens configured: every request except /healthz will get 401")
     install_error_handlers(app)
     app.state.route_methods = []  # for the Allow header of a 405
-    for module in (routes_evidence, routes_cases, routes_ledger, routes_ops, routes_reports):
+    for module in (
+        routes_evidence,
+        routes_cases,
+        routes_ledger,
+        routes_ops,
+        routes_reports,
+        routes_court,
+        routes_share,
+    ):
         app.include_router(module.router)
         for route in module.router.routes:
             if isinstance(route, APIRoute):

@@ -160,6 +160,7 @@ class _Replay:
 
     links: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     categories: dict[str, str] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)
     disposed: set[str] = field(default_factory=set)
 
 
@@ -343,9 +344,12 @@ def _replay_ledger(leaves: list[bytes], report: RebuildReport) -> _Replay:
                 "linked_by": document.get("actor"),
                 "reason": details.get("reason") or "",
                 "linked_at": _dt(document.get("at")),
+                "linked_scope": details.get("scope"),
             }
-        elif kind == "unlinked":
+        elif kind in ("unlinked", "unlinked_by_admin"):
             replay.links.pop((details.get("case_id"), evidence_id), None)
+        elif kind == "unit_corrected" and details.get("new"):
+            replay.units[evidence_id] = str(details["new"])[:64]
         elif kind == "retention_changed":
             category = (details.get("new") or {}).get("category")
             if category:
@@ -475,6 +479,7 @@ def _read_evidence(
         return None, local.problems
     evidence_id = row["evidence_id"]
     row["category"] = replay.categories.get(evidence_id, row["category"])
+    row["unit"] = replay.units.get(evidence_id, row["unit"])
     if evidence_id in replay.disposed:
         row["state"] = "disposed"
     try:
@@ -644,6 +649,7 @@ def _rebuild_links(
                 "linked_by": link["linked_by"] or "",
                 "reason": link["reason"],
                 "linked_at": link["linked_at"] or _EPOCH,
+                "linked_scope": link.get("linked_scope"),
             }
         )
     with archive.db.session() as session:

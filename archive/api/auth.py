@@ -12,6 +12,10 @@ keep working.
 
 Roles: ``case-system`` reads, links and plays; ``auditor`` reads, plays and
 fetches bundles and proofs; ``admin`` does everything.
+
+Scopes: a token's ``units`` (widened to their descendants in ``[units]``)
+limit every route to those units' items (:mod:`archive.scope`); a token
+without units sees all of them.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import TypeAdapter, ValidationError
 
 from archive.api.errors import ApiError
+from archive.scope import ALL_UNITS, Scope
 from archive.tokens import (  # noqa: F401  (re-exported: the API's names for them)
     ADMIN,
     AUDITOR,
@@ -57,10 +62,11 @@ bearer = HTTPBearer(auto_error=False, description="a Strongroom API token (sr_â€
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the token's configured name and role."""
+    """Who is calling: the token's configured name, role and unit scope."""
 
     name: str
     role: str
+    scope: Scope = ALL_UNITS
 
     @property
     def actor(self) -> str:
@@ -96,6 +102,7 @@ class TokenBook:
     """The configured token hashes, with the tokens file re-read on change."""
 
     def __init__(self, settings: Settings) -> None:
+        self._settings = settings
         self._static = list(settings.api.tokens)
         self._path = (
             settings.resolve(settings.api.tokens_file) if settings.api.tokens_file else None
@@ -144,7 +151,10 @@ class TokenBook:
         for entry in self._current():
             if hmac.compare_digest(presented, entry.sha256.encode("ascii")) and found is None:
                 found = entry
-        return Principal(found.name, found.role) if found else None
+        if found is None:
+            return None
+        scope = Scope(self._settings.unit_scope(found.units)) if found.units else ALL_UNITS
+        return Principal(found.name, found.role, scope)
 
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}

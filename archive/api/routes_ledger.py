@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Request
 
 from archive.api import auth
 from archive.api.auth import Principal
-from archive.api.deps import audit, evidence_or_404, get_archive
+from archive.api.deps import audit, evidence_or_404, get_archive, not_found
 from archive.api.errors import ApiError
 from archive.api.schemas import KeysOut
 from archive.note import encode_vkey
@@ -59,12 +59,12 @@ def get_proof(
     RFC 9162 inclusion proof against that checkpoint."""
     archive = get_archive(request)
     with archive.db.session() as session:
-        evidence_or_404(session, evidence_id)
+        evidence_or_404(session, evidence_id, principal)
     ledger = _ledger()
     try:
         document = ledger.proof_document(archive, evidence_id)
     except KeyError:
-        raise ApiError(404, "evidence_not_found", f"no evidence {evidence_id!r}") from None
+        raise not_found(evidence_id) from None
     except LookupError:
         raise ApiError(404, "no_checkpoint", "the ledger has no checkpoint yet") from None
     checkpoint = document.get("checkpoint") or {}

@@ -56,6 +56,9 @@ class CaseLinkOut(BaseModel):
     linked_by: str
     reason: str
     linked_at: datetime
+    linked_scope: dict[str, Any] | None = Field(
+        None, description='the linker\'s scope: {"units": [...]} or {"all_units": true}'
+    )
 
 
 class SourceOut(BaseModel):

@@ -264,8 +264,8 @@ def api(station: Station) -> Iterator:
     """``api(extra="")`` starts the station's API; every server is stopped afterwards."""
     started: list[ApiHandle] = []
 
-    def start(extra: str = "") -> ApiHandle:
-        handle = start_api(station, extra)
+    def start(extra: str = "", scoped: dict[str, tuple[str, list[str]]] | None = None):
+        handle = start_api(station, extra, scoped)
         started.append(handle)
         return handle
 

@@ -8,13 +8,13 @@ can back up on paper. The public half is published in the bucket as
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nacl.signing import SigningKey
 
 from archive.dsse import key_id
-from config.settings import ConfigError, read_private_file
+from config.settings import ConfigError, Settings, read_private_file
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,8 @@ class StationKey:
     """A signing key with its derived public identity."""
 
     signing_key: SigningKey
+    #: the configured retired keys (``[[signing.trusted]]``), raw 32-byte public keys
+    trusted: tuple[bytes, ...] = field(default=())
 
     @property
     def public_key(self) -> bytes:
@@ -32,8 +34,12 @@ class StationKey:
         return key_id(self.public_key)
 
     def public_keys(self) -> dict[str, bytes]:
-        """The trust map (keyid → raw key) this station verifies with."""
-        return {self.keyid: self.public_key}
+        """The trust map (keyid → raw key) this station verifies with: the
+        current key and the configured retired ones – never a key merely
+        found in the bucket."""
+        keys = {key_id(raw): raw for raw in self.trusted}
+        keys[self.keyid] = self.public_key
+        return keys
 
 
 def create_key(path: Path) -> tuple[StationKey, bool]:
@@ -55,8 +61,9 @@ def create_key(path: Path) -> tuple[StationKey, bool]:
     return StationKey(SigningKey(seed)), True
 
 
-def load_key(path: Path) -> StationKey:
-    """Load the signing key, refusing a file that group or others can read."""
+def load_key(path: Path, trusted: tuple[bytes, ...] = ()) -> StationKey:
+    """Load the signing key, refusing a file that group or others can read.
+    ``trusted``: the retired public keys verifiers also accept."""
     if not path.exists():
         raise ConfigError(f"signing key {path} does not exist; run `strongroom init` first")
     text = read_private_file(path).decode("ascii", "replace").strip()
@@ -66,4 +73,38 @@ def load_key(path: Path) -> StationKey:
         seed = b""
     if len(seed) != 32:
         raise ConfigError(f"signing key {path} is not a 64-hex-digit Ed25519 seed")
-    return StationKey(SigningKey(seed))
+    return StationKey(SigningKey(seed), trusted)
+
+
+def trusted_keys(settings: Settings) -> tuple[bytes, ...]:
+    """The ``[[signing.trusted]]`` public keys as raw bytes."""
+    return tuple(bytes.fromhex(entry.public_key) for entry in settings.signing.trusted)
+
+
+def load_station_key(settings: Settings) -> StationKey:
+    """The signing key with the configured trust set."""
+    return load_key(settings.key_file, trusted_keys(settings))
+
+
+def rotate_key(path: Path) -> tuple[StationKey, StationKey]:
+    """Replace the key file's seed by a new one; the old seed is kept beside it
+    as ``<file>.<keyid>.retired`` (0600, never overwritten). Returns (old, new).
+
+    The new file is written under a temporary name and renamed over the old
+    one, so a crash leaves either key whole, never half of one."""
+    old = load_key(path)
+    retired = path.with_name(f"{path.name}.{old.keyid}.retired")
+    fd = os.open(retired, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(bytes(old.signing_key).hex() + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    seed = os.urandom(32)
+    temporary = path.with_name(f".{path.name}.new")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(seed.hex() + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    return old, StationKey(SigningKey(seed))

@@ -4,7 +4,8 @@ rebuilt from the bucket alone").
 The catalog is an index; what it indexes is signed and locked in the bucket:
 
 * ``manifests/<id>.dsse.json`` – one evidence row each, after its signature
-  verifies with a key published in the bucket (``keys/<keyid>.pub``); the
+  verifies with a *configured* key (the key file's and ``[[signing.trusted]]``;
+  a ``keys/<keyid>.pub`` in the bucket that is not configured is a problem); the
   lock and hold in force are read from a HEAD of the original (the store is
   the truth for locks, the manifest only says what they were at sealing);
 * ``manifests/<id>.derivative.<sha>.dsse.json`` – one stored playback copy each;
@@ -246,10 +247,14 @@ def new_sqlite_catalog(path: Path) -> Iterator[Database]:
 
 
 def _trusted_keys(archive: Archive, report: RebuildReport) -> dict[str, bytes]:
-    """``keys/<keyid>.pub`` of the bucket (each checked against its own id),
-    plus this station's own key."""
+    """The configured trust set (the key file's key and ``[[signing.trusted]]``)
+    – and nothing else. ``keys/<keyid>.pub`` objects are checked against it:
+    whoever can write to the bucket can publish a key, so a published key
+    that is not configured is a problem, never a reason to trust."""
     trusted = dict(archive.key.public_keys())
     for version in _latest_versions(archive, KEY_PREFIX, report, "key"):
+        if not version.key.endswith(".pub"):
+            continue  # rotation statements (keys/<keyid>.rotation.json)
         name = version.key[len(KEY_PREFIX) :].removesuffix(".pub")
         try:
             document = json.loads(archive.store.get_bytes(version.key, version.version_id))
@@ -260,7 +265,13 @@ def _trusted_keys(archive: Archive, report: RebuildReport) -> dict[str, bytes]:
         if len(raw) != 32 or key_id(raw) != name or document.get("keyid") != name:
             report.add("key.id", version.key, "its key does not hash to the key id in its name")
             continue
-        trusted[name] = raw
+        if trusted.get(name) != raw:
+            report.add(
+                "key.untrusted",
+                version.key,
+                "published in the bucket but not a configured signing key "
+                "([signing] key_file or [[signing.trusted]]); what it signed is not trusted",
+            )
     return trusted
 
 

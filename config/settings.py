@@ -14,6 +14,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -236,8 +237,23 @@ class CatalogSettings(_Section):
     )
 
 
+class TrustedKey(_Section):
+    """A signing key verifiers trust besides the current one (a retired key
+    after ``strongroom keys rotate``), with the time it was in use."""
+
+    public_key: str = Field(pattern=r"^[0-9a-f]{64}$", description="Ed25519 public key, hex")
+    valid_from: datetime | None = Field(None, description="signed nothing before this")
+    valid_until: datetime | None = Field(None, description="retired at this time")
+    note: str | None = Field(None, max_length=200)
+
+
 class SigningSettings(_Section):
     key_file: Path = Path("var/keys/signing.key")
+    trusted: list[TrustedKey] = Field(
+        default_factory=list,
+        description="[[signing.trusted]]: retired keys still trusted for what they signed; "
+        "a key in the bucket but not here (nor the key_file's) is not trusted",
+    )
 
 
 class RetentionCategory(_Section):

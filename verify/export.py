@@ -324,18 +324,21 @@ def _suffix(derivative: Derivative) -> str:
 
 
 def _add_keys(archive: Archive, bag: _BagWriter) -> None:
-    key = archive.key
+    """Every configured key – the current one and the retired ones – because an
+    item sealed before a rotation verifies with the key of its time."""
     name = ledger_key_name(archive.settings)
-    document: dict[str, Any] = {
-        "keyid": key.keyid,
-        "algorithm": "ed25519",
-        "public_key": key.public_key.hex(),
-        "key_name": name,
-        "vkey": encode_vkey(name, key.public_key),
-    }
     folder = Path("keys")
-    bag.add_bytes(folder / f"{key.keyid}.json", (json.dumps(document, indent=2) + "\n").encode())
-    bag.add_bytes(folder / f"{key.keyid}.pem", public_key_pem(key.public_key).encode("ascii"))
+    for keyid, raw in sorted(archive.key.public_keys().items()):
+        document: dict[str, Any] = {
+            "keyid": keyid,
+            "algorithm": "ed25519",
+            "public_key": raw.hex(),
+            "key_name": name,
+            "vkey": encode_vkey(name, raw),
+            "current": keyid == archive.key.keyid,
+        }
+        bag.add_bytes(folder / f"{keyid}.json", (json.dumps(document, indent=2) + "\n").encode())
+        bag.add_bytes(folder / f"{keyid}.pem", public_key_pem(raw).encode("ascii"))
 
 
 def verify_text(ids: list[str], keyid: str) -> str:

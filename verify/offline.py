@@ -451,16 +451,18 @@ def _check_leaf(
 # --- entry point ------------------------------------------------------------------------
 
 
-def verify_bundle(root: Path, pubkey: bytes | None = None) -> Report:
-    """Run every check on the bundle in ``root``."""
+def verify_bundle(root: Path, pubkey: bytes | list[bytes] | None = None) -> Report:
+    """Run every check on the bundle in ``root``. ``pubkey``: the trusted key,
+    or several (a station that rotated its key: each item verifies with its own)."""
     report = Report()
     known = check_bag(root, report)
     data = root / "data"
     bundled = _bundle_keys(data, report)
-    if pubkey is not None:
-        keys = [pubkey]
-        if bundled and pubkey not in bundled:
-            report.notes.append("the key shipped in the bundle is not the --pubkey key")
+    given = [pubkey] if isinstance(pubkey, bytes) else pubkey
+    if given:
+        keys = list(given)
+        if bundled and any(k not in keys for k in bundled):
+            report.notes.append("a key shipped in the bundle is not one of the --pubkey keys")
     else:
         keys = bundled
         report.notes.append(
@@ -501,7 +503,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("bundle", type=Path, help="the bundle folder")
     parser.add_argument(
-        "--pubkey", type=Path, help="the station's public key (hex, vkey, PEM, DER or JSON)"
+        "--pubkey",
+        type=Path,
+        action="append",
+        help="the station's public key (hex, vkey, PEM, DER or JSON); repeat for the "
+        "keys of a station that rotated its key",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument(
@@ -511,14 +517,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.bundle.is_dir():
         sys.stderr.write(f"{args.bundle}: not a folder\n")
         return 2
-    pubkey = None
-    if args.pubkey is not None:
+    pubkeys = []
+    for path in args.pubkey or []:
         try:
-            pubkey = read_public_key(args.pubkey.read_bytes())
+            pubkeys.append(read_public_key(path.read_bytes()))
         except (OSError, KeyFileError) as exc:
-            sys.stderr.write(f"--pubkey {args.pubkey}: {exc}\n")
+            sys.stderr.write(f"--pubkey {path}: {exc}\n")
             return 2
-    report = verify_bundle(args.bundle, pubkey)
+    report = verify_bundle(args.bundle, pubkeys or None)
     if args.json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n")
     else:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from nacl.signing import SigningKey
 
@@ -22,8 +24,9 @@ class StationKey:
     """A signing key with its derived public identity."""
 
     signing_key: SigningKey
-    #: the configured retired keys (``[[signing.trusted]]``), raw 32-byte public keys
-    trusted: tuple[bytes, ...] = field(default=())
+    #: the configured retired keys (``[[signing.trusted]]``): raw 32-byte public
+    #: key, valid from, valid until
+    trusted: tuple[tuple[bytes, datetime | None, datetime | None], ...] = field(default=())
 
     @property
     def public_key(self) -> bytes:
@@ -37,9 +40,39 @@ class StationKey:
         """The trust map (keyid → raw key) this station verifies with: the
         current key and the configured retired ones – never a key merely
         found in the bucket."""
-        keys = {key_id(raw): raw for raw in self.trusted}
+        keys = {key_id(raw): raw for raw, _, _ in self.trusted}
         keys[self.keyid] = self.public_key
         return keys
+
+    def window_problem(self, keyid: str, payload: Any) -> str | None:
+        """Why a verified signature by ``keyid`` is out of its key's time, or
+        None. The time is the payload's own (``sealed_at``, ``created_at``,
+        ``applied_at`` or ``at``); a configured key signed only between its
+        ``valid_from`` and ``valid_until``."""
+        window = next(((f, u) for raw, f, u in self.trusted if key_id(raw) == keyid), None)
+        if window is None or not isinstance(payload, dict):
+            return None
+        signed = _payload_time(payload)
+        if signed is None:
+            return None
+        valid_from, valid_until = window
+        if valid_from is not None and signed < valid_from:
+            return f"signed {signed.isoformat()}, before key {keyid} was valid ({valid_from})"
+        if valid_until is not None and signed > valid_until:
+            return f"signed {signed.isoformat()}, after key {keyid} was retired ({valid_until})"
+        return None
+
+
+def _payload_time(payload: dict[str, Any]) -> datetime | None:
+    for name in ("sealed_at", "created_at", "applied_at", "at"):
+        value = payload.get(name)
+        if isinstance(value, str):
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                return None
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
 
 
 def create_key(path: Path) -> tuple[StationKey, bool]:
@@ -61,7 +94,9 @@ def create_key(path: Path) -> tuple[StationKey, bool]:
     return StationKey(SigningKey(seed)), True
 
 
-def load_key(path: Path, trusted: tuple[bytes, ...] = ()) -> StationKey:
+def load_key(
+    path: Path, trusted: tuple[tuple[bytes, datetime | None, datetime | None], ...] = ()
+) -> StationKey:
     """Load the signing key, refusing a file that group or others can read.
     ``trusted``: the retired public keys verifiers also accept."""
     if not path.exists():
@@ -76,9 +111,18 @@ def load_key(path: Path, trusted: tuple[bytes, ...] = ()) -> StationKey:
     return StationKey(SigningKey(seed), trusted)
 
 
-def trusted_keys(settings: Settings) -> tuple[bytes, ...]:
-    """The ``[[signing.trusted]]`` public keys as raw bytes."""
-    return tuple(bytes.fromhex(entry.public_key) for entry in settings.signing.trusted)
+def trusted_keys(settings: Settings) -> tuple[tuple[bytes, datetime | None, datetime | None], ...]:
+    """The ``[[signing.trusted]]`` keys: raw public key and validity window (UTC)."""
+    return tuple(
+        (bytes.fromhex(e.public_key), _utc(e.valid_from), _utc(e.valid_until))
+        for e in settings.signing.trusted
+    )
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def load_station_key(settings: Settings) -> StationKey:

@@ -303,6 +303,10 @@ def _verified(
     if not isinstance(verified.payload, dict):
         report.add("manifest.format", version.key, "the signed payload is not a JSON object")
         return None
+    problem = archive.key.window_problem(verified.keyid, verified.payload)
+    if problem is not None:  # a retired key signing after its retirement: not trusted
+        report.add("manifest.key_window", version.key, problem)
+        return None
     return verified.payload
 
 

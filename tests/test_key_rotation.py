@@ -70,6 +70,19 @@ def test_rotation_keeps_old_and_new_items_verifiable(station, tmp_path):
     only_new = subprocess.run([*offline, *pubkeys[2:]], capture_output=True, text=True)
     assert only_new.returncode == 1, "the old item must not verify with the new key alone"
 
+    # a retired key trusted only until before it signed the old item: out of its window
+    early = rotated["trusted_entry"].replace(
+        f'valid_until = "{rotated["retired_at"]}"', 'valid_until = "2020-01-01T00:00:00+00:00"'
+    )
+    assert early != rotated["trusted_entry"]
+    station.write_config("\n" + early)
+    checked = json.loads(station.cli("verify", before["evidence_id"], "--json", check=False).stdout)
+    problems = {p["check"] for item in checked["items"] for p in item["problems"]}
+    assert "manifest.key_window" in problems, checked
+    assert station.cli("verify", after["evidence_id"], "--json", check=False).returncode == 0
+    summary = _rebuild(station, tmp_path / "windowed.db")
+    assert ("manifest.key_window", before["manifest_key"]) in _checks(summary)
+
 
 def test_a_planted_key_and_what_it_signed_are_named(station, tmp_path):
     item = station.ingest_bytes("ABC1234_012345_20260301083015_0001.MP4", b"real " * 4000)

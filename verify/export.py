@@ -176,8 +176,11 @@ def _by_path(entry: tuple[str, str, int]) -> str:
 
 def _manifest(archive: Archive, key: str, version_id: str | None) -> tuple[bytes, dict]:
     data = archive.store.get_bytes(key, version_id)
-    payload = verify_envelope(data, archive.key.public_keys()).payload
-    return data, payload
+    verified = verify_envelope(data, archive.key.public_keys())
+    problem = archive.key.window_problem(verified.keyid, verified.payload)
+    if problem is not None:
+        raise ExportError(f"{key}: {problem}")
+    return data, verified.payload
 
 
 def export_bundle(

@@ -154,6 +154,7 @@ class _Checker:
     def __init__(self, archive: Archive, result: ItemResult, on_bytes: ProgressFn | None):
         self.store = archive.store
         self.keys = archive.key.public_keys()
+        self.key_window = archive.key.window_problem
         self.result = result
         self.on_bytes = on_bytes
 
@@ -232,10 +233,15 @@ class _Checker:
             self.result.fail(f"{prefix}.present", key, f"version {version_id} is not in the store")
             return None
         try:
-            return verify_envelope(envelope, self.keys).payload
+            verified = verify_envelope(envelope, self.keys)
         except EnvelopeError as exc:
             self.result.fail(f"{prefix}.signature", key, f"does not verify: {exc}")
             return None
+        problem = self.key_window(verified.keyid, verified.payload)
+        if problem is not None:
+            self.result.fail(f"{prefix}.key_window", key, problem)
+            return None
+        return verified.payload
 
     def content(
         self,

@@ -111,3 +111,11 @@ def test_a_planted_key_and_what_it_signed_are_named(station, tmp_path):
     assert ("manifest.signature", forged_key) in checks
     assert planted_id not in summary["keys"]
     assert summary["items"] == 1
+
+    swept = station.cli("fixity", "--json", check=False)
+    assert swept.returncode == 1
+    named = {(p["check"], p["object"]) for p in json.loads(swept.stdout)["bucket_problems"]}
+    assert named == {
+        ("key.untrusted", f"keys/{planted_id}.pub"),
+        ("manifest.untrusted", forged_key),
+    }

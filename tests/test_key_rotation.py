@@ -29,7 +29,7 @@ def _checks(summary) -> set[tuple[str, str]]:
     return {(p["check"], p["subject"]) for p in summary["problems"]}
 
 
-def test_rotation_keeps_old_and_new_items_verifiable(station, tmp_path):
+def test_rotation_keeps_old_and_new_items_verifiable(station, tmp_path, api):
     before = station.ingest_bytes("ABC1234_012345_20260301083015_0001.MP4", b"before " * 4000)
     station.cli("ledger", "checkpoint")
     rotated = json.loads(station.cli("keys", "rotate", "--json").stdout)
@@ -69,6 +69,15 @@ def test_rotation_keeps_old_and_new_items_verifiable(station, tmp_path):
     assert both.returncode == 0, both.stdout + both.stderr
     only_new = subprocess.run([*offline, *pubkeys[2:]], capture_output=True, text=True)
     assert only_new.returncode == 1, "the old item must not verify with the new key alone"
+
+    # the API lists the current key first, then the retired one with its window
+    handle = api("\n" + rotated["trusted_entry"])
+    listed = handle.get("/v1/keys", "auditor").json()["keys"]
+    assert [(k["keyid"], k["current"]) for k in listed] == [
+        (rotated["new_keyid"], True),
+        (rotated["old_keyid"], False),
+    ]
+    assert listed[1]["valid_until"] is not None
 
     # a retired key trusted only until before it signed the old item: out of its window
     early = rotated["trusted_entry"].replace(

@@ -16,6 +16,7 @@ from archive.api.auth import Principal
 from archive.api.deps import audit, evidence_or_404, get_archive, not_found
 from archive.api.errors import ApiError
 from archive.api.schemas import KeysOut
+from archive.dsse import key_id
 from archive.note import encode_vkey
 
 router = APIRouter(tags=["ledger"])
@@ -96,17 +97,26 @@ def get_keys(
     request: Request, principal: Annotated[Principal, Depends(auth.require(auth.READ))]
 ) -> dict[str, Any]:
     """Manifests (DSSE) name the key by ``keyid``; checkpoints (signed notes)
-    by ``vkey``. Both are the same Ed25519 key."""
+    by ``vkey``. Both are the same Ed25519 key. The current key comes first,
+    then the retired keys still trusted (``[[signing.trusted]]``) with the
+    time each was valid."""
     key = get_archive(request).key
     name = key_name(request)
+    keys = [_key_document(name, key.public_key, True, None, None)]
+    for raw, valid_from, valid_until in key.trusted:
+        if raw != key.public_key:
+            keys.append(_key_document(name, raw, False, valid_from, valid_until))
+    return {"keys": keys}
+
+
+def _key_document(name: str, raw: bytes, current: bool, valid_from, valid_until) -> dict[str, Any]:
     return {
-        "keys": [
-            {
-                "keyid": key.keyid,
-                "algorithm": "ed25519",
-                "public_key_hex": key.public_key.hex(),
-                "key_name": name,
-                "vkey": encode_vkey(name, key.public_key),
-            }
-        ]
+        "keyid": key_id(raw),
+        "algorithm": "ed25519",
+        "public_key_hex": raw.hex(),
+        "key_name": name,
+        "vkey": encode_vkey(name, raw),
+        "current": current,
+        "valid_from": valid_from,
+        "valid_until": valid_until,
     }

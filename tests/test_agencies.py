@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 
+import pytest
 from sqlalchemy import select
 from test_caselinks import events
 
@@ -121,3 +122,18 @@ def test_cli_find_is_one_search_event(station):
     assert search.actor.startswith("os:") and search.evidence_id is None
     assert search.details["filters"] == {"officer": "012345", "unit": "police", "limit": 1000}
     assert search.details["via"] == "cli"
+
+
+def test_a_token_naming_an_unknown_unit_is_a_configuration_error():
+    from archive.api.auth import TokenBook, hash_token
+    from config.settings import ConfigError, Settings
+
+    def book(units: list[str]) -> TokenBook:
+        token = {"name": "cms", "role": "case-system", "sha256": hash_token("x"), "units": units}
+        return TokenBook(
+            Settings(units={"police": {}, "city": {}}, api={"tokens": [token]})  # type: ignore[arg-type]
+        )
+
+    assert book(["police"]).lookup("x").scope.units == frozenset({"police"})
+    with pytest.raises(ConfigError, match="polcie"):
+        book(["polcie"])

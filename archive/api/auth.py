@@ -103,7 +103,7 @@ class TokenBook:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._static = list(settings.api.tokens)
+        self._static = self._known_units(list(settings.api.tokens), "[api] tokens")
         self._path = (
             settings.resolve(settings.api.tokens_file) if settings.api.tokens_file else None
         )
@@ -112,8 +112,23 @@ class TokenBook:
         self._from_file: list[ApiToken] = []
         if self._path is not None:
             # a broken file at start-up is a configuration error, said loudly
-            self._from_file = parse_tokens_file(read_private_file(self._path), self._path)
+            self._from_file = self._known_units(
+                parse_tokens_file(read_private_file(self._path), self._path), str(self._path)
+            )
             self._stamp = self._file_stamp()
+
+    def _known_units(self, entries: list[ApiToken], where: str) -> list[ApiToken]:
+        """With a ``[units]`` tree configured, a token may name only its units:
+        a typo would otherwise silently scope the token to nothing."""
+        tree = self._settings.units
+        for entry in entries:
+            unknown = [u for u in entry.units if tree and u not in tree]
+            if unknown:
+                raise ConfigError(
+                    f"{where}: token {entry.name!r} names unit(s) not in [units]: "
+                    f"{', '.join(unknown)}"
+                )
+        return entries
 
     def _file_stamp(self) -> tuple[int, ...] | None:
         assert self._path is not None
@@ -132,7 +147,10 @@ class TokenBook:
             if stamp != self._stamp:
                 self._stamp = stamp
                 try:
-                    self._from_file = parse_tokens_file(read_private_file(self._path), self._path)
+                    self._from_file = self._known_units(
+                        parse_tokens_file(read_private_file(self._path), self._path),
+                        str(self._path),
+                    )
                     log.info("reloaded %d API token(s) from %s", len(self._from_file), self._path)
                 except (OSError, ConfigError, UnicodeDecodeError) as exc:
                     self._from_file = []

@@ -16,6 +16,8 @@ import sys
 from nacl.signing import SigningKey
 
 from archive.dsse import EVIDENCE_PAYLOAD_TYPE, envelope_bytes, key_id, sign_envelope
+from archive.ledger import checkpoint_document
+from archive.note import parse_vkey
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
@@ -45,6 +47,12 @@ def test_rotation_keeps_old_and_new_items_verifiable(station, tmp_path, api):
     assert code != 0, "an old item verified although its key is not configured"
 
     station.write_config("\n" + rotated["trusted_entry"])
+    archive = station.archive()
+    try:  # the latest checkpoint is still the old key's: its vkey says so
+        _, signer = parse_vkey(checkpoint_document(archive)["vkey"])
+    finally:
+        archive.close()
+    assert signer.hex() == rotated["old_public_key"]
     station.cli("ledger", "checkpoint")
     for item in (before, after):
         checked = station.cli("verify", item["evidence_id"], "--json", check=False)

@@ -42,6 +42,7 @@ from archive.custody import record_event
 from archive.db import utcnow
 from archive.holds import apply_hold
 from archive.models import Evidence
+from archive.scope import ALL_UNITS, Scope
 from config.settings import Settings
 
 MAX_CASE_ID = 128
@@ -62,6 +63,10 @@ class UnknownEvidence(LookupError):
 
 class LinkRefused(ValueError):
     """The request is malformed (case id or reason)."""
+
+
+class NotLinkOwner(PermissionError):
+    """Only who made a link (or an admin) may remove it."""
 
 
 class EvidenceGone(LinkRefused):
@@ -114,8 +119,9 @@ def check_reason(reason: str | None) -> str:
     return reason.strip()
 
 
-def _lock_item(session: Session, evidence_id: str) -> Evidence:
-    """Write-lock the item's row, then load it (see the module doc)."""
+def _lock_item(session: Session, evidence_id: str, scope: Scope = ALL_UNITS) -> Evidence:
+    """Write-lock the item's row, then load it (see the module doc). An item
+    outside ``scope`` is unknown, exactly like a missing one."""
     touched = session.execute(
         update(Evidence)
         .where(Evidence.evidence_id == evidence_id)
@@ -123,20 +129,30 @@ def _lock_item(session: Session, evidence_id: str) -> Evidence:
         .execution_options(synchronize_session=False)
     )
     evidence = session.get(Evidence, evidence_id, populate_existing=True)
-    if touched.rowcount == 0 or evidence is None:
+    if touched.rowcount == 0 or evidence is None or not scope.covers(evidence.unit):
         raise UnknownEvidence(evidence_id)
     return evidence
 
 
 def link(
-    archive: Archive, case_id: str, evidence_id: str, *, actor: str, reason: str | None
+    archive: Archive,
+    case_id: str,
+    evidence_id: str,
+    *,
+    actor: str,
+    reason: str | None,
+    scope: Scope = ALL_UNITS,
+    admin: bool = True,
 ) -> LinkResult:
-    """Link ``evidence_id`` to ``case_id`` and hold it. Idempotent."""
+    """Link ``evidence_id`` to ``case_id`` and hold it. Idempotent.
+
+    The link records ``actor`` and ``scope``: they decide who may unlink it.
+    An item outside ``scope`` (another agency's) is :class:`UnknownEvidence`."""
     check_case_id(case_id)
     reason = check_reason(reason)
     category = archive.settings.retention.case_category
     with archive.db.session() as session:
-        evidence = _lock_item(session, evidence_id)
+        evidence = _lock_item(session, evidence_id, scope)
         if evidence.state in GONE_STATES:
             raise EvidenceGone(f"{evidence_id} is {evidence.state}: its objects no longer exist")
         row = session.get(CaseLink, (case_id, evidence_id))
@@ -148,6 +164,7 @@ def link(
                 linked_by=actor,
                 reason=reason,
                 linked_at=utcnow(),
+                linked_scope=scope.to_dict(),
             )
             session.add(row)
             session.flush()
@@ -156,7 +173,12 @@ def link(
                 "linked",
                 actor=actor,
                 evidence_id=evidence_id,
-                details={"case_id": case_id, "reason": reason, "category": category},
+                details={
+                    "case_id": case_id,
+                    "reason": reason,
+                    "category": category,
+                    "scope": scope.to_dict(),
+                },
                 at=row.linked_at,
             )
         held = apply_hold(
@@ -168,27 +190,46 @@ def link(
 
 
 def unlink(
-    archive: Archive, case_id: str, evidence_id: str, *, actor: str, reason: str | None
+    archive: Archive,
+    case_id: str,
+    evidence_id: str,
+    *,
+    actor: str,
+    reason: str | None,
+    scope: Scope = ALL_UNITS,
+    admin: bool = True,
 ) -> LinkResult:
-    """Remove the link; release the hold if nothing else requires it. Idempotent."""
+    """Remove the link; release the hold if nothing else requires it. Idempotent.
+
+    Only the identity that made the link, or an admin, may remove it
+    (:class:`NotLinkOwner` otherwise). An admin removing someone else's link
+    is its own event kind, ``unlinked_by_admin``, so the override stands out."""
     check_case_id(case_id)
     reason = check_reason(reason)
     with archive.db.session() as session:
-        _lock_item(session, evidence_id)
+        _lock_item(session, evidence_id, scope)
         row = session.get(CaseLink, (case_id, evidence_id))
         removed = row is not None
         if row is not None:
+            foreign = row.linked_by != actor
+            if foreign and not admin:
+                raise NotLinkOwner(
+                    f"the link of {evidence_id} to case {case_id} was made by {row.linked_by}; "
+                    "only that identity or an admin may remove it"
+                )
             session.delete(row)
             record_event(
                 session,
-                "unlinked",
+                "unlinked_by_admin" if foreign else "unlinked",
                 actor=actor,
                 evidence_id=evidence_id,
                 details={
                     "case_id": case_id,
                     "reason": reason,
                     "linked_by": row.linked_by,
+                    "linked_scope": row.linked_scope,
                     "linked_at": row.linked_at.isoformat(),
+                    "scope": scope.to_dict(),
                 },
             )
     with archive.db.session() as session:
@@ -225,6 +266,7 @@ def link_dict(row: CaseLink) -> dict[str, Any]:
         "linked_by": row.linked_by,
         "reason": row.reason,
         "linked_at": row.linked_at.isoformat(),
+        "linked_scope": row.linked_scope,
     }
 
 

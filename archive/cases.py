@@ -24,3 +24,5 @@ class CaseLink(Base):
     linked_by: Mapped[str] = mapped_column(String(200))
     reason: Mapped[str] = mapped_column(Text)
     linked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: the scope of whoever linked (``{"units": [...]}`` or ``{"all_units": true}``)
+    linked_scope: Mapped[dict | None] = mapped_column(default=None)

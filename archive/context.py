@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from archive.db import Database
-from archive.keys import StationKey, load_key
+from archive.keys import StationKey, load_station_key
 from archive.store import ObjectStore, Retention
 from config.settings import RetentionCategory, Settings
 
@@ -25,7 +25,7 @@ class Archive:
             settings=settings,
             db=Database(settings.catalog_url),
             store=ObjectStore(settings.store),
-            key=load_key(settings.key_file),
+            key=load_station_key(settings),
         )
 
     def close(self) -> None:

@@ -37,6 +37,10 @@ EVENT_KINDS = frozenset(
         "derivative_requeued",
         "linked",
         "unlinked",
+        "unlinked_by_admin",  # an admin removed a link someone else made (issue 15)
+        "searched",  # a search: who asked for what (filters, not results)
+        "unit_corrected",  # an item's unit set right after sealing
+        "key_rotated",  # the signing key was replaced (strongroom keys rotate)
         "legal_hold_changed",
         "viewed",
         "playback_issued",

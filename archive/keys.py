@@ -8,13 +8,15 @@ can back up on paper. The public half is published in the bucket as
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from nacl.signing import SigningKey
 
 from archive.dsse import key_id
-from config.settings import ConfigError, read_private_file
+from config.settings import ConfigError, Settings, read_private_file
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,9 @@ class StationKey:
     """A signing key with its derived public identity."""
 
     signing_key: SigningKey
+    #: the configured retired keys (``[[signing.trusted]]``): raw 32-byte public
+    #: key, valid from, valid until
+    trusted: tuple[tuple[bytes, datetime | None, datetime | None], ...] = field(default=())
 
     @property
     def public_key(self) -> bytes:
@@ -32,8 +37,42 @@ class StationKey:
         return key_id(self.public_key)
 
     def public_keys(self) -> dict[str, bytes]:
-        """The trust map (keyid → raw key) this station verifies with."""
-        return {self.keyid: self.public_key}
+        """The trust map (keyid → raw key) this station verifies with: the
+        current key and the configured retired ones – never a key merely
+        found in the bucket."""
+        keys = {key_id(raw): raw for raw, _, _ in self.trusted}
+        keys[self.keyid] = self.public_key
+        return keys
+
+    def window_problem(self, keyid: str, payload: Any) -> str | None:
+        """Why a verified signature by ``keyid`` is out of its key's time, or
+        None. The time is the payload's own (``sealed_at``, ``created_at``,
+        ``applied_at`` or ``at``); a configured key signed only between its
+        ``valid_from`` and ``valid_until``."""
+        window = next(((f, u) for raw, f, u in self.trusted if key_id(raw) == keyid), None)
+        if window is None or not isinstance(payload, dict):
+            return None
+        signed = _payload_time(payload)
+        if signed is None:
+            return None
+        valid_from, valid_until = window
+        if valid_from is not None and signed < valid_from:
+            return f"signed {signed.isoformat()}, before key {keyid} was valid ({valid_from})"
+        if valid_until is not None and signed > valid_until:
+            return f"signed {signed.isoformat()}, after key {keyid} was retired ({valid_until})"
+        return None
+
+
+def _payload_time(payload: dict[str, Any]) -> datetime | None:
+    for name in ("sealed_at", "created_at", "applied_at", "at"):
+        value = payload.get(name)
+        if isinstance(value, str):
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                return None
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
 
 
 def create_key(path: Path) -> tuple[StationKey, bool]:
@@ -55,8 +94,11 @@ def create_key(path: Path) -> tuple[StationKey, bool]:
     return StationKey(SigningKey(seed)), True
 
 
-def load_key(path: Path) -> StationKey:
-    """Load the signing key, refusing a file that group or others can read."""
+def load_key(
+    path: Path, trusted: tuple[tuple[bytes, datetime | None, datetime | None], ...] = ()
+) -> StationKey:
+    """Load the signing key, refusing a file that group or others can read.
+    ``trusted``: the retired public keys verifiers also accept."""
     if not path.exists():
         raise ConfigError(f"signing key {path} does not exist; run `strongroom init` first")
     text = read_private_file(path).decode("ascii", "replace").strip()
@@ -66,4 +108,47 @@ def load_key(path: Path) -> StationKey:
         seed = b""
     if len(seed) != 32:
         raise ConfigError(f"signing key {path} is not a 64-hex-digit Ed25519 seed")
-    return StationKey(SigningKey(seed))
+    return StationKey(SigningKey(seed), trusted)
+
+
+def trusted_keys(settings: Settings) -> tuple[tuple[bytes, datetime | None, datetime | None], ...]:
+    """The ``[[signing.trusted]]`` keys: raw public key and validity window (UTC)."""
+    return tuple(
+        (bytes.fromhex(e.public_key), _utc(e.valid_from), _utc(e.valid_until))
+        for e in settings.signing.trusted
+    )
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def load_station_key(settings: Settings) -> StationKey:
+    """The signing key with the configured trust set."""
+    return load_key(settings.key_file, trusted_keys(settings))
+
+
+def rotate_key(path: Path) -> tuple[StationKey, StationKey]:
+    """Replace the key file's seed by a new one; the old seed is kept beside it
+    as ``<file>.<keyid>.retired`` (0600, never overwritten). Returns (old, new).
+
+    The new file is written under a temporary name and renamed over the old
+    one, so a crash leaves either key whole, never half of one."""
+    old = load_key(path)
+    retired = path.with_name(f"{path.name}.{old.keyid}.retired")
+    fd = os.open(retired, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(bytes(old.signing_key).hex() + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    seed = os.urandom(32)
+    temporary = path.with_name(f".{path.name}.new")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(seed.hex() + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    return old, StationKey(SigningKey(seed))

@@ -38,7 +38,7 @@ from archive.ledger_models import LedgerCheckpoint, LedgerState
 from archive.merkle import CompactRange, inclusion_proof, leaf_hash, verify_inclusion
 from archive.metrics import ERRORS, LEDGER_SIZE
 from archive.models import CustodyEvent, Evidence
-from archive.note import encode_vkey, format_checkpoint, sign_note
+from archive.note import NoteError, encode_vkey, format_checkpoint, open_note, sign_note
 from archive.store import AlreadyExists, Retention
 from config.settings import ConfigError, Settings
 
@@ -311,6 +311,18 @@ def latest_checkpoint(session: Session) -> LedgerCheckpoint | None:
     ).first()
 
 
+def _signer(archive: Archive, row: LedgerCheckpoint) -> bytes:
+    """The configured key that signed this checkpoint's note: after a key
+    rotation the latest checkpoint may still be the retired key's."""
+    for raw in (archive.key.public_key, *archive.key.public_keys().values()):
+        try:
+            open_note(row.note, {row.key_name: raw})
+        except NoteError:
+            continue
+        return raw
+    return archive.key.public_key
+
+
 def _checkpoint_dict(archive: Archive, row: LedgerCheckpoint) -> dict[str, Any]:
     return {
         "origin": row.origin,
@@ -318,7 +330,7 @@ def _checkpoint_dict(archive: Archive, row: LedgerCheckpoint) -> dict[str, Any]:
         "root_hash": row.root_hash,
         "note": row.note,
         "key_name": row.key_name,
-        "vkey": encode_vkey(row.key_name, archive.key.public_key),
+        "vkey": encode_vkey(row.key_name, _signer(archive, row)),
         "key": row.checkpoint_key,
         "version_id": row.checkpoint_version_id,
         "created_at": row.created_at.isoformat(),

@@ -27,6 +27,13 @@ class EvidenceFilter:
     since: datetime | None = None
     until: datetime | None = None
 
+    def to_dict(self) -> dict[str, str | None]:
+        """The filters as a search custody event records them."""
+        return {
+            name: value.isoformat() if isinstance(value, datetime) else value
+            for name, value in vars(self).items()
+        }
+
 
 def evidence_query(filters: EvidenceFilter):
     """A SELECT of evidence rows in stable order (sealed time, then id)."""

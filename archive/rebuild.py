@@ -4,7 +4,8 @@ rebuilt from the bucket alone").
 The catalog is an index; what it indexes is signed and locked in the bucket:
 
 * ``manifests/<id>.dsse.json`` – one evidence row each, after its signature
-  verifies with a key published in the bucket (``keys/<keyid>.pub``); the
+  verifies with a *configured* key (the key file's and ``[[signing.trusted]]``;
+  a ``keys/<keyid>.pub`` in the bucket that is not configured is a problem); the
   lock and hold in force are read from a HEAD of the original (the store is
   the truth for locks, the manifest only says what they were at sealing);
 * ``manifests/<id>.derivative.<sha>.dsse.json`` – one stored playback copy each;
@@ -160,6 +161,7 @@ class _Replay:
 
     links: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     categories: dict[str, str] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)
     disposed: set[str] = field(default_factory=set)
 
 
@@ -245,10 +247,14 @@ def new_sqlite_catalog(path: Path) -> Iterator[Database]:
 
 
 def _trusted_keys(archive: Archive, report: RebuildReport) -> dict[str, bytes]:
-    """``keys/<keyid>.pub`` of the bucket (each checked against its own id),
-    plus this station's own key."""
+    """The configured trust set (the key file's key and ``[[signing.trusted]]``)
+    – and nothing else. ``keys/<keyid>.pub`` objects are checked against it:
+    whoever can write to the bucket can publish a key, so a published key
+    that is not configured is a problem, never a reason to trust."""
     trusted = dict(archive.key.public_keys())
     for version in _latest_versions(archive, KEY_PREFIX, report, "key"):
+        if not version.key.endswith(".pub"):
+            continue  # rotation statements (keys/<keyid>.rotation.json)
         name = version.key[len(KEY_PREFIX) :].removesuffix(".pub")
         try:
             document = json.loads(archive.store.get_bytes(version.key, version.version_id))
@@ -259,7 +265,13 @@ def _trusted_keys(archive: Archive, report: RebuildReport) -> dict[str, bytes]:
         if len(raw) != 32 or key_id(raw) != name or document.get("keyid") != name:
             report.add("key.id", version.key, "its key does not hash to the key id in its name")
             continue
-        trusted[name] = raw
+        if trusted.get(name) != raw:
+            report.add(
+                "key.untrusted",
+                version.key,
+                "published in the bucket but not a configured signing key "
+                "([signing] key_file or [[signing.trusted]]); what it signed is not trusted",
+            )
     return trusted
 
 
@@ -290,6 +302,10 @@ def _verified(
         return None
     if not isinstance(verified.payload, dict):
         report.add("manifest.format", version.key, "the signed payload is not a JSON object")
+        return None
+    problem = archive.key.window_problem(verified.keyid, verified.payload)
+    if problem is not None:  # a retired key signing after its retirement: not trusted
+        report.add("manifest.key_window", version.key, problem)
         return None
     return verified.payload
 
@@ -343,9 +359,12 @@ def _replay_ledger(leaves: list[bytes], report: RebuildReport) -> _Replay:
                 "linked_by": document.get("actor"),
                 "reason": details.get("reason") or "",
                 "linked_at": _dt(document.get("at")),
+                "linked_scope": details.get("scope"),
             }
-        elif kind == "unlinked":
+        elif kind in ("unlinked", "unlinked_by_admin"):
             replay.links.pop((details.get("case_id"), evidence_id), None)
+        elif kind == "unit_corrected" and details.get("new"):
+            replay.units[evidence_id] = str(details["new"])[:64]
         elif kind == "retention_changed":
             category = (details.get("new") or {}).get("category")
             if category:
@@ -475,6 +494,7 @@ def _read_evidence(
         return None, local.problems
     evidence_id = row["evidence_id"]
     row["category"] = replay.categories.get(evidence_id, row["category"])
+    row["unit"] = replay.units.get(evidence_id, row["unit"])
     if evidence_id in replay.disposed:
         row["state"] = "disposed"
     try:
@@ -644,6 +664,7 @@ def _rebuild_links(
                 "linked_by": link["linked_by"] or "",
                 "reason": link["reason"],
                 "linked_at": link["linked_at"] or _EPOCH,
+                "linked_scope": link.get("linked_scope"),
             }
         )
     with archive.db.session() as session:

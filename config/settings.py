@@ -15,8 +15,9 @@ import re
 import stat
 import tomllib
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -41,6 +42,9 @@ from config.transcode import TranscodeSettings
 __all__ = ["DEFAULT_NAME_PATTERN", "NAME_PATTERN_GROUPS"]  # re-exported: older imports
 
 LockMode = Literal["COMPLIANCE", "GOVERNANCE"]
+
+#: a unit code: letters, digits, ``._-`` (GA/T 947 uses 12 digits; agencies pick their own)
+UNIT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 
 class _Section(BaseModel):
@@ -78,6 +82,12 @@ class DockSettings(_Section):
     )
     time_format: str | None = Field(
         None, description="strptime format for the start/end groups, when digits alone will not do"
+    )
+    unit: str | None = Field(
+        None,
+        max_length=64,
+        pattern=UNIT_PATTERN,
+        description="the unit (agency) whose recorders dock here; overrides the file name's",
     )
     poll: bool = Field(False, description="poll instead of inotify (network mounts)")
     poll_interval: float = Field(2.0, gt=0.0)
@@ -238,8 +248,23 @@ class CatalogSettings(_Section):
     )
 
 
+class TrustedKey(_Section):
+    """A signing key verifiers trust besides the current one (a retired key
+    after ``strongroom keys rotate``), with the time it was in use."""
+
+    public_key: str = Field(pattern=r"^[0-9a-f]{64}$", description="Ed25519 public key, hex")
+    valid_from: datetime | None = Field(None, description="signed nothing before this")
+    valid_until: datetime | None = Field(None, description="retired at this time")
+    note: str | None = Field(None, max_length=200)
+
+
 class SigningSettings(_Section):
     key_file: Path = Path("var/keys/signing.key")
+    trusted: list[TrustedKey] = Field(
+        default_factory=list,
+        description="[[signing.trusted]]: retired keys still trusted for what they signed; "
+        "a key in the bucket but not here (nor the key_file's) is not trusted",
+    )
 
 
 class RetentionCategory(_Section):
@@ -297,12 +322,38 @@ class PipelineSettings(_Section):
 ApiRole = Literal["case-system", "auditor", "admin"]
 
 
+class UnitSettings(_Section):
+    """One node of the unit tree, ``[units.<code>]`` (county → agency → brigade).
+
+    A token scoped to a unit sees that unit's items and every descendant's."""
+
+    name: str | None = Field(None, max_length=200, description="display name (公安局, 城管局 …)")
+    parent: str | None = Field(None, max_length=64, pattern=UNIT_PATTERN)
+
+
 class ApiToken(_Section):
-    """One bearer token, kept only as the SHA-256 of its text (never the token)."""
+    """One bearer token, kept only as the SHA-256 of its text (never the token).
+
+    ``units`` limits what the token sees to those units and their descendants.
+    A token without units sees every unit – allowed for ``auditor`` and ``admin``,
+    and for a ``case-system`` token only when ``all_units = true`` says so
+    (a forgotten ``--unit`` must not hand one agency every agency's footage)."""
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
     role: ApiRole
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="hex SHA-256 of the token")
+    units: list[Annotated[str, Field(max_length=64, pattern=UNIT_PATTERN)]] = Field(
+        default_factory=list, description="unit codes this token may see (with descendants)"
+    )
+    all_units: bool = Field(False, description="explicitly every unit (case-system tokens)")
+
+    def model_post_init(self, _context: Any) -> None:
+        if self.units and self.all_units:
+            raise ValueError("set units or all_units = true, not both")
+        if not self.units and not self.all_units and self.role == "case-system":
+            raise ValueError(
+                "a case-system token needs units (--unit) or an explicit all_units = true"
+            )
 
 
 class ApiSettings(_Section):
@@ -410,6 +461,9 @@ class Settings(BaseSettings):
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     fixity: FixitySettings = Field(default_factory=FixitySettings)
     names: NamesSettings = Field(default_factory=NamesSettings)
+    units: dict[str, UnitSettings] = Field(
+        default_factory=dict, description="the unit tree, [units.<code>] name, parent"
+    )
 
     #: the file these settings came from, if any (not a config key)
     source_file: Path | None = Field(None, exclude=True)
@@ -464,7 +518,35 @@ class Settings(BaseSettings):
     def category(self, name: str) -> RetentionCategory:
         return self.retention.categories[name]
 
+    def unit_scope(self, codes: list[str] | tuple[str, ...]) -> frozenset[str]:
+        """``codes`` with every descendant in the ``[units]`` tree (a code not in
+        the tree stands for itself alone)."""
+        children: dict[str, list[str]] = {}
+        for code, unit in self.units.items():
+            if unit.parent is not None:
+                children.setdefault(unit.parent, []).append(code)
+        found: set[str] = set()
+        todo = list(codes)
+        while todo:
+            code = todo.pop()
+            if code not in found:
+                found.add(code)
+                todo.extend(children.get(code, ()))
+        return frozenset(found)
+
     def model_post_init(self, _context: Any) -> None:
+        for code, unit in self.units.items():
+            if not re.fullmatch(UNIT_PATTERN, code):
+                raise ValueError(f"units.{code}: not a valid unit code")
+            seen = {code}
+            parent = unit.parent
+            while parent is not None:
+                if parent not in self.units:
+                    raise ValueError(f"units.{code}.parent: unknown unit {parent!r}")
+                if parent in seen:
+                    raise ValueError(f"units.{code}: the parent chain loops through {parent!r}")
+                seen.add(parent)
+                parent = self.units[parent].parent
         known = self.name_profiles()
         for n, dock in enumerate(self.docks):
             if dock.name_profile is not None and dock.name_profile not in known:

@@ -21,7 +21,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ClassVar
@@ -373,6 +373,11 @@ class Pipeline:
             evidence_id = evidence_id_for(job.sha256)
             rule = self._name_rule(job.dock)
             source = identify_with(rule, job.display_name)
+            name_unit = source.unit
+            dock = self._dock_settings(job.dock)
+            if dock is not None and dock.unit is not None:
+                # the dock belongs to one agency: its unit is the item's, whatever the name says
+                source = replace(source, unit=dock.unit)
             flags = list(dict.fromkeys([*(job.flags or []), *source.flags]))
             summary, probe_error = self._probe(job.spool_path)
             media_created, media_problem = media_time(
@@ -410,6 +415,10 @@ class Pipeline:
                 "media_created": media_created.isoformat() if media_created else None,
                 "time_source": time_source,
             }
+            if source.unit is not None:
+                source_doc["unit_source"] = "name" if source.unit == name_unit else "dock"
+            if name_unit is not None and name_unit != source.unit:
+                source_doc["name_unit"] = name_unit  # what the file name claimed instead
             if media_problem:
                 source_doc["media_time_problem"] = media_problem
             if probe_error:

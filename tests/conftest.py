@@ -232,22 +232,26 @@ class ApiHandle:
         self.archive.close()
 
 
-def start_api(station: Station, extra: str = "") -> ApiHandle:
-    """Give the station a 0600 tokens file with one token per role, rewrite its
+def start_api(
+    station: Station, extra: str = "", scoped: dict[str, tuple[str, list[str]]] | None = None
+) -> ApiHandle:
+    """Give the station a 0600 tokens file with one all-unit token per role
+    (and one per ``scoped`` entry: handle name → (role, units)), rewrite its
     config (``extra`` is appended inside ``[api]`` first, so it may start with
     more ``[api]`` keys), and serve the API on a free port."""
     from archive.api.auth import hash_token, new_token
     from archive.api.server import ApiServer
 
-    tokens = {role: new_token() for role in API_ROLES}
+    tokens = {role: new_token() for role in [*API_ROLES, *(scoped or {})]}
+    entries = []
+    for who, token in tokens.items():
+        role, units = (scoped or {}).get(who, (who, []))
+        entry = f'[[tokens]]\nname = "{who}-client"\nrole = "{role}"\n'
+        entry += f'sha256 = "{hash_token(token)}"\n'
+        entry += f"units = {json.dumps(units)}\n" if units else "all_units = true\n"
+        entries.append(entry)
     path = station.root / "tokens.toml"
-    path.write_text(
-        "".join(
-            f'[[tokens]]\nname = "{role}-client"\nrole = "{role}"\nsha256 = "{hash_token(t)}"\n'
-            for role, t in tokens.items()
-        ),
-        encoding="utf-8",
-    )
+    path.write_text("".join(entries), encoding="utf-8")
     path.chmod(0o600)
     station.write_config(f'tokens_file = "{path}"\n{extra}')
     archive = station.archive()
@@ -260,8 +264,8 @@ def api(station: Station) -> Iterator:
     """``api(extra="")`` starts the station's API; every server is stopped afterwards."""
     started: list[ApiHandle] = []
 
-    def start(extra: str = "") -> ApiHandle:
-        handle = start_api(station, extra)
+    def start(extra: str = "", scoped: dict[str, tuple[str, list[str]]] | None = None):
+        handle = start_api(station, extra, scoped)
         started.append(handle)
         return handle
 

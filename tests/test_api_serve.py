@@ -29,7 +29,9 @@ def answers(url: str) -> bool:
 
 def test_serve_accepts_env_tokens_and_never_logs_them(station, tmp_path):
     created = json.loads(
-        station.cli("token", "create", "cms", "--role", "case-system", "--json").stdout
+        station.cli(
+            "token", "create", "cms", "--role", "case-system", "--all-units", "--json"
+        ).stdout
     )
     token = created["token"]
     assert created["sha256"] and token not in created["tokens_file_entry"]
@@ -39,7 +41,9 @@ def test_serve_accepts_env_tokens_and_never_logs_them(station, tmp_path):
     env = {
         **os.environ,
         **station.env,
-        "STRONGROOM_API__TOKENS": json.dumps([{k: created[k] for k in ("name", "role", "sha256")}]),
+        "STRONGROOM_API__TOKENS": json.dumps(
+            [{k: created[k] for k in ("name", "role", "sha256", "all_units")}]
+        ),
     }
     with log_path.open("wb") as log:
         process = subprocess.Popen(

@@ -96,7 +96,12 @@ def test_link_makes_the_store_refuse_deleting_the_original_until_unlinked(statio
 
     [link_event] = events(station, "linked", evidence_id)
     assert link_event.actor == "token:case-system-client"
-    assert link_event.details == {"case_id": "A-2026-17", "reason": "r1", "category": "evidence"}
+    assert link_event.details == {
+        "case_id": "A-2026-17",
+        "reason": "r1",
+        "category": "evidence",
+        "scope": {"all_units": True},
+    }
     [unlink_event] = events(station, "unlinked", evidence_id)
     assert unlink_event.details["reason"] == "case closed"
     holds = [e.details["legal_hold"] for e in events(station, "legal_hold_changed", evidence_id)]

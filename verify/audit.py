@@ -270,12 +270,27 @@ def _check_versions(archive: Archive, report: AuditReport) -> None:
             )
 
 
+def _open_with_any(text: bytes, verifier_sets: list[dict[str, bytes]]):
+    """The checkpoint, verified by the first trusted key that signed it (the
+    same key name may have had several keys across rotations)."""
+    error: NoteError | None = None
+    for verifiers in verifier_sets:
+        try:
+            return open_checkpoint(text, verifiers)[0]
+        except NoteError as exc:
+            error = error or exc
+    raise error or NoteError("no trusted key")
+
+
 def _check_checkpoints(
     archive: Archive, report: AuditReport, leaves: list[bytes]
 ) -> dict[int, tuple[bytes, str]]:
     """Verify every stored checkpoint; returns ``{size: (signed root, note text)}``."""
     settings = archive.settings
-    verifiers = {ledger_key_name(settings): archive.key.public_key}
+    name = ledger_key_name(settings)
+    # the current key and every configured retired one: a checkpoint signed
+    # before a rotation verifies with the key of its time
+    verifier_sets = [{name: raw} for raw in archive.key.public_keys().values()]
     origin = ledger_origin(settings)
     sizes: list[tuple[int, str]] = []
     for key in archive.store.list_keys(CHECKPOINT_PREFIX):
@@ -294,7 +309,7 @@ def _check_checkpoints(
     for size, key in sizes:
         text = archive.store.get_bytes(key)
         try:
-            cp, _names = open_checkpoint(text, verifiers)
+            cp = _open_with_any(text, verifier_sets)
         except NoteError as exc:
             report.add("checkpoint.signature", key, f"does not verify: {exc}")
             continue

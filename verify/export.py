@@ -179,8 +179,11 @@ def _by_path(entry: tuple[str, str, int]) -> str:
 
 def _manifest(archive: Archive, key: str, version_id: str | None) -> tuple[bytes, dict]:
     data = archive.store.get_bytes(key, version_id)
-    payload = verify_envelope(data, archive.key.public_keys()).payload
-    return data, payload
+    verified = verify_envelope(data, archive.key.public_keys())
+    problem = archive.key.window_problem(verified.keyid, verified.payload)
+    if problem is not None:
+        raise ExportError(f"{key}: {problem}")
+    return data, verified.payload
 
 
 def export_bundle(
@@ -329,18 +332,21 @@ def _suffix(derivative: Derivative) -> str:
 
 
 def _add_keys(archive: Archive, bag: _BagWriter) -> None:
-    key = archive.key
+    """Every configured key – the current one and the retired ones – because an
+    item sealed before a rotation verifies with the key of its time."""
     name = ledger_key_name(archive.settings)
-    document: dict[str, Any] = {
-        "keyid": key.keyid,
-        "algorithm": "ed25519",
-        "public_key": key.public_key.hex(),
-        "key_name": name,
-        "vkey": encode_vkey(name, key.public_key),
-    }
     folder = Path("keys")
-    bag.add_bytes(folder / f"{key.keyid}.json", (json.dumps(document, indent=2) + "\n").encode())
-    bag.add_bytes(folder / f"{key.keyid}.pem", public_key_pem(key.public_key).encode("ascii"))
+    for keyid, raw in sorted(archive.key.public_keys().items()):
+        document: dict[str, Any] = {
+            "keyid": keyid,
+            "algorithm": "ed25519",
+            "public_key": raw.hex(),
+            "key_name": name,
+            "vkey": encode_vkey(name, raw),
+            "current": keyid == archive.key.keyid,
+        }
+        bag.add_bytes(folder / f"{keyid}.json", (json.dumps(document, indent=2) + "\n").encode())
+        bag.add_bytes(folder / f"{keyid}.pem", public_key_pem(raw).encode("ascii"))
 
 
 def verify_text(ids: list[str], keyid: str, fingerprint: str) -> str:

@@ -27,7 +27,9 @@ the store.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -39,7 +41,7 @@ from archive.context import Archive
 from archive.custody import record_event, system_actor
 from archive.db import utcnow
 from archive.derivatives import Derivative
-from archive.dsse import EnvelopeError, verify_envelope
+from archive.dsse import EnvelopeError, key_id, verify_envelope
 from archive.fixity_models import FixityRecord, FixityRun
 from archive.metrics import FIXITY_BYTES, FIXITY_FAILURES, FIXITY_ITEMS, FIXITY_UNRESOLVED
 from archive.models import Evidence
@@ -98,6 +100,8 @@ class RunResult:
 
     trigger: str
     items: list[ItemResult] = field(default_factory=list)
+    #: problems of the bucket as a whole: keys and manifests no configured key vouches for
+    bucket_problems: list[Problem] = field(default_factory=list)
 
     @property
     def failed(self) -> list[ItemResult]:
@@ -110,11 +114,12 @@ class RunResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "trigger": self.trigger,
-            "ok": not self.failed,
+            "ok": not self.failed and not self.bucket_problems,
             "checked": len(self.items),
             "failed": len(self.failed),
             "bytes_read": self.bytes_read,
             "items": [item.to_dict() for item in self.items],
+            "bucket_problems": [asdict(p) for p in self.bucket_problems],
         }
 
 
@@ -154,6 +159,7 @@ class _Checker:
     def __init__(self, archive: Archive, result: ItemResult, on_bytes: ProgressFn | None):
         self.store = archive.store
         self.keys = archive.key.public_keys()
+        self.key_window = archive.key.window_problem
         self.result = result
         self.on_bytes = on_bytes
 
@@ -232,10 +238,15 @@ class _Checker:
             self.result.fail(f"{prefix}.present", key, f"version {version_id} is not in the store")
             return None
         try:
-            return verify_envelope(envelope, self.keys).payload
+            verified = verify_envelope(envelope, self.keys)
         except EnvelopeError as exc:
             self.result.fail(f"{prefix}.signature", key, f"does not verify: {exc}")
             return None
+        problem = self.key_window(verified.keyid, verified.payload)
+        if problem is not None:
+            self.result.fail(f"{prefix}.key_window", key, problem)
+            return None
+        return verified.payload
 
     def content(
         self,
@@ -490,6 +501,9 @@ def sweep(archive: Archive, *, trigger: str = "schedule", actor: str | None = No
     plan = plan_sweep(archive)
     log.info("fixity sweep: %d item(s) to check", len(plan))
     run = run_checks(archive, plan, trigger=trigger, actor=actor)
+    run.bucket_problems = check_bucket_keys(archive)
+    for problem in run.bucket_problems:
+        log.error("fixity: %s %s: %s", problem.check, problem.object, problem.message)
     log.info(
         "fixity sweep done: %d checked, %d failed, %d bytes",
         len(run.items),
@@ -497,6 +511,66 @@ def sweep(archive: Archive, *, trigger: str = "schedule", actor: str | None = No
         run.bytes_read,
     )
     return run
+
+
+_MANIFEST = re.compile(r"manifests/(ev-[0-9a-f]{24})\.dsse\.json")
+
+
+def check_bucket_keys(archive: Archive) -> list[Problem]:
+    """Keys published under ``keys/`` that are not configured, and evidence
+    manifests the catalog does not know that no configured key signed – what
+    someone with the bucket's write keys would plant. Lists names only; the
+    manifests of catalogued items are checked item by item as always."""
+    trusted = archive.key.public_keys()
+    problems: list[Problem] = []
+    for key in archive.store.list_keys("keys/"):
+        if not key.endswith(".pub"):
+            continue
+        try:
+            raw = bytes.fromhex(json.loads(archive.store.get_bytes(key))["public_key"])
+        except (ValueError, KeyError, TypeError, NotFound) as exc:
+            problems.append(Problem("key.format", key, f"not a published public key: {exc!r}"))
+            continue
+        if trusted.get(key_id(raw)) != raw:
+            problems.append(
+                Problem("key.untrusted", key, "published in the bucket but not a configured key")
+            )
+    pending: dict[str, str] = {}
+    for key in archive.store.list_keys("manifests/"):
+        if match := _MANIFEST.fullmatch(key):
+            pending[match[1]] = key
+        if len(pending) >= 500:
+            problems += _unknown_manifests(archive, pending, trusted)
+            pending = {}
+    return problems + _unknown_manifests(archive, pending, trusted)
+
+
+def _unknown_manifests(
+    archive: Archive, manifests: dict[str, str], trusted: dict[str, bytes]
+) -> list[Problem]:
+    if not manifests:
+        return []
+    with archive.db.session() as session:
+        known = set(
+            session.scalars(
+                select(Evidence.evidence_id).where(Evidence.evidence_id.in_(list(manifests)))
+            )
+        )
+    problems = []
+    for evidence_id, key in sorted(manifests.items()):
+        if evidence_id in known:
+            continue
+        try:
+            verify_envelope(archive.store.get_bytes(key), trusted)
+        except (EnvelopeError, NotFound) as exc:
+            problems.append(
+                Problem(
+                    "manifest.untrusted",
+                    key,
+                    f"not in the catalog and not signed by a configured key: {exc}",
+                )
+            )
+    return problems
 
 
 def scheduled_sweep(archive: Archive) -> None:

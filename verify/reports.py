@@ -35,6 +35,7 @@ from archive.derivatives import Derivative
 from archive.models import ACTIVE_STATES, Evidence, IngestJob
 from archive.queries import EvidenceFilter, evidence_query
 from archive.recorded_time import TIME_SOURCES, item_time, item_time_columns
+from archive.scope import ALL_UNITS, Scope
 from config.settings import Settings
 
 GROUPINGS = ("officer", "device", "unit", "station", "day")
@@ -167,14 +168,16 @@ def build_report(
     end: datetime | None = None,
     by: str | None = None,
     now: datetime | None = None,
+    scope: Scope = ALL_UNITS,
 ) -> dict[str, Any]:
     """The report over items recorded (or, without a recording time, sealed) in
-    ``[start, end)``, grouped ``by`` one of :data:`GROUPINGS`."""
+    ``[start, end)``, grouped ``by`` one of :data:`GROUPINGS`, counting only
+    the items in ``scope`` (an API token's units)."""
     if by is not None and by not in GROUPINGS:
         raise ValueError(f"--by must be one of {', '.join(GROUPINGS)}")
     tz = settings.station.tzinfo
     deadline = settings.retention.archive_deadline_hours * 3600
-    query = evidence_query(EvidenceFilter(since=start, until=end))
+    query = scope.where(evidence_query(EvidenceFilter(since=start, until=end)))
     # plain rows, not ORM objects: a month of a busy station is tens of thousands
     facts = [item_facts(row, tz) for row in session.execute(query.with_only_columns(*_COLUMNS))]
     groups: dict[str, list[ItemFacts]] = {}

@@ -12,6 +12,10 @@ keep working.
 
 Roles: ``case-system`` reads, links and plays; ``auditor`` reads, plays and
 fetches bundles and proofs; ``admin`` does everything.
+
+Scopes: a token's ``units`` (widened to their descendants in ``[units]``)
+limit every route to those units' items (:mod:`archive.scope`); a token
+without units sees all of them.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import TypeAdapter, ValidationError
 
 from archive.api.errors import ApiError
+from archive.scope import ALL_UNITS, Scope
 from archive.tokens import (  # noqa: F401  (re-exported: the API's names for them)
     ADMIN,
     AUDITOR,
@@ -57,10 +62,11 @@ bearer = HTTPBearer(auto_error=False, description="a Strongroom API token (sr_â€
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the token's configured name and role."""
+    """Who is calling: the token's configured name, role and unit scope."""
 
     name: str
     role: str
+    scope: Scope = ALL_UNITS
 
     @property
     def actor(self) -> str:
@@ -96,7 +102,8 @@ class TokenBook:
     """The configured token hashes, with the tokens file re-read on change."""
 
     def __init__(self, settings: Settings) -> None:
-        self._static = list(settings.api.tokens)
+        self._settings = settings
+        self._static = self._known_units(list(settings.api.tokens), "[api] tokens")
         self._path = (
             settings.resolve(settings.api.tokens_file) if settings.api.tokens_file else None
         )
@@ -108,14 +115,29 @@ class TokenBook:
             # error, said in one line (exit 2), never a traceback
             try:
                 data = read_private_file(self._path)
-                self._from_file = parse_tokens_file(data, self._path)
             except OSError as exc:
                 raise ConfigError(
                     f"api.tokens_file {self._path}: cannot read it: {exc.strerror or exc}"
                 ) from None
             except UnicodeDecodeError:
                 raise ConfigError(f"api.tokens_file {self._path}: not UTF-8 text") from None
+            self._from_file = self._known_units(
+                parse_tokens_file(data, self._path), str(self._path)
+            )
             self._stamp = self._file_stamp()
+
+    def _known_units(self, entries: list[ApiToken], where: str) -> list[ApiToken]:
+        """With a ``[units]`` tree configured, a token may name only its units:
+        a typo would otherwise silently scope the token to nothing."""
+        tree = self._settings.units
+        for entry in entries:
+            unknown = [u for u in entry.units if tree and u not in tree]
+            if unknown:
+                raise ConfigError(
+                    f"{where}: token {entry.name!r} names unit(s) not in [units]: "
+                    f"{', '.join(unknown)}"
+                )
+        return entries
 
     def _file_stamp(self) -> tuple[int, ...] | None:
         assert self._path is not None
@@ -134,7 +156,10 @@ class TokenBook:
             if stamp != self._stamp:
                 self._stamp = stamp
                 try:
-                    self._from_file = parse_tokens_file(read_private_file(self._path), self._path)
+                    self._from_file = self._known_units(
+                        parse_tokens_file(read_private_file(self._path), self._path),
+                        str(self._path),
+                    )
                     log.info("reloaded %d API token(s) from %s", len(self._from_file), self._path)
                 except (OSError, ConfigError, UnicodeDecodeError) as exc:
                     self._from_file = []
@@ -153,7 +178,10 @@ class TokenBook:
         for entry in self._current():
             if hmac.compare_digest(presented, entry.sha256.encode("ascii")) and found is None:
                 found = entry
-        return Principal(found.name, found.role) if found else None
+        if found is None:
+            return None
+        scope = Scope(self._settings.unit_scope(found.units)) if found.units else ALL_UNITS
+        return Principal(found.name, found.role, scope)
 
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}

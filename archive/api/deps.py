@@ -20,10 +20,17 @@ def get_archive(request: Request) -> Archive:
     return request.app.state.archive
 
 
-def evidence_or_404(session: Session, evidence_id: str) -> Evidence:
+def not_found(evidence_id: str) -> ApiError:
+    """The one answer for a missing item and for an item outside the caller's
+    scope: same status, same body, so a scope cannot probe for existence."""
+    return ApiError(404, "evidence_not_found", f"no evidence {evidence_id!r}")
+
+
+def evidence_or_404(session: Session, evidence_id: str, principal: Principal) -> Evidence:
+    """The item if it exists *and* the caller's scope covers it, else 404."""
     evidence = session.get(Evidence, evidence_id) if len(evidence_id) <= 40 else None
-    if evidence is None:
-        raise ApiError(404, "evidence_not_found", f"no evidence {evidence_id!r}")
+    if evidence is None or not principal.scope.covers(evidence.unit):
+        raise not_found(evidence_id)
     return evidence
 
 
@@ -40,6 +47,7 @@ def audit(
     details = {
         "via": "api",
         "role": principal.role,
+        "scope": principal.scope.to_dict(),
         "client": request.client.host if request.client else None,
         **details,
     }

@@ -4,6 +4,10 @@
 ``changed: false`` and adds nothing to the ledger. A reason is required: in
 the JSON body ``{"reason": …}`` of a ``PUT``, as ``?reason=`` on a ``DELETE``
 (many HTTP clients send no body with DELETE). A blank reason is refused.
+
+Scopes: an item outside the caller's units answers 404 exactly like a missing
+one, a case lists (and counts) only the caller's items, and a link is removed
+only by the identity that made it or by an admin (``unlinked_by_admin``).
 """
 
 from __future__ import annotations
@@ -17,11 +21,11 @@ from sqlalchemy import func, select
 from archive import caselinks
 from archive.api import auth
 from archive.api.auth import Principal
-from archive.api.deps import get_archive
+from archive.api.deps import get_archive, not_found
 from archive.api.errors import ApiError
 from archive.api.paging import DEFAULT_LIMIT, MAX_LIMIT, page
 from archive.api.schemas import CaseOut, LinkOut, LinkRequest
-from archive.caselinks import MAX_CASE_ID, LinkRefused, UnknownEvidence, link_dict
+from archive.caselinks import MAX_CASE_ID, LinkRefused, NotLinkOwner, UnknownEvidence, link_dict
 from archive.cases import CaseLink
 from archive.models import Evidence
 from archive.queries import EvidenceFilter, evidence_query
@@ -58,9 +62,19 @@ def _change(
 ) -> dict:
     archive = get_archive(request)
     try:
-        result = operation(archive, case_id, evidence_id, actor=principal.actor, reason=reason)
+        result = operation(
+            archive,
+            case_id,
+            evidence_id,
+            actor=principal.actor,
+            reason=reason,
+            scope=principal.scope,
+            admin=principal.role == auth.ADMIN,
+        )
     except UnknownEvidence:
-        raise ApiError(404, "evidence_not_found", f"no evidence {evidence_id!r}") from None
+        raise not_found(evidence_id) from None
+    except NotLinkOwner as exc:
+        raise ApiError(403, "not_link_owner", str(exc)) from None
     except caselinks.EvidenceGone as exc:
         raise ApiError(409, "evidence_gone", str(exc)) from None
     except LinkRefused as exc:
@@ -114,13 +128,19 @@ def get_case(
     """Every item linked to the case with its link, in the stable evidence
     order; 404 when nothing is linked to it."""
     archive = get_archive(request)
+    scope = principal.scope
     with archive.db.session() as session:
         total = session.scalar(
-            select(func.count()).select_from(CaseLink).where(CaseLink.case_id == case_id)
+            scope.where(
+                select(func.count())
+                .select_from(CaseLink)
+                .join(Evidence, Evidence.evidence_id == CaseLink.evidence_id)
+                .where(CaseLink.case_id == case_id)
+            )
         )
-        if not total:
+        if not total:  # nothing of the caller's: the same answer as no case at all
             raise ApiError(404, "case_not_found", f"no evidence is linked to case {case_id!r}")
-        query = (
+        query = scope.where(
             evidence_query(EvidenceFilter())
             .add_columns(CaseLink)
             .join(CaseLink, CaseLink.evidence_id == Evidence.evidence_id)

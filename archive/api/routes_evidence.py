@@ -3,8 +3,11 @@
 Reading one item, issuing a playback URL and downloading a bundle are custody
 events naming the caller's token (the seed: every retrieval is recorded). The
 event is written in the same transaction as the read, so an access that could
-not be recorded does not happen. Searches list catalog fields only and are not
-recorded.
+not be recorded does not happen. A search is one ``searched`` custody event
+naming the caller and the filters (not the results).
+
+Every route sees only the items in the caller's unit scope; an item outside it
+answers exactly like a missing one.
 """
 
 from __future__ import annotations
@@ -24,13 +27,21 @@ from starlette.background import BackgroundTask
 
 from archive.api import auth
 from archive.api.auth import Principal
-from archive.api.deps import TIME_PATTERN, audit, evidence_or_404, get_archive, parse_time
+from archive.api.deps import (
+    TIME_PATTERN,
+    audit,
+    evidence_or_404,
+    get_archive,
+    not_found,
+    parse_time,
+)
 from archive.api.documents import item_document
 from archive.api.errors import ApiError
 from archive.api.middleware import request_id
 from archive.api.paging import DEFAULT_LIMIT, MAX_LIMIT, page
 from archive.api.schemas import EvidenceDetail, EvidencePage, PlaybackOut
 from archive.caselinks import MAX_CASE_ID, filter_by_case
+from archive.custody import record_event
 from archive.derivatives import Derivative
 from archive.queries import EvidenceFilter, evidence_query
 
@@ -78,12 +89,26 @@ def search_evidence(
         since=parse_time(since, "since"),
         until=parse_time(until, "until"),
     )
-    query = evidence_query(filters)
+    query = principal.scope.where(evidence_query(filters))
     if case is not None:
         query = filter_by_case(query, case)
     with archive.db.session() as session:
         rows, next_cursor = page(session, query, cursor, limit)
         items = [row[0].summary() for row in rows]
+        asked = {"case": case, **filters.to_dict(), "limit": limit, "cursor": cursor is not None}
+        record_event(
+            session,
+            "searched",
+            actor=principal.actor,
+            evidence_id=None,
+            details={
+                "via": "api",
+                "role": principal.role,
+                "scope": principal.scope.to_dict(),
+                "client": request.client.host if request.client else None,
+                "filters": {k: v for k, v in asked.items() if v not in (None, False)},
+            },
+        )
     return {"items": items, "count": len(items), "next_cursor": next_cursor}
 
 
@@ -101,7 +126,7 @@ def get_evidence(
     links, retention and the latest fixity verdict."""
     archive = get_archive(request)
     with archive.db.session() as session:
-        evidence = evidence_or_404(session, evidence_id)
+        evidence = evidence_or_404(session, evidence_id, principal)
         document = item_document(archive, session, evidence)
         audit(session, "viewed", principal, request, evidence.evidence_id)
     return document
@@ -124,7 +149,7 @@ def playback(
     archive = get_archive(request)
     expires_in = archive.settings.api.playback_expiry_seconds
     with archive.db.session() as session:
-        evidence = evidence_or_404(session, evidence_id)
+        evidence = evidence_or_404(session, evidence_id, principal)
         if variant == "original":
             key, version_id = evidence.original_key, evidence.original_version_id
             sha256, size, media_type = evidence.sha256, evidence.size, evidence.media_type
@@ -187,7 +212,7 @@ def bundle(
     ``strongroom verify-bundle``, with nothing else trusted."""
     archive = get_archive(request)
     with archive.db.session() as session:
-        evidence_or_404(session, evidence_id)
+        evidence_or_404(session, evidence_id, principal)
     try:
         from verify.export import ExportError, export_bundle
     except ImportError:
@@ -209,7 +234,7 @@ def bundle(
         shutil.rmtree(work, ignore_errors=True)
         if exc.args != (evidence_id,):  # not "unknown id": a bug, answered as one
             raise
-        raise ApiError(404, "evidence_not_found", f"no evidence {evidence_id!r}") from None
+        raise not_found(evidence_id) from None
     except ExportError as exc:
         shutil.rmtree(work, ignore_errors=True)
         # the reason names server paths and object keys: the log gets it, the client an id

@@ -13,10 +13,10 @@ from fastapi import APIRouter, Depends, Request
 
 from archive.api import auth
 from archive.api.auth import Principal
-from archive.api.deps import audit, evidence_or_404, get_archive
+from archive.api.deps import audit, evidence_or_404, get_archive, not_found
 from archive.api.errors import ApiError
 from archive.api.schemas import KeysOut
-from archive.dsse import key_fingerprint
+from archive.dsse import key_fingerprint, key_id
 from archive.note import encode_vkey
 
 router = APIRouter(tags=["ledger"])
@@ -60,12 +60,12 @@ def get_proof(
     RFC 9162 inclusion proof against that checkpoint."""
     archive = get_archive(request)
     with archive.db.session() as session:
-        evidence_or_404(session, evidence_id)
+        evidence_or_404(session, evidence_id, principal)
     ledger = _ledger()
     try:
         document = ledger.proof_document(archive, evidence_id)
     except KeyError:
-        raise ApiError(404, "evidence_not_found", f"no evidence {evidence_id!r}") from None
+        raise not_found(evidence_id) from None
     except LookupError:
         raise ApiError(404, "no_checkpoint", "the ledger has no checkpoint yet") from None
     checkpoint = document.get("checkpoint") or {}
@@ -97,18 +97,27 @@ def get_keys(
     request: Request, principal: Annotated[Principal, Depends(auth.require(auth.READ))]
 ) -> dict[str, Any]:
     """Manifests (DSSE) name the key by ``keyid``; checkpoints (signed notes)
-    by ``vkey``. Both are the same Ed25519 key."""
+    by ``vkey``. Both are the same Ed25519 key. The current key comes first,
+    then the retired keys still trusted (``[[signing.trusted]]``) with the
+    time each was valid."""
     key = get_archive(request).key
     name = key_name(request)
+    keys = [_key_document(name, key.public_key, True, None, None)]
+    for raw, valid_from, valid_until in key.trusted:
+        if raw != key.public_key:
+            keys.append(_key_document(name, raw, False, valid_from, valid_until))
+    return {"keys": keys}
+
+
+def _key_document(name: str, raw: bytes, current: bool, valid_from, valid_until) -> dict[str, Any]:
     return {
-        "keys": [
-            {
-                "keyid": key.keyid,
-                "fingerprint": key_fingerprint(key.public_key),
-                "algorithm": "ed25519",
-                "public_key_hex": key.public_key.hex(),
-                "key_name": name,
-                "vkey": encode_vkey(name, key.public_key),
-            }
-        ]
+        "keyid": key_id(raw),
+        "fingerprint": key_fingerprint(raw),
+        "algorithm": "ed25519",
+        "public_key_hex": raw.hex(),
+        "key_name": name,
+        "vkey": encode_vkey(name, raw),
+        "current": current,
+        "valid_from": valid_from,
+        "valid_until": valid_until,
     }

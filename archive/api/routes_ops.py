@@ -106,6 +106,8 @@ def metrics(
         principal = auth.authenticate(request, credentials)
         if principal.role not in auth.METRICS:
             raise ApiError(403, "forbidden", f"role {principal.role} may not read metrics")
+        if not principal.scope.all_units:  # the gauges count every unit's items
+            raise ApiError(403, "forbidden", "metrics cover every unit; this token is scoped")
     body = generate_latest(REGISTRY) + generate_latest(request.app.state.catalog_metrics)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 

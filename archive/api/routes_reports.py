@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from archive.api import auth
 from archive.api.auth import Principal
-from archive.api.deps import get_archive
+from archive.api.deps import evidence_or_404, get_archive, not_found
 from archive.api.errors import ApiError
 from archive.instants import parse_instant
 from archive.retention import RetentionError, RetentionRefused, UnknownEvidence, set_category
@@ -62,7 +62,9 @@ def get_summary(
     tz = archive.settings.station.tzinfo
     start, end = _when(from_, tz, "from"), _when(to, tz, "to")
     with archive.db.session() as session:
-        return build_report(session, archive.settings, start=start, end=end, by=by)
+        return build_report(
+            session, archive.settings, start=start, end=end, by=by, scope=principal.scope
+        )
 
 
 @router.put(
@@ -79,14 +81,16 @@ def put_retention(
     """Extends the Object Lock of every object of the item; a permanent category
     sets a legal hold. A shorter category is refused (409): retention only grows."""
     archive = get_archive(request)
+    with archive.db.session() as session:
+        evidence_or_404(session, evidence_id, principal)  # a scoped admin: its units only
     try:
         change = set_category(
             archive, evidence_id, body.category, actor=principal.actor, reason=body.reason
         )
     except RetentionRefused as exc:
         raise ApiError(409, "retention_refused", str(exc)) from None
-    except UnknownEvidence as exc:
-        raise ApiError(404, "evidence_not_found", str(exc)) from None
+    except UnknownEvidence:
+        raise not_found(evidence_id) from None
     except RetentionError as exc:
         raise ApiError(422, "bad_retention_request", str(exc)) from None
     return change.to_dict()

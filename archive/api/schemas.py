@@ -61,6 +61,9 @@ class CaseLinkOut(BaseModel):
     linked_by: str
     reason: str
     linked_at: datetime
+    linked_scope: dict[str, Any] | None = Field(
+        None, description='the linker\'s scope: {"units": [...]} or {"all_units": true}'
+    )
 
 
 class SourceOut(BaseModel):
@@ -188,6 +191,9 @@ class KeyOut(BaseModel):
     public_key_hex: str
     key_name: str = Field(description="C2SP signed-note key name of checkpoints")
     vkey: str = Field(description="C2SP verifier key: <name>+<hash>+<base64(0x01||key)>")
+    current: bool = Field(True, description="the key signing now; false: a retired trusted key")
+    valid_from: datetime | None = None
+    valid_until: datetime | None = Field(None, description="when a retired key was retired")
 
 
 class KeysOut(BaseModel):

@@ -120,6 +120,13 @@ app.add_typer(token_app, name="token")
 def token_create(
     name: Annotated[str, typer.Argument(help="who the token is for (shown in the ledger)")],
     role: Annotated[str, typer.Option(help=f"one of {', '.join(ROLES)}")],
+    unit: Annotated[
+        list[str] | None,
+        typer.Option("--unit", help="a unit code the token may see (with its sub-units); repeat"),
+    ] = None,
+    all_units: Annotated[
+        bool, typer.Option("--all-units", help="every unit (needed for a case-system token)")
+    ] = False,
     config: ConfigOpt = None,  # accepted like everywhere; a new token needs no config
     as_json: JsonOpt = False,
 ) -> None:
@@ -127,17 +134,30 @@ def token_create(
 
     Only the SHA-256 goes into the configuration; the token itself is shown
     here and nowhere else – give it to the client and do not store it.
+    Without ``--unit`` the token sees every unit: allowed for auditor and
+    admin, and for a case-system token only with ``--all-units``.
     """
     from config.settings import ApiToken
 
     if role not in ROLES:
         raise typer.BadParameter(f"must be one of {', '.join(ROLES)}", param_hint="--role")
     token = new_token()
+    units = list(dict.fromkeys(unit or []))
     try:
-        entry = ApiToken(name=name, role=role, sha256=hash_token(token))  # type: ignore[arg-type]
+        entry = ApiToken(
+            name=name,
+            role=role,  # type: ignore[arg-type]
+            sha256=hash_token(token),
+            units=units,
+            all_units=all_units,
+        )
     except ValueError as exc:
-        raise typer.BadParameter(str(exc).splitlines()[-1], param_hint="NAME") from None
+        raise typer.BadParameter(str(exc).splitlines()[-1]) from None
     toml = f'[[tokens]]\nname = "{entry.name}"\nrole = "{entry.role}"\nsha256 = "{entry.sha256}"\n'
+    if entry.units:
+        toml += f"units = {json.dumps(entry.units, ensure_ascii=False)}\n"
+    if entry.all_units:
+        toml += "all_units = true\n"
     if as_json:
         emit_json({"token": token, **entry.model_dump(), "tokens_file_entry": toml})
         return
@@ -149,3 +169,37 @@ def token_create(
         markup=False,
         soft_wrap=True,
     )
+
+
+unit_app = typer.Typer(help="Units (agencies) of evidence items.", no_args_is_help=True)
+app.add_typer(unit_app, name="unit")
+
+
+@unit_app.command("set")
+def unit_set(
+    evidence_id: EvidenceArg,
+    unit: Annotated[str, typer.Argument(help="the unit code the item belongs to")],
+    reason: ReasonOpt,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Correct an item's unit (a ``unit_corrected`` custody event; rebuild replays it)."""
+    from archive.units import UnitRefused, correct_unit
+
+    with open_archive(config) as archive:
+        try:
+            with archive.db.session() as session:
+                old, changed = correct_unit(
+                    session, archive.settings, evidence_id, unit, actor=cli_actor(), reason=reason
+                )
+        except caselinks.UnknownEvidence:
+            console.print(f"[red]no evidence {evidence_id}[/]", highlight=False)
+            raise typer.Exit(EXIT_FAILED) from None
+        except (UnitRefused, caselinks.LinkRefused) as exc:
+            console.print(f"[red]refused:[/] {exc}", highlight=False)
+            raise typer.Exit(EXIT_FAILED) from None
+    if as_json:
+        emit_json({"evidence_id": evidence_id, "old": old, "unit": unit, "changed": changed})
+        return
+    note = "" if changed else " (already so; nothing changed)"
+    console.print(f"{evidence_id}: unit {old or '-'} → {unit}{note}", highlight=False)

@@ -24,7 +24,7 @@ from archive.catalog_backup import (
     restore_backup,
 )
 from archive.context import Archive
-from archive.keys import load_key
+from archive.keys import load_station_key
 from archive.rebuild import LedgerRead, Problem, TargetExists, new_sqlite_catalog, rebuild_catalog
 from archive.store import ObjectStore, StoreError
 from config.settings import ConfigError
@@ -86,7 +86,7 @@ def catalog_rebuild(into: IntoOpt, config: ConfigOpt = None, as_json: JsonOpt = 
     (the catalog is still written, without what did not verify)."""
     settings = settings_from(config)
     try:
-        key = load_key(settings.key_file)
+        key = load_station_key(settings)
         store = ObjectStore(settings.store)
     except ConfigError as exc:
         raise config_error(exc) from None

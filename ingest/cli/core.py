@@ -22,6 +22,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from archive.bootstrap import initialize, station_ready
+from archive.custody import cli_actor, record_event
 from archive.db import Database, display_path
 from archive.instants import parse_instant
 from archive.models import Evidence, IngestJob, JobState
@@ -432,6 +433,19 @@ def find(
             else find_evidence(session, filters, limit)
         )
         items = [row.summary() for row in rows]
+        asked = {"case": case, **filters.to_dict(), "limit": limit}
+        # a search is a custody event: who asked for what (not what was found)
+        record_event(
+            session,
+            "searched",
+            actor=cli_actor(),
+            evidence_id=None,
+            details={
+                "via": "cli",
+                "scope": {"all_units": True},
+                "filters": {k: v for k, v in asked.items() if v is not None},
+            },
+        )
     db.dispose()
     if as_json:
         emit_json({"items": items, "count": len(items)})

@@ -154,7 +154,14 @@ def _report_run(run: RunResult, as_json: bool) -> None:
                     highlight=False,
                     soft_wrap=True,
                 )
-    if run.failed:
+        for problem in run.bucket_problems:
+            console.print(
+                "[red]FAILED[/] "
+                + escape(f"bucket [{problem.check}] {problem.object}: {problem.message}"),
+                highlight=False,
+                soft_wrap=True,
+            )
+    if run.failed or run.bucket_problems:
         raise typer.Exit(EXIT_FAILED)
 
 

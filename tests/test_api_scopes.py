@@ -1,0 +1,207 @@
+"""The scope matrix: every route × three roles × in-scope / out-of-scope / all-units.
+
+Units: county → police → police-b1, county → city. Item A belongs to
+police-b1, item B to city, item C to no unit. Tokens scoped to ``police``
+(one per role) must see A, never B or C; an out-of-scope item answers exactly
+like a missing one (same status, same body but for the id) and leaves no
+custody event. All-unit tokens see all three. Counts and cursor paging are
+scoped too.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import API_ROLES, start_api
+from sqlalchemy import func, select
+
+from archive.models import CustodyEvent
+
+UNITS = """
+[units.county]
+name = "County"
+[units.police]
+name = "Public security bureau"
+parent = "county"
+[units."police-b1"]
+name = "Traffic brigade"
+parent = "police"
+[units.city]
+name = "City management"
+parent = "county"
+"""
+SCOPED = {f"{role}-police": (role, ["police"]) for role in API_ROLES}
+ALL = set(API_ROLES)
+LINKERS = {"admin", "case-system"}
+AUDITORS = {"admin", "auditor"}
+
+#: (method, path template, roles allowed, extra request arguments) for every item route
+ITEM_ROUTES = [
+    ("GET", "/v1/evidence/{id}", ALL, {}),
+    ("GET", "/v1/evidence/{id}/playback", ALL, {"params": {"variant": "original"}}),
+    ("GET", "/v1/evidence/{id}/bundle", AUDITORS, {}),
+    ("PUT", "/v1/cases/S-{caller}/evidence/{id}", LINKERS, {"json": {"reason": "matrix"}}),
+    ("DELETE", "/v1/cases/S-{caller}/evidence/{id}", LINKERS, {"params": {"reason": "matrix"}}),
+    ("GET", "/v1/ledger/proof/{id}", AUDITORS, {}),
+    (
+        "PUT",
+        "/v1/evidence/{id}/retention",
+        {"admin"},
+        {"json": {"category": "important", "reason": "matrix"}},
+    ),
+]
+#: routes about no single item, and what a scope changes about them
+OTHER_ROUTES = {
+    ("GET", "/v1/evidence"),
+    ("GET", "/v1/cases/{case_id}"),
+    ("GET", "/v1/ledger/checkpoint"),
+    ("GET", "/v1/keys"),
+    ("GET", "/v1/reports/summary"),
+    ("GET", "/metrics"),
+    ("GET", "/healthz"),
+}
+MISSING = "ev-0123456789abcdef01234567"
+
+
+@pytest.fixture(scope="module")
+def served(module_station):
+    station = module_station
+    station.write_config(f"\n{UNITS}")
+    ids = {}
+    for name, unit in (("A", "police-b1"), ("B", "city"), ("C", None)):
+        item = station.ingest_bytes(
+            f"ABC1234_012345_2026030108301{ord(name) % 10}_0001.MP4", f"{name} ".encode() * 5000
+        )
+        ids[name] = item["evidence_id"]
+        if unit:
+            station.cli("unit", "set", ids[name], unit, "--reason", "set-up")
+    for name in "ABC":
+        station.cli("link", "M-1", ids[name], "--reason", "set-up")
+    station.cli("link", "M-B", ids["B"], "--reason", "set-up")
+    station.cli("ledger", "checkpoint")
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in station.env.items():
+            patch.setenv(name, value)
+        handle = start_api(station, UNITS, SCOPED)
+    yield handle, ids
+    handle.stop()
+
+
+def _last_seq(handle) -> int:
+    with handle.archive.db.session() as session:
+        return session.scalar(select(func.coalesce(func.max(CustodyEvent.seq), 0)))
+
+
+def _events_after(handle, seq: int) -> list[CustodyEvent]:
+    with handle.archive.db.session() as session:
+        return list(session.scalars(select(CustodyEvent).where(CustodyEvent.seq > seq)))
+
+
+def test_the_matrix_covers_every_route(served):
+    handle, _ = served
+    paths = handle.get("/openapi.json").json()["paths"]
+    routes = {(m.upper(), p) for p, ops in paths.items() for m in ops}
+    covered = {(m, t.replace("{id}", "{evidence_id}")) for m, t, _, _ in ITEM_ROUTES}
+    covered = {(m, p.replace("S-{caller}", "{case_id}")) for m, p in covered} | OTHER_ROUTES
+    assert routes - {("GET", "/openapi.json")} <= covered, "a route the scope matrix misses"
+
+
+@pytest.mark.parametrize("role", API_ROLES)
+@pytest.mark.parametrize(
+    ("method", "template", "allowed", "extra"),
+    ITEM_ROUTES,
+    ids=[f"{m} {p}" for m, p, _, _ in ITEM_ROUTES],
+)
+def test_out_of_scope_is_missing(served, method, template, allowed, extra, role):
+    """A police token asking for B (city) or C (no unit) gets the answer an
+    unknown id gets, and nothing is recorded."""
+    handle, ids = served
+    caller = f"{role}-police"
+    missing = handle.request(method, template.format(id=MISSING, caller=caller), caller, **extra)
+    for name in "BC":
+        last = _last_seq(handle)
+        response = handle.request(
+            method, template.format(id=ids[name], caller=caller), caller, **extra
+        )
+        assert response.status_code == missing.status_code, response.text
+        assert response.text.replace(ids[name], MISSING) == missing.text
+        assert _events_after(handle, last) == [], "an out-of-scope request left an event"
+    if role not in allowed:
+        assert missing.status_code == 403
+        return
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "evidence_not_found"
+
+
+@pytest.mark.parametrize("scoped", [True, False], ids=["police", "all-units"])
+@pytest.mark.parametrize("role", API_ROLES)
+@pytest.mark.parametrize(
+    ("method", "template", "allowed", "extra"),
+    ITEM_ROUTES,
+    ids=[f"{m} {p}" for m, p, _, _ in ITEM_ROUTES],
+)
+def test_in_scope_works(served, method, template, allowed, extra, role, scoped):
+    """A (police-b1) is in scope of a police token (police's sub-unit) and of
+    every all-unit token; all-unit tokens reach B and C too."""
+    handle, ids = served
+    caller = f"{role}-police" if scoped else role
+    names = "A" if scoped else "ABC"
+    for name in names:
+        response = handle.request(
+            method, template.format(id=ids[name], caller=caller), caller, **extra
+        )
+        if role in allowed:
+            assert response.status_code == 200, (name, response.text)
+        else:
+            assert response.status_code == 403, response.text
+
+
+@pytest.mark.parametrize("role", API_ROLES)
+def test_search_counts_and_paging_are_scoped(served, role):
+    handle, ids = served
+    caller = f"{role}-police"
+    everything = handle.get("/v1/evidence", caller).json()
+    assert [i["evidence_id"] for i in everything["items"]] == [ids["A"]]
+    assert everything["count"] == 1 and everything["next_cursor"] is None
+    assert handle.get("/v1/evidence", caller, params={"unit": "city"}).json()["items"] == []
+    first = handle.get("/v1/evidence", role, params={"limit": 1}).json()
+    seen, cursor = [i["evidence_id"] for i in first["items"]], first["next_cursor"]
+    while cursor:
+        page = handle.get("/v1/evidence", role, params={"limit": 1, "cursor": cursor}).json()
+        seen += [i["evidence_id"] for i in page["items"]]
+        cursor = page["next_cursor"]
+    assert sorted(seen) == sorted(ids.values())
+    # the scoped token's paging: one page, nothing after it
+    page = handle.get("/v1/evidence", caller, params={"limit": 1}).json()
+    assert page["count"] == 1 and page["next_cursor"] is None
+
+    case = handle.get("/v1/cases/M-1", caller).json()
+    assert case["total"] == 1 and [i["evidence_id"] for i in case["items"]] == [ids["A"]]
+    assert handle.get("/v1/cases/M-1", role).json()["total"] == 3
+    only_b = handle.get("/v1/cases/M-B", caller)
+    nothing = handle.get("/v1/cases/NO-SUCH", caller)
+    assert only_b.status_code == nothing.status_code == 404
+    assert only_b.text.replace("M-B", "NO-SUCH") == nothing.text
+
+
+def test_reports_count_only_the_scope(served):
+    handle, _ = served
+    scoped = handle.get("/v1/reports/summary", "auditor-police", params={"by": "unit"}).json()
+    assert scoped["totals"]["items"] == 1
+    assert [g["key"] for g in scoped["groups"]] == ["police-b1"]
+    assert handle.get("/v1/reports/summary", "auditor").json()["totals"]["items"] == 3
+    assert handle.get("/metrics", "auditor-police").status_code == 403
+    assert handle.get("/metrics", "auditor").status_code == 200
+
+
+def test_a_search_is_one_custody_event_with_the_filters(served):
+    handle, ids = served
+    last = _last_seq(handle)
+    response = handle.get("/v1/evidence", "case-system-police", params={"officer": "012345"})
+    assert response.status_code == 200
+    [event] = _events_after(handle, last)
+    assert event.kind == "searched" and event.actor == "token:case-system-police-client"
+    assert event.evidence_id is None
+    assert event.details["filters"] == {"officer": "012345", "limit": 100}
+    assert event.details["scope"] == {"units": ["police", "police-b1"]}
+    assert ids["A"] not in json.dumps(event.details), "a search records filters, not results"

@@ -5,6 +5,13 @@ due); a bounded pool of worker threads does it, one job per worker, so hashing
 one file overlaps uploading another. On start the loop first resumes every
 unfinished job from the catalog, then rescans every dock in full: files
 dropped while the daemon was down are archived like any other.
+
+No fault from outside the code stops it (see :mod:`archive.health`): a loop
+that fails – the tick, a worker, the store probe – names the fault in one log
+line, backs off, shows it in ``status`` and ``/metrics``, and carries on when
+the fault clears. Below a free-space floor it stops claiming new files (they
+wait in the dock); while the store does not answer it leaves the jobs that
+need the store alone, and when the store answers again it wakes them all.
 """
 
 from __future__ import annotations
@@ -31,9 +38,20 @@ from watchdog.observers.polling import PollingObserver
 
 from archive.context import Archive
 from archive.db import display_path, utcnow
-from archive.models import ACTIVE_STATES, DockProblem, IngestJob
+from archive.health import (
+    DISK_FULL,
+    STORE,
+    UNEXPECTED,
+    Health,
+    classify,
+    free_mb,
+    run_dir,
+)
+from archive.metrics import CLAIMING_PAUSED, IGNORED_FILES, STORE_ANSWERING
+from archive.models import ACTIVE_STATES, DockProblem, IngestJob, JobState
+from archive.store import ObjectStore
 from config.settings import DockSettings
-from ingest.pipeline import Pipeline
+from ingest.pipeline import Outcome, Pipeline
 from ingest.prehash import PreHasher
 from ingest.scan import Candidate, Rejected, inspect_path, scan_dock
 from ingest.settle import Settler
@@ -44,6 +62,93 @@ HINT_EVENTS = frozenset(
     {EVENT_TYPE_CREATED, EVENT_TYPE_MODIFIED, EVENT_TYPE_MOVED, EVENT_TYPE_CLOSED}
 )
 TICK_SECONDS = 0.1
+#: free space is looked at this often (a statvfs per dock and the data folder)
+SPACE_CHECK_SECONDS = 1.0
+#: the longest pause after a failed tick or worker (doubling from half a second)
+MAX_BACKOFF_SECONDS = 30.0
+#: job states whose next step does not call the store (run while it is down)
+NO_STORE_STATES = frozenset({JobState.CLAIMING, JobState.SEALED, JobState.SIGHTED})
+#: how many ignored names status shows per dock (the count is complete)
+IGNORED_EXAMPLES = 5
+
+
+class StoreProbe:
+    """Asks the store every ``probe_seconds`` (every second while it does not answer)
+    whether it answers; records the outage and calls ``on_back`` when it ends.
+
+    Its own thread and client with short timeouts: a hung store shows in
+    ``status`` as "store not answering since …" within one probe and one
+    timeout, whatever the workers are stuck in.
+    """
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        health: Health,
+        interval: float,
+        on_back: Callable[[float], None],
+    ) -> None:
+        self.store, self.health, self.interval, self.on_back = store, health, interval, on_back
+        self.down_since: float | None = None  # monotonic
+        self._down_at: str | None = None  # wall clock, for status
+        self._stop = threading.Event()
+        self._poke = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="store-probe", daemon=True)
+        STORE_ANSWERING.set(1)
+
+    @property
+    def answering(self) -> bool:
+        return self.down_since is None
+
+    def start(self) -> None:
+        self.health.note("store", {"answering": True})
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._poke.set()
+        self._thread.join(timeout=self.store.settings.request_timeout * 2 + 1)
+
+    def poke(self) -> None:
+        """A worker met a store error: probe now rather than at the next interval."""
+        self._poke.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._probe_once()
+            wait = self.interval if self.answering else min(1.0, self.interval)
+            self._poke.wait(wait)
+            self._poke.clear()
+
+    def _probe_once(self) -> None:
+        started, started_at = time.monotonic(), utcnow()
+        try:
+            self.store.probe()
+        except Exception as exc:  # the probe's whole job is to survive this
+            if self.down_since is None:
+                self.down_since, self._down_at = started, started_at.isoformat()
+                STORE_ANSWERING.set(0)
+            message = f"store not answering since {self._down_at}: {' '.join(str(exc).split())}"
+            self.health.note(
+                "store", {"answering": False, "since": self._down_at, "message": message}
+            )
+            self.health.fault(STORE, "store probe", message[:600])
+            return
+        if self.down_since is None:
+            return
+        outage = time.monotonic() - self.down_since
+        self.down_since = self._down_at = None
+        STORE_ANSWERING.set(1)
+        self.health.note(
+            "store",
+            {"answering": True, "back_at": utcnow().isoformat(), "last_outage_s": round(outage)},
+        )
+        self.health.clear("store probe")
+        try:
+            self.on_back(outage)
+        except Exception as exc:  # e.g. the catalog is busy: the jobs' own backoff remains
+            kind, message = classify(exc)
+            self.health.fault(kind, "store probe", f"cannot wake the waiting jobs: {message}")
 
 
 class _HintHandler(FileSystemEventHandler):
@@ -68,12 +173,16 @@ class _DockState:
         self.settler = Settler(settings.settle_seconds, ours=prehasher.reading)
         self.last_scan = 0.0
         self.ready: list[Candidate] = []
+        self.paused = False  # free space below the dock's floor: new files wait
+        self.free_mb: float | None = None
+        self.ignored = 0
+        self.ignored_examples: list[str] = []
 
 
 class Daemon:
     """Runs until :meth:`stop` is called (SIGTERM/SIGINT in ``strongroom run``)."""
 
-    def __init__(self, archive: Archive, pipeline: Pipeline) -> None:
+    def __init__(self, archive: Archive, pipeline: Pipeline, health: Health | None = None) -> None:
         self.archive = archive
         self.pipeline = pipeline
         settings = archive.settings
@@ -95,6 +204,18 @@ class Daemon:
         self._stop = threading.Event()
         self._observers: list = []
         self._reported: dict[str, str] = {}
+        self.health = health or Health(run_dir(settings.data_dir))
+        self.probe = StoreProbe(
+            archive.store, self.health, settings.store.probe_seconds, self._store_back
+        )
+        #: called with the outage's length when the store answers again (e.g. wake playback)
+        self.on_store_back: list[Callable[[], None]] = []
+        self._paused_all = False  # the data folder is below its floor
+        self._data_free_mb: float | None = None
+        self._last_space_check = 0.0
+        self._tick_backoff = 0.0
+        self._worker_backoff = 0.0
+        self._worker_pause_until = 0.0
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -105,14 +226,21 @@ class Daemon:
     def run(self) -> None:
         for dock in self.docks:
             dock.root.mkdir(parents=True, exist_ok=True)
-        self._resume_unfinished()
+        self.probe.start()
+        self._guarded("start", self._resume_unfinished)
         self._start_observers()
         log.info(
             "watching %d dock(s): %s", len(self.docks), ", ".join(str(d.root) for d in self.docks)
         )
         try:
             while not self._stop.is_set():
-                self._tick()
+                if not self._guarded("tick", self._tick):
+                    # a fault outside the code: say it once (above), wait, try again
+                    self._tick_backoff = min(MAX_BACKOFF_SECONDS, max(0.5, self._tick_backoff * 2))
+                    self._stop.wait(self._tick_backoff)
+                    continue
+                self._tick_backoff = 0.0
+                self.health.flush()
                 self._wake.wait(TICK_SECONDS)
                 self._wake.clear()
         finally:
@@ -122,8 +250,24 @@ class Daemon:
             self.prehasher.close()
             self._pool.shutdown(wait=True, cancel_futures=True)
             self.pipeline.prehasher = None
+            self.probe.stop()
             for observer in self._observers:
                 observer.join(timeout=5)
+            self.health.close()
+
+    def _guarded(self, where: str, work: Callable[[], object]) -> bool:
+        """Run one loop's work; a fault is recorded (and cleared once it works again)."""
+        try:
+            work()
+        except Exception as exc:
+            kind, message = classify(exc)
+            if kind == UNEXPECTED:
+                log.exception("unexpected error in %s", where)
+            self.health.fault(kind, where, message)
+            return False
+        if self.health.active(where=where):
+            self.health.clear(where)
+        return True
 
     def _start_observers(self) -> None:
         handler = _HintHandler(self._hints, self._hints_lock, self._wake)
@@ -142,6 +286,9 @@ class Daemon:
 
     def _tick(self) -> None:
         now = time.monotonic()
+        if now - self._last_space_check >= SPACE_CHECK_SECONDS:
+            self._last_space_check = now
+            self._check_space()
         with self._hints_lock:  # the handler holds this very set: empty it, never replace it
             hints = set(self._hints)
             self._hints.clear()
@@ -151,18 +298,92 @@ class Daemon:
                 dock.last_scan = now
             else:
                 self._check_paths(dock, hints | set(dock.settler.paths()))
-            self._claim_ready(dock)
+            if self._paused_all or dock.paused:
+                dock.ready.clear()  # they wait in the dock; the next rescan finds them again
+            else:
+                self._claim_ready(dock)
         self._submit_due_jobs()
+
+    def _check_space(self) -> None:
+        """Stop claiming before the catalog or a spool cannot grow; resume when space returns."""
+        data_dir = self.archive.settings.data_dir
+        floor = self.archive.settings.station.min_free_mb
+        self._data_free_mb = free_mb(data_dir)
+        self._paused_all = self._below(
+            "data folder", data_dir, self._data_free_mb, floor, "station.min_free_mb"
+        )
+        for dock in self.docks:
+            dock.free_mb = free_mb(dock.root)
+            dock.paused = self._below(
+                f"dock {dock.settings.label}",
+                dock.root,
+                dock.free_mb,
+                dock.settings.min_free_mb,
+                "docks.min_free_mb",
+            )
+            CLAIMING_PAUSED.labels(dock.settings.label).set(
+                1 if dock.paused or self._paused_all else 0
+            )
+        self._note_docks()
+
+    def _below(self, where: str, path: Path, free: float | None, floor: float, key: str) -> bool:
+        if free is None or free >= floor:
+            if self.health.active(DISK_FULL, where):
+                self.health.clear(where, DISK_FULL)
+            return False
+        self.health.fault(
+            DISK_FULL,
+            where,
+            f"disk full: {path} has {free:.1f} MB free, below {key} = {floor:g}; "
+            "new files wait in the dock until space returns",
+        )
+        return True
+
+    def _note_docks(self) -> None:
+        self.health.note(
+            "space",
+            {
+                "data_dir_free_mb": _round(self._data_free_mb),
+                "data_dir_min_free_mb": self.archive.settings.station.min_free_mb,
+                "claiming_paused": self._paused_all,
+            },
+        )
+        self.health.note(
+            "docks",
+            {
+                dock.settings.label: {
+                    "free_mb": _round(dock.free_mb),
+                    "min_free_mb": dock.settings.min_free_mb,
+                    "claiming_paused": dock.paused or self._paused_all,
+                    "ignored": dock.ignored,
+                    "ignored_examples": dock.ignored_examples,
+                }
+                for dock in self.docks
+            },
+        )
 
     def _full_scan(self, dock: _DockState) -> None:
         present: set[str] = set()
-        for found in scan_dock(dock.root, dock.settings.ignore):
+        ignored: list[str] = []
+        for found in scan_dock(dock.root, dock.settings.ignore, ignored.append):
             if isinstance(found, Rejected):
                 self._report(dock, found)
                 continue
             present.add(found.path)
             self._observe(dock, found)
         dock.settler.prune(present)
+        if len(ignored) != dock.ignored:
+            log.info(
+                "dock %s: %d name(s) match the ignore patterns and are not taken",
+                dock.settings.label,
+                len(ignored),
+            )
+        dock.ignored = len(ignored)
+        dock.ignored_examples = [
+            display_path(os.path.relpath(p, dock.root)) for p in ignored[:IGNORED_EXAMPLES]
+        ]
+        IGNORED_FILES.labels(dock.settings.label).set(dock.ignored)
+        self._note_docks()
 
     def _check_paths(self, dock: _DockState, paths: set[str]) -> None:
         for path in paths:
@@ -187,23 +408,40 @@ class Daemon:
         if not dock.ready:
             return
         ready, dock.ready = dock.ready, []
+        # a file already registered and not yet claimed is adopted, never registered again
         for job_id in self.pipeline.register(dock.settings, ready):
             self._submit(("job", job_id), self.pipeline.advance, job_id)
 
     def _submit_due_jobs(self) -> None:
-        if len(self._busy) >= self._workers * 4:
+        if len(self._busy) >= self._workers * 4 or time.monotonic() < self._worker_pause_until:
             return
         with self.archive.db.session() as session:
             rows = session.execute(
-                select(IngestJob.id, IngestJob.next_attempt_at).where(
+                select(IngestJob.id, IngestJob.state, IngestJob.next_attempt_at).where(
                     IngestJob.state.in_([s.value for s in ACTIVE_STATES]),
                     IngestJob.station == self.archive.station,
                 )
             ).all()
         now = utcnow()
-        for job_id, due in rows:
+        store_down = not self.probe.answering
+        for job_id, state, due in rows:
+            if store_down and state not in NO_STORE_STATES:
+                continue  # it would only wait for the store's timeout; woken when it is back
             if due is None or due <= now:
                 self._submit(("job", job_id), self.pipeline.advance, job_id)
+
+    def _store_back(self, outage: float) -> None:
+        """The store answers again: every waiting job is due now, not after its backoff."""
+        woken = self.pipeline.wake_waiting()
+        log.info(
+            "store answering again after %.0fs; %d waiting job(s) resumed",
+            outage,
+            woken,
+            extra={"store_outage_s": round(outage, 1), "resumed_jobs": woken},
+        )
+        self._wake.set()
+        for callback in self.on_store_back:
+            callback()
 
     def _resume_unfinished(self) -> None:
         with self.archive.db.session() as session:
@@ -234,9 +472,23 @@ class Daemon:
 
         def run() -> None:
             try:
-                work(*args)
-            except Exception:
-                log.exception("unexpected error in %s %s", key[0], key[1])
+                result = work(*args)
+            except Exception as exc:  # the catalog failed under the job (full, locked, damaged)
+                kind, message = classify(exc)
+                if kind == UNEXPECTED:
+                    log.exception("unexpected error in %s %s", key[0], key[1])
+                self.health.fault(kind, "worker", message)
+                # its state is unchanged in the catalog; let the fault clear before the retry
+                self._worker_backoff = min(MAX_BACKOFF_SECONDS, max(0.5, self._worker_backoff * 2))
+                self._worker_pause_until = time.monotonic() + self._worker_backoff
+            else:
+                self._worker_backoff = 0.0
+                if self.health.active(where="worker"):
+                    self.health.clear("worker")
+                if isinstance(result, Outcome) and (result.error or "").startswith(
+                    "store unavailable"
+                ):
+                    self.probe.poke()
             finally:
                 self._release(key)
 
@@ -259,3 +511,7 @@ class Daemon:
                 row.count += 1
         if first_time:
             log.warning("%s: not taken: %s", display_path(rejected.path), rejected.reason)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)

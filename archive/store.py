@@ -271,6 +271,19 @@ class ObjectStore:
     def close(self) -> None:
         self._parts_pool.shutdown(wait=False, cancel_futures=True)
 
+    def drop_idle_connections(self) -> None:
+        """Close the kept-alive connections of every client (the store went away).
+
+        A dead store's connections would otherwise linger half-closed in the
+        pool until reused, and with them the server's side of each, which keeps
+        a restarted store from binding its port again for a minute.
+        """
+        for client in {id(c): c for c in (self.client, self.quick, self._probe)}.values():
+            session = getattr(getattr(client, "_endpoint", None), "http_session", None)
+            if session is not None:
+                with contextlib.suppress(Exception):
+                    session.close()
+
     def probe(self) -> None:
         """Does the store answer? One HEAD of the bucket, one attempt, short timeouts.
 

@@ -128,6 +128,7 @@ class StoreProbe:
             if self.down_since is None:
                 self.down_since, self._down_at = started, started_at.isoformat()
                 STORE_ANSWERING.set(0)
+            self.store.drop_idle_connections()
             message = f"store not answering since {self._down_at}: {' '.join(str(exc).split())}"
             self.health.note(
                 "store", {"answering": False, "since": self._down_at, "message": message}

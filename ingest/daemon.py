@@ -411,7 +411,7 @@ class Daemon:
         ready, dock.ready = dock.ready, []
         # a file already registered and not yet claimed is adopted, never registered again
         for job_id in self.pipeline.register(dock.settings, ready):
-            self._submit(("job", job_id), self.pipeline.advance, job_id)
+            self._submit(("job", job_id), self._advance, job_id)
 
     def _submit_due_jobs(self) -> None:
         if len(self._busy) >= self._workers * 4 or time.monotonic() < self._worker_pause_until:
@@ -429,7 +429,14 @@ class Daemon:
             if store_down and state not in NO_STORE_STATES:
                 continue  # it would only wait for the store's timeout; woken when it is back
             if due is None or due <= now:
-                self._submit(("job", job_id), self.pipeline.advance, job_id)
+                self._submit(("job", job_id), self._advance, job_id)
+
+    def _advance(self, job_id: int) -> Outcome:
+        """Move a job on; while the store does not answer, only as far as the spool
+        (claimed files are safe there, and no worker waits out a hung store)."""
+        if self.probe.answering:
+            return self.pipeline.advance(job_id)
+        return self.pipeline.advance(job_id, stop_after=JobState.CLAIMED)
 
     def _store_back(self, outage: float) -> None:
         """The store answers again: every waiting job is due now, not after its backoff."""

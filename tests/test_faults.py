@@ -369,7 +369,9 @@ def test_disk_full_pauses_claiming_says_so_and_resumes(small_fs, seaweed, monkey
         )
         assert _fault(_status(station), "disk_full") is None, "the fault clears by itself"
     finally:
-        assert daemon.stop() == 0, daemon.output()
+        stopped = daemon.stop()
+        (small_fs.parent / "daemon.log").write_text(daemon.output())  # kept after umount
+        assert stopped == 0, daemon.output()
     assert_invariants(station, {**first, **later})
     assert "fault in data folder: disk full" in daemon.output()
     # a restart on a full disk: one line saying so, exit 1, no traceback
@@ -503,16 +505,16 @@ def test_waiting_files_get_exactly_one_job_across_rescans_and_restarts(
         for name in ignored:
             (station.dock / name).write_bytes(b"x")
         wait_until(lambda: len(_safe_jobs(station)) >= 5, timeout=30, message="jobs registered")
-        time.sleep(4)  # many rescans while the files wait
-        assert daemon.stop() == 0, daemon.output()
-        daemon = station.start_daemon(log_name="restart.log")
-        wait_until(lambda: "watching" in daemon.output(), timeout=60)
-        time.sleep(3)  # rescans after the restart see the same files again
+        time.sleep(3)  # many rescans while the files wait
         docks = wait_until(
             lambda: _status(station).get("docks", {}).get("dock"), timeout=30, message="docks"
         )
         assert docks["ignored"] == len(ignored), docks
+        assert daemon.stop() == 0, daemon.output()
+        unclaimed = [r for r in jobs(station) if r["state"] == "claiming"]
+        assert unclaimed, "the restart must find files registered but not yet claimed"
         os.killpg(store.process.pid, signal.SIGCONT)
+        daemon = station.start_daemon(log_name="restart.log")
         wait_until(lambda: _all_done(station, set(payloads)), timeout=120, message="archived")
     finally:
         os.killpg(store.process.pid, signal.SIGCONT)

@@ -238,6 +238,7 @@ class Daemon:
                 if not self._guarded("tick", self._tick):
                     # a fault outside the code: say it once (above), wait, try again
                     self._tick_backoff = min(MAX_BACKOFF_SECONDS, max(0.5, self._tick_backoff * 2))
+                    self.health.flush(force=True)
                     self._stop.wait(self._tick_backoff)
                     continue
                 self._tick_backoff = 0.0

@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -106,6 +107,7 @@ enabled = false
 
 [api]
 listen = "127.0.0.1:0"
+metrics_unauthenticated_on_loopback = true
 """,
         encoding="utf-8",
     )
@@ -162,6 +164,14 @@ def assert_invariants(station: Station, payloads: dict[str, bytes]) -> None:
     assert leftovers == [], f"files left in the dock: {leftovers}"
 
 
+def _metrics(daemon) -> str:
+    """The daemon's /metrics (loopback may scrape without a token in these tests)."""
+    import httpx
+
+    url = re.search(r"API listening on (http://\S+)", daemon.output()).group(1)
+    return httpx.get(f"{url}/metrics", timeout=30).text
+
+
 def _fault(document: dict, kind: str) -> dict | None:
     return next((f for f in document.get("faults", []) if f["kind"] == kind), None)
 
@@ -193,6 +203,9 @@ def test_store_hung_shows_within_one_timeout_and_nothing_blocks(tmp_path, own_st
         assert noticed < 12, f"the hung store showed in status only after {noticed:.1f}s"
         assert status["store"]["message"].startswith("store not answering since")
         assert _fault(status, "store") is not None
+        metrics = _metrics(daemon)
+        assert 'strongroom_fault_active{kind="store",where="store probe"} 1.0' in metrics
+        assert "strongroom_store_answering 0.0" in metrics
         print(f"hung store visible in status after {noticed:.1f}s")
         # the jobs that met the hang show their attempt and error once their call timed out
         waiting = wait_until(
@@ -220,6 +233,7 @@ def test_store_hung_shows_within_one_timeout_and_nothing_blocks(tmp_path, own_st
             message="everything archived after the hang",
         )
         assert _fault(_status(station), "store") is None, "the fault clears by itself"
+        assert "strongroom_store_answering 1.0" in _metrics(daemon)
     finally:
         os.killpg(store.process.pid, signal.SIGCONT)
         assert daemon.stop() == 0, daemon.output()
@@ -576,3 +590,18 @@ def test_a_lease_held_by_a_dead_process_is_taken_over_at_once(station, tmp_path)
     assert [r["state"] for r in catalog_rows(station, "SELECT state FROM derivatives")] == [
         "skipped"
     ]
+
+
+def test_a_catalog_fault_is_named_with_the_way_back():
+    """What the daemon's loops log for catalog faults (run time, not only at start)."""
+    from sqlalchemy.exc import OperationalError
+
+    from archive.health import CATALOG_DAMAGED, DISK_FULL, classify
+
+    damaged = OperationalError("SELECT 1", {}, Exception("database disk image is malformed"))
+    kind, message = classify(damaged)
+    assert kind == CATALOG_DAMAGED
+    assert "catalog rebuild --into" in message and "restore-backup" in message
+    full = OperationalError("COMMIT", {}, Exception("database or disk is full"))
+    assert classify(full)[0] == DISK_FULL
+    assert classify(OSError(errno.ENOSPC, "No space left on device"))[0] == DISK_FULL

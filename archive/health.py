@@ -87,13 +87,13 @@ def is_catalog_damaged(exc: BaseException) -> bool:
 
 def classify(exc: BaseException) -> tuple[str, str]:
     """(kind, message) of a fault that came from outside the code."""
-    text = " ".join(str(exc).split())[:500]
+    # a database error's own words, without SQLAlchemy's statement and link
+    text = " ".join(str(getattr(exc, "orig", None) or exc).split())[:500]
     if is_disk_full(exc):
         return DISK_FULL, f"disk full: {text}"
     if is_catalog_damaged(exc):
         return CATALOG_DAMAGED, f"the catalog is damaged ({text}); {CATALOG_ADVICE}"
     if isinstance(exc, DBAPIError):
-        text = " ".join(str(getattr(exc, "orig", None) or exc).split())[:500]
         return CATALOG, f"catalog error: {text}"
     if isinstance(exc, StoreError):
         return STORE, f"store error: {text}"

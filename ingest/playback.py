@@ -49,6 +49,7 @@ from archive.context import Archive
 from archive.custody import record_event, system_actor
 from archive.db import utcnow
 from archive.derivatives import Derivative
+from archive.health import UNEXPECTED, Health, classify
 from archive.lineage import derivative_payload, portable_args, seal_derivative
 from archive.metrics import DERIVATIVE_SECONDS, DERIVATIVES, ERRORS
 from archive.models import Evidence
@@ -158,6 +159,8 @@ class PlaybackWorker:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
+        #: the daemon's fault board (None in one-shot commands: faults are only logged)
+        self.health: Health | None = None
 
     # -- running ------------------------------------------------------------------
 
@@ -261,15 +264,18 @@ class PlaybackWorker:
                 return
             try:
                 claim = self.claim_next(only)
-            except Exception:  # the catalog is unreachable: wait, never die
-                log.exception("playback: cannot read the queue")
+            except Exception as exc:  # the catalog is unreachable: wait, never die
+                self._fault(exc, "playback: cannot read the queue")
                 ERRORS.labels("playback-queue").inc()
                 claim = None
+            else:
+                if self.health is not None and self.health.active(where="playback"):
+                    self.health.clear("playback")
             if claim is not None:
                 try:
                     result = self.process(claim, stop)
-                except Exception:  # only the catalog failing can get here: the lease expires
-                    log.exception("playback: could not record the end of copy %d", claim.id)
+                except Exception as exc:  # only the catalog failing can get here
+                    self._fault(exc, f"playback: could not record the end of copy {claim.id}")
                     ERRORS.labels("playback-queue").inc()
                     self._wake.wait(self.queue.poll_seconds)
                     continue
@@ -290,6 +296,16 @@ class PlaybackWorker:
                 wait = min(wait, max(0.0, deadline - time.monotonic()))
             self._wake.wait(wait)
             self._wake.clear()
+
+    def _fault(self, exc: Exception, what: str) -> None:
+        """One line naming the fault; on the daemon's board (status, metrics) when there is one."""
+        if self.health is None:
+            log.exception(what)
+            return
+        kind, message = classify(exc)
+        if kind == UNEXPECTED:
+            log.exception(what)
+        self.health.fault(kind, "playback", f"{what}: {message}")
 
     # -- the queue ------------------------------------------------------------------
 

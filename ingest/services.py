@@ -93,6 +93,8 @@ def start_services(
     ``health``: where the scheduled jobs report faults (the daemon's board)."""
     sealed: list[str] = []
     worker = PlaybackWorker(archive) if archive.settings.transcode.enabled else None
+    if worker is not None:
+        worker.health = health
 
     def on_sealed(evidence_id: str) -> None:
         sealed.append(evidence_id)

@@ -204,19 +204,21 @@ class Pipeline:
 
         return self._writer.run(insert)
 
-    def _unclaimed_jobs(self, session: Session, dock_label: str) -> dict[str, IngestJob]:
-        """This station's jobs of one dock whose file is still in the dock, by path."""
-        rows = session.scalars(
-            select(IngestJob).where(
+    def _unclaimed_jobs(self, session: Session, dock_label: str) -> dict[str, int]:
+        """This station's jobs of one dock whose file is still in the dock: path → id."""
+        rows = session.execute(
+            select(IngestJob.source_path, IngestJob.id).where(
                 IngestJob.state == JobState.CLAIMING,
                 IngestJob.station == self.archive.station,
                 IngestJob.dock == dock_label,
             )
         )
-        return {job.source_path: job for job in rows}
+        return {path: job_id for path, job_id in rows}
 
-    def _adopt(self, session: Session, job: IngestJob, candidate: Candidate) -> IngestJob:
+    def _adopt(self, session: Session, job_id: int, candidate: Candidate) -> IngestJob:
         """The earlier job takes the file; what it records of the file is brought up to date."""
+        job = session.get(IngestJob, job_id)
+        assert job is not None
         if (job.size, job.mtime_ns) != (candidate.size, candidate.mtime_ns):
             values = {
                 "size": candidate.size,

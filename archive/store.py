@@ -285,17 +285,16 @@ class ObjectStore:
                     session.close()
 
     def probe(self) -> None:
-        """Does the store answer? One HEAD of the bucket, one attempt, short timeouts.
+        """Is the store usable? One HEAD of the bucket, one attempt, short timeouts.
 
-        Raises :class:`StoreError` when it does not (any answer, even a refusal, is
-        an answer: only an unreachable or hung store fails the probe).
+        Raises :class:`StoreError` unless the bucket answers with success: a
+        refusal counts as not answering too (a restarted SeaweedFS refuses our
+        keys for a moment until its identities are loaded, and jobs woken then
+        would only fail again).
         """
         try:
             self._probe.head_bucket(Bucket=self.bucket)
-        except ClientError as exc:
-            if _status(exc) >= 500 or _status(exc) == 0:
-                raise _wrap(exc, "probe") from exc
-        except BotoCoreError as exc:
+        except (ClientError, BotoCoreError) as exc:
             raise _wrap(exc, "probe") from exc
 
     # -- bucket -------------------------------------------------------------

@@ -275,13 +275,14 @@ def backup_due(archive: Archive, hours: float, *, now: datetime | None = None) -
 
 def scheduled_backup(archive: Archive, hours: float) -> None:
     """The APScheduler job: a backup when one is due. A failure (store down, disk
-    full) is logged at ERROR and counted; the next look retries."""
+    full) is counted and raised to the scheduler's guard (one log line, a fault
+    in ``status`` until a later run succeeds); the next look retries."""
     try:
         if backup_due(archive, hours):
             backup_catalog(archive)
     except Exception:
         ERRORS.labels(where="catalog_backup").inc()
-        log.exception("catalog backup failed; the next run retries")
+        raise
 
 
 # -- listing and restore ---------------------------------------------------------------

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Engine, LargeBinary, create_engine, event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import JSON, DateTime, Engine, LargeBinary, create_engine, event, text
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -141,3 +143,68 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# -- the catalog's self-check ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CatalogCheck:
+    """The result of :func:`check_catalog`: ``ok`` and what was found."""
+
+    ok: bool
+    detail: str
+    kind: str
+    checked_at: str
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "detail": self.detail,
+            "kind": self.kind,
+            "checked_at": self.checked_at,
+            "seconds": self.seconds,
+        }
+
+
+#: extra checks per SQLAlchemy dialect name (e.g. PostgreSQL's schema version):
+#: each gets a connection and returns None when all is well, else what is wrong
+CATALOG_CHECKS: dict[str, list[Callable[[Any], str | None]]] = {}
+
+
+def register_catalog_check(dialect: str, check: Callable[[Any], str | None]) -> None:
+    """Add a start-up check of catalogs of one dialect (``"postgresql"``, ``"sqlite"``)."""
+    CATALOG_CHECKS.setdefault(dialect, []).append(check)
+
+
+def _sqlite_quick_check(connection: Any) -> str | None:
+    """SQLite's ``PRAGMA quick_check``: page and index structure, in one read pass."""
+    rows = [row[0] for row in connection.execute(text("PRAGMA quick_check")).fetchall()]
+    return None if rows == ["ok"] else "; ".join(str(r) for r in rows[:5])
+
+
+register_catalog_check("sqlite", _sqlite_quick_check)
+
+
+def check_catalog(engine: Engine) -> CatalogCheck:
+    """Run the dialect's checks (SQLite: ``quick_check``; any: a connection).
+
+    Never raises for a catalog fault: a damaged or unreachable catalog is a
+    result (``ok=False``) the caller reports in one line.
+    """
+    started = time.monotonic()
+    kind = engine.dialect.name
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+            problems = [p for check in CATALOG_CHECKS.get(kind, []) if (p := check(connection))]
+    except DBAPIError as exc:
+        problems = [" ".join(str(exc.orig or exc).split())[:500]]
+    return CatalogCheck(
+        ok=not problems,
+        detail="; ".join(problems) if problems else "ok",
+        kind=f"{kind} quick_check" if kind == "sqlite" else f"{kind} connection",
+        checked_at=utcnow().isoformat(),
+        seconds=round(time.monotonic() - started, 3),
+    )

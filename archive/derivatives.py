@@ -53,6 +53,8 @@ class Derivative(Base):
     speed: Mapped[float | None] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: who holds the lease of a running row (``host:pid:start``, see archive.owner)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -152,13 +152,14 @@ def checkpoint(archive: Archive) -> CheckpointResult | None:
 
 def scheduled_checkpoint(archive: Archive) -> None:
     """The APScheduler job: a checkpoint when there are new leaves. A failure is
-    logged at ERROR and counted; ``strongroom status`` shows the events still
-    waiting and any unpublished checkpoint until the next run succeeds."""
+    counted and raised to the scheduler's guard (one log line, a fault in
+    ``status``); ``strongroom status`` also shows the events still waiting and
+    any unpublished checkpoint until the next run succeeds."""
     try:
         checkpoint(archive)
     except Exception:
         ERRORS.labels(where="ledger").inc()
-        log.exception("ledger checkpoint failed; the next run retries")
+        raise
 
 
 def _ensure_state_row(archive: Archive) -> None:

@@ -105,3 +105,32 @@ DISPOSED = Counter(
     ["result"],
     registry=REGISTRY,
 )
+FAULT_ACTIVE = Gauge(
+    "strongroom_fault_active",
+    "1 while a fault from outside the code (disk full, store, catalog, I/O) stops a loop",
+    ["kind", "where"],
+    registry=REGISTRY,
+)
+FAULTS = Counter(
+    "strongroom_faults_total",
+    "Occurrences of faults from outside the code, by kind",
+    ["kind"],
+    registry=REGISTRY,
+)
+STORE_ANSWERING = Gauge(
+    "strongroom_store_answering",
+    "1 while the store answers the daemon's health probe, 0 while it does not",
+    registry=REGISTRY,
+)
+CLAIMING_PAUSED = Gauge(
+    "strongroom_claiming_paused",
+    "1 while a dock's new files wait because free space is below its floor",
+    ["dock"],
+    registry=REGISTRY,
+)
+IGNORED_FILES = Gauge(
+    "strongroom_dock_ignored_files",
+    "Names in a dock matching its ignore patterns at the last full scan",
+    ["dock"],
+    registry=REGISTRY,
+)

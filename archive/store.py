@@ -13,7 +13,11 @@ guarantees live here where one reader can find them:
 
 Retries of single requests are botocore's ("standard" mode, bounded attempts
 and timeouts); retrying a whole step after the store was down is the
-pipeline's job.
+pipeline's job. Every call has a connect and a socket timeout sized to its
+kind: calls that move data (uploads, parts, GETs) wait ``read_timeout`` for
+the next bytes, small calls (HEAD, locks, holds, listings, the health probe)
+only ``request_timeout``, so a hung store is noticed quickly without cutting
+off a slow but healthy upload.
 """
 
 from __future__ import annotations
@@ -222,10 +226,18 @@ class ObjectStore:
         self._parts_pool = ThreadPoolExecutor(
             max_workers=settings.max_concurrency, thread_name_prefix="s3-part"
         )
-        self.client = client or self._make_client(settings)
+        self.client = client or self._make_client(settings, settings.read_timeout)
+        #: small calls: a hung store must not hold them for a data call's timeout
+        self.quick = client or self._make_client(settings, settings.request_timeout)
+        #: the health probe: one attempt, short timeouts, its own connections
+        self._probe = client or self._make_client(
+            settings, settings.request_timeout, attempts=1, pool=1
+        )
 
     @staticmethod
-    def _make_client(settings: StoreSettings) -> Any:
+    def _make_client(
+        settings: StoreSettings, read_timeout: float, *, attempts: int | None = None, pool: int = 0
+    ) -> Any:
         key_id, secret = load_credentials(settings)
         if settings.endpoint_url and (key_id is None or secret is None):
             raise ConfigError(
@@ -234,10 +246,10 @@ class ObjectStore:
             )
         config = Config(
             region_name=settings.region,
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            retries={"mode": "standard", "max_attempts": settings.max_attempts},
-            max_pool_connections=max(10, settings.max_concurrency * 2 + 8),
+            connect_timeout=min(settings.connect_timeout, read_timeout),
+            read_timeout=read_timeout,
+            retries={"mode": "standard", "max_attempts": attempts or settings.max_attempts},
+            max_pool_connections=pool or max(10, settings.max_concurrency * 2 + 8),
             # UNSIGNED-PAYLOAD: botocore would otherwise SHA-256 every body a second
             # time for the SigV4 signature on plain-HTTP endpoints (~0.75 s of CPU
             # per GB, measured by bench/). Integrity does not rest on it: the
@@ -258,6 +270,32 @@ class ObjectStore:
 
     def close(self) -> None:
         self._parts_pool.shutdown(wait=False, cancel_futures=True)
+
+    def drop_idle_connections(self) -> None:
+        """Close the kept-alive connections of every client (the store went away).
+
+        A dead store's connections would otherwise linger half-closed in the
+        pool until reused, and with them the server's side of each, which keeps
+        a restarted store from binding its port again for a minute.
+        """
+        for client in {id(c): c for c in (self.client, self.quick, self._probe)}.values():
+            session = getattr(getattr(client, "_endpoint", None), "http_session", None)
+            if session is not None:
+                with contextlib.suppress(Exception):
+                    session.close()
+
+    def probe(self) -> None:
+        """Is the store usable? One HEAD of the bucket, one attempt, short timeouts.
+
+        Raises :class:`StoreError` unless the bucket answers with success: a
+        refusal counts as not answering too (a restarted SeaweedFS refuses our
+        keys for a moment until its identities are loaded, and jobs woken then
+        would only fail again).
+        """
+        try:
+            self._probe.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as exc:
+            raise _wrap(exc, "probe") from exc
 
     # -- bucket -------------------------------------------------------------
 
@@ -423,7 +461,10 @@ class ObjectStore:
         try:
             futures = []
             for number in range(1, count + 1):
-                self._part_slots.acquire()  # at most max_concurrency parts in flight
+                # at most max_concurrency parts in flight; a stalled upload of another
+                # worker holds its slots only until its own calls time out
+                if not self._part_slots.acquire(timeout=self._slot_wait()):
+                    raise StoreError(f"{key}: no upload slot free: the store is not taking parts")
                 known = part_digests[number - 1] if part_digests else None
                 futures.append(
                     self._parts_pool.submit(
@@ -445,6 +486,11 @@ class ObjectStore:
                 },
             )
         except BaseException as exc:
+            for future in futures:  # no part may still read the file once it is closed
+                future.cancel()
+            for future in futures:
+                with contextlib.suppress(BaseException):
+                    future.exception()
             self._abort(key, upload_id)
             if isinstance(exc, ClientError):
                 if _status(exc) == 412:
@@ -456,6 +502,11 @@ class ObjectStore:
         finally:
             os.close(fd)
         return StoredObject(key, response.get("VersionId"), size, composite_checksum(digests), True)
+
+    def _slot_wait(self) -> float:
+        """How long a part may wait for a slot: other parts' calls, timeouts and retries."""
+        settings = self.settings
+        return (settings.connect_timeout + settings.read_timeout) * settings.max_attempts + 5
 
     def _upload_part(
         self,
@@ -505,7 +556,7 @@ class ObjectStore:
         if version_id:
             args["VersionId"] = version_id
         try:
-            response = self.client.head_object(**args)
+            response = self.quick.head_object(**args)
         except ClientError as exc:
             if _status(exc) in (404, 405):  # 405: the version is a delete marker
                 raise NotFound(key) from exc
@@ -555,7 +606,7 @@ class ObjectStore:
             body.close()
 
     def list_keys(self, prefix: str) -> Iterator[str]:
-        paginator = self.client.get_paginator("list_objects_v2")
+        paginator = self.quick.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
             for entry in page.get("Contents", []):
                 yield entry["Key"]
@@ -571,7 +622,7 @@ class ObjectStore:
         if version_id:
             args["VersionId"] = version_id
         try:
-            self.client.put_object_legal_hold(**args)
+            self.quick.put_object_legal_hold(**args)
         except (ClientError, BotoCoreError) as exc:
             raise _wrap(exc, f"legal hold {key}") from exc
 
@@ -597,7 +648,7 @@ class ObjectStore:
         if version_id:
             args["VersionId"] = version_id
         try:
-            self.client.put_object_retention(**args)
+            self.quick.put_object_retention(**args)
         except (ClientError, BotoCoreError) as exc:
             raise _wrap(exc, f"extend retention {key}") from exc
         return True
@@ -608,6 +659,6 @@ class ObjectStore:
         if bypass_governance:
             args["BypassGovernanceRetention"] = True
         try:
-            self.client.delete_object(**args)
+            self.quick.delete_object(**args)
         except (ClientError, BotoCoreError) as exc:
             raise _wrap(exc, f"delete {key}@{version_id}") from exc

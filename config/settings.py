@@ -55,6 +55,12 @@ class StationSettings(_Section):
     name: str = Field("dock-01", min_length=1, max_length=64)
     data_dir: Path = Path("var")
     timezone: str = Field("Asia/Shanghai", description="zone of recorder clocks (file names)")
+    min_free_mb: float = Field(
+        256.0,
+        ge=0,
+        description="free space the data folder (catalog, keys) must keep; below it the daemon "
+        "stops claiming new files until space returns",
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -91,6 +97,12 @@ class DockSettings(_Section):
     )
     poll: bool = Field(False, description="poll instead of inotify (network mounts)")
     poll_interval: float = Field(2.0, gt=0.0)
+    min_free_mb: float = Field(
+        64.0,
+        ge=0,
+        description="free space the dock's file system (spool, kept copies) must keep; "
+        "below it this dock's files wait where they are",
+    )
     ignore: list[str] = Field(
         default_factory=lambda: ["*.part", "*.tmp", "*.crdownload", ".*"],
         description="glob patterns of names never taken (dotfiles include our own folder)",
@@ -230,8 +242,19 @@ class StoreSettings(_Section):
     part_size_mb: int = Field(16, ge=5, le=5120)
     max_concurrency: int = Field(8, ge=1, le=64)
     connect_timeout: float = Field(5.0, gt=0)
-    read_timeout: float = Field(60.0, gt=0)
+    read_timeout: float = Field(
+        60.0, gt=0, description="socket timeout of calls that move data: uploads, parts, GETs"
+    )
+    request_timeout: float = Field(
+        10.0, gt=0, description="socket timeout of small calls: HEAD, locks, holds, listings"
+    )
     max_attempts: int = Field(4, ge=1, le=20)
+    probe_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="the daemon asks the store whether it answers this often (every second "
+        "while it does not); when it answers again, waiting jobs are retried at once",
+    )
 
 
 class CatalogSettings(_Section):

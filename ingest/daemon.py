@@ -5,6 +5,13 @@ due); a bounded pool of worker threads does it, one job per worker, so hashing
 one file overlaps uploading another. On start the loop first resumes every
 unfinished job from the catalog, then rescans every dock in full: files
 dropped while the daemon was down are archived like any other.
+
+No fault from outside the code stops it (see :mod:`archive.health`): a loop
+that fails – the tick, a worker, the store probe – names the fault in one log
+line, backs off, shows it in ``status`` and ``/metrics``, and carries on when
+the fault clears. Below a free-space floor it stops claiming new files (they
+wait in the dock); while the store does not answer it leaves the jobs that
+need the store alone, and when the store answers again it wakes them all.
 """
 
 from __future__ import annotations
@@ -31,12 +38,22 @@ from watchdog.observers.polling import PollingObserver
 
 from archive.context import Archive
 from archive.db import display_path, utcnow
-from archive.models import ACTIVE_STATES, DockProblem, IngestJob
+from archive.health import (
+    DISK_FULL,
+    UNEXPECTED,
+    Health,
+    classify,
+    free_mb,
+    run_dir,
+)
+from archive.metrics import CLAIMING_PAUSED, IGNORED_FILES
+from archive.models import ACTIVE_STATES, DockProblem, IngestJob, JobState
 from config.settings import DockSettings
-from ingest.pipeline import Pipeline
+from ingest.pipeline import Outcome, Pipeline
 from ingest.prehash import PreHasher
 from ingest.scan import Candidate, Rejected, inspect_path, scan_dock
 from ingest.settle import Settler
+from ingest.storeprobe import StoreProbe
 
 log = logging.getLogger("strongroom.daemon")
 
@@ -44,6 +61,14 @@ HINT_EVENTS = frozenset(
     {EVENT_TYPE_CREATED, EVENT_TYPE_MODIFIED, EVENT_TYPE_MOVED, EVENT_TYPE_CLOSED}
 )
 TICK_SECONDS = 0.1
+#: free space is looked at this often (a statvfs per dock and the data folder)
+SPACE_CHECK_SECONDS = 1.0
+#: the longest pause after a failed tick or worker (doubling from half a second)
+MAX_BACKOFF_SECONDS = 30.0
+#: job states whose next step does not call the store (run while it is down)
+NO_STORE_STATES = frozenset({JobState.CLAIMING, JobState.SEALED, JobState.SIGHTED})
+#: how many ignored names status shows per dock (the count is complete)
+IGNORED_EXAMPLES = 5
 
 
 class _HintHandler(FileSystemEventHandler):
@@ -68,12 +93,16 @@ class _DockState:
         self.settler = Settler(settings.settle_seconds, ours=prehasher.reading)
         self.last_scan = 0.0
         self.ready: list[Candidate] = []
+        self.paused = False  # free space below the dock's floor: new files wait
+        self.free_mb: float | None = None
+        self.ignored = 0
+        self.ignored_examples: list[str] = []
 
 
 class Daemon:
     """Runs until :meth:`stop` is called (SIGTERM/SIGINT in ``strongroom run``)."""
 
-    def __init__(self, archive: Archive, pipeline: Pipeline) -> None:
+    def __init__(self, archive: Archive, pipeline: Pipeline, health: Health | None = None) -> None:
         self.archive = archive
         self.pipeline = pipeline
         settings = archive.settings
@@ -95,6 +124,18 @@ class Daemon:
         self._stop = threading.Event()
         self._observers: list = []
         self._reported: dict[str, str] = {}
+        self.health = health or Health(run_dir(settings.data_dir))
+        self.probe = StoreProbe(
+            archive.store, self.health, settings.store.probe_seconds, self._store_back
+        )
+        #: called with the outage's length when the store answers again (e.g. wake playback)
+        self.on_store_back: list[Callable[[], None]] = []
+        self._paused_all = False  # the data folder is below its floor
+        self._data_free_mb: float | None = None
+        self._last_space_check = 0.0
+        self._tick_backoff = 0.0
+        self._worker_backoff = 0.0
+        self._worker_pause_until = 0.0
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -105,14 +146,22 @@ class Daemon:
     def run(self) -> None:
         for dock in self.docks:
             dock.root.mkdir(parents=True, exist_ok=True)
-        self._resume_unfinished()
+        self.probe.start()
+        self._guarded("start", self._resume_unfinished)
         self._start_observers()
         log.info(
             "watching %d dock(s): %s", len(self.docks), ", ".join(str(d.root) for d in self.docks)
         )
         try:
             while not self._stop.is_set():
-                self._tick()
+                if not self._guarded("tick", self._tick):
+                    # a fault outside the code: say it once (above), wait, try again
+                    self._tick_backoff = min(MAX_BACKOFF_SECONDS, max(0.5, self._tick_backoff * 2))
+                    self.health.flush(force=True)
+                    self._stop.wait(self._tick_backoff)
+                    continue
+                self._tick_backoff = 0.0
+                self.health.flush()
                 self._wake.wait(TICK_SECONDS)
                 self._wake.clear()
         finally:
@@ -122,8 +171,24 @@ class Daemon:
             self.prehasher.close()
             self._pool.shutdown(wait=True, cancel_futures=True)
             self.pipeline.prehasher = None
+            self.probe.stop()
             for observer in self._observers:
                 observer.join(timeout=5)
+            self.health.close()
+
+    def _guarded(self, where: str, work: Callable[[], object]) -> bool:
+        """Run one loop's work; a fault is recorded (and cleared once it works again)."""
+        try:
+            work()
+        except Exception as exc:
+            kind, message = classify(exc)
+            if kind == UNEXPECTED:
+                log.exception("unexpected error in %s", where)
+            self.health.fault(kind, where, message)
+            return False
+        if self.health.active(where=where):
+            self.health.clear(where)
+        return True
 
     def _start_observers(self) -> None:
         handler = _HintHandler(self._hints, self._hints_lock, self._wake)
@@ -142,6 +207,9 @@ class Daemon:
 
     def _tick(self) -> None:
         now = time.monotonic()
+        if now - self._last_space_check >= SPACE_CHECK_SECONDS:
+            self._last_space_check = now
+            self._check_space()
         with self._hints_lock:  # the handler holds this very set: empty it, never replace it
             hints = set(self._hints)
             self._hints.clear()
@@ -151,18 +219,92 @@ class Daemon:
                 dock.last_scan = now
             else:
                 self._check_paths(dock, hints | set(dock.settler.paths()))
-            self._claim_ready(dock)
+            if self._paused_all or dock.paused:
+                dock.ready.clear()  # they wait in the dock; the next rescan finds them again
+            else:
+                self._claim_ready(dock)
         self._submit_due_jobs()
+
+    def _check_space(self) -> None:
+        """Stop claiming before the catalog or a spool cannot grow; resume when space returns."""
+        data_dir = self.archive.settings.data_dir
+        floor = self.archive.settings.station.min_free_mb
+        self._data_free_mb = free_mb(data_dir)
+        self._paused_all = self._below(
+            "data folder", data_dir, self._data_free_mb, floor, "station.min_free_mb"
+        )
+        for dock in self.docks:
+            dock.free_mb = free_mb(dock.root)
+            dock.paused = self._below(
+                f"dock {dock.settings.label}",
+                dock.root,
+                dock.free_mb,
+                dock.settings.min_free_mb,
+                "docks.min_free_mb",
+            )
+            CLAIMING_PAUSED.labels(dock.settings.label).set(
+                1 if dock.paused or self._paused_all else 0
+            )
+        self._note_docks()
+
+    def _below(self, where: str, path: Path, free: float | None, floor: float, key: str) -> bool:
+        if free is None or free >= floor:
+            if self.health.active(DISK_FULL, where):
+                self.health.clear(where, DISK_FULL)
+            return False
+        self.health.fault(
+            DISK_FULL,
+            where,
+            f"disk full: {path} has {free:.1f} MB free, below {key} = {floor:g}; "
+            "new files wait in the dock until space returns",
+        )
+        return True
+
+    def _note_docks(self) -> None:
+        self.health.note(
+            "space",
+            {
+                "data_dir_free_mb": _round(self._data_free_mb),
+                "data_dir_min_free_mb": self.archive.settings.station.min_free_mb,
+                "claiming_paused": self._paused_all,
+            },
+        )
+        self.health.note(
+            "docks",
+            {
+                dock.settings.label: {
+                    "free_mb": _round(dock.free_mb),
+                    "min_free_mb": dock.settings.min_free_mb,
+                    "claiming_paused": dock.paused or self._paused_all,
+                    "ignored": dock.ignored,
+                    "ignored_examples": dock.ignored_examples,
+                }
+                for dock in self.docks
+            },
+        )
 
     def _full_scan(self, dock: _DockState) -> None:
         present: set[str] = set()
-        for found in scan_dock(dock.root, dock.settings.ignore):
+        ignored: list[str] = []
+        for found in scan_dock(dock.root, dock.settings.ignore, ignored.append):
             if isinstance(found, Rejected):
                 self._report(dock, found)
                 continue
             present.add(found.path)
             self._observe(dock, found)
         dock.settler.prune(present)
+        if len(ignored) != dock.ignored:
+            log.info(
+                "dock %s: %d name(s) match the ignore patterns and are not taken",
+                dock.settings.label,
+                len(ignored),
+            )
+        dock.ignored = len(ignored)
+        dock.ignored_examples = [
+            display_path(os.path.relpath(p, dock.root)) for p in ignored[:IGNORED_EXAMPLES]
+        ]
+        IGNORED_FILES.labels(dock.settings.label).set(dock.ignored)
+        self._note_docks()
 
     def _check_paths(self, dock: _DockState, paths: set[str]) -> None:
         for path in paths:
@@ -187,23 +329,47 @@ class Daemon:
         if not dock.ready:
             return
         ready, dock.ready = dock.ready, []
+        # a file already registered and not yet claimed is adopted, never registered again
         for job_id in self.pipeline.register(dock.settings, ready):
-            self._submit(("job", job_id), self.pipeline.advance, job_id)
+            self._submit(("job", job_id), self._advance, job_id)
 
     def _submit_due_jobs(self) -> None:
-        if len(self._busy) >= self._workers * 4:
+        if len(self._busy) >= self._workers * 4 or time.monotonic() < self._worker_pause_until:
             return
         with self.archive.db.session() as session:
             rows = session.execute(
-                select(IngestJob.id, IngestJob.next_attempt_at).where(
+                select(IngestJob.id, IngestJob.state, IngestJob.next_attempt_at).where(
                     IngestJob.state.in_([s.value for s in ACTIVE_STATES]),
                     IngestJob.station == self.archive.station,
                 )
             ).all()
         now = utcnow()
-        for job_id, due in rows:
+        store_down = not self.probe.answering
+        for job_id, state, due in rows:
+            if store_down and state not in NO_STORE_STATES:
+                continue  # it would only wait for the store's timeout; woken when it is back
             if due is None or due <= now:
-                self._submit(("job", job_id), self.pipeline.advance, job_id)
+                self._submit(("job", job_id), self._advance, job_id)
+
+    def _advance(self, job_id: int) -> Outcome:
+        """Move a job on; while the store does not answer, only as far as the spool
+        (claimed files are safe there, and no worker waits out a hung store)."""
+        if self.probe.answering:
+            return self.pipeline.advance(job_id)
+        return self.pipeline.advance(job_id, stop_after=JobState.CLAIMED)
+
+    def _store_back(self, outage: float) -> None:
+        """The store answers again: every waiting job is due now, not after its backoff."""
+        woken = self.pipeline.wake_waiting()
+        log.info(
+            "store answering again after %.0fs; %d waiting job(s) resumed",
+            outage,
+            woken,
+            extra={"store_outage_s": round(outage, 1), "resumed_jobs": woken},
+        )
+        self._wake.set()
+        for callback in self.on_store_back:
+            callback()
 
     def _resume_unfinished(self) -> None:
         with self.archive.db.session() as session:
@@ -234,9 +400,23 @@ class Daemon:
 
         def run() -> None:
             try:
-                work(*args)
-            except Exception:
-                log.exception("unexpected error in %s %s", key[0], key[1])
+                result = work(*args)
+            except Exception as exc:  # the catalog failed under the job (full, locked, damaged)
+                kind, message = classify(exc)
+                if kind == UNEXPECTED:
+                    log.exception("unexpected error in %s %s", key[0], key[1])
+                self.health.fault(kind, "worker", message)
+                # its state is unchanged in the catalog; let the fault clear before the retry
+                self._worker_backoff = min(MAX_BACKOFF_SECONDS, max(0.5, self._worker_backoff * 2))
+                self._worker_pause_until = time.monotonic() + self._worker_backoff
+            else:
+                self._worker_backoff = 0.0
+                if self.health.active(where="worker"):
+                    self.health.clear("worker")
+                if isinstance(result, Outcome) and (result.error or "").startswith(
+                    "store unavailable"
+                ):
+                    self.probe.poke()
             finally:
                 self._release(key)
 
@@ -259,3 +439,7 @@ class Daemon:
                 row.count += 1
         if first_time:
             log.warning("%s: not taken: %s", display_path(rejected.path), rejected.reason)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)

@@ -17,12 +17,21 @@ def main(argv: list[str] | None = None) -> int:
         from verify.offline import main as verify_bundle_main
 
         return verify_bundle_main(args[1:])
+    from sqlalchemy.exc import DatabaseError
+
     from ingest.cli import app
 
     try:
         app(args, prog_name="strongroom")
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    except (OSError, DatabaseError) as exc:
+        # a fault outside the code (full disk, damaged catalog): one line, never a traceback
+        from archive.health import classify
+
+        _kind, message = classify(exc)
+        sys.stderr.write(f"strongroom: {message}\n")
+        return 1
     return 0
 
 

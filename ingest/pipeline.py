@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ClassVar
 
-from sqlalchemy import JSON, Row, bindparam, null, select
+from sqlalchemy import JSON, Row, bindparam, null, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -36,7 +36,7 @@ from archive.db import display_path, utcnow
 from archive.derivatives import Derivative
 from archive.groupcommit import GroupCommitter
 from archive.hashing import FileDigest, FileIdentity, NotRegularFile, hash_file
-from archive.models import Evidence, IngestJob, JobState
+from archive.models import ACTIVE_STATES, Evidence, IngestJob, JobState
 from archive.recorded_time import item_time, media_time
 from archive.seal import (
     SealError,
@@ -142,6 +142,14 @@ class Pipeline:
         leaves CLAIMING jobs that the restart finishes (each file is then in the
         spool or still in the dock, never nowhere). Files archived in place
         (``strongroom ingest`` outside a dock) are claimed in the same commit.
+
+        One job per dock file: a file that already has a job not yet claimed
+        (a rescan, or a restart, saw it again) is *adopted* – that job is
+        returned, no second one is made – and a file no longer in the dock
+        because one of our jobs just claimed it is left out rather than
+        registered to end "vanished". Both are decided inside the catalog
+        writer, whose commits are serialised with the claims' own, so no claim
+        can slip in between; a file the dock really removed is still recorded.
         """
         root = self.settings.dock_path(dock)
         rule = self.settings.name_rule(dock)
@@ -150,7 +158,15 @@ class Pipeline:
             connection = session.connection()
             jobs = []
             now = utcnow()
+            unclaimed = {} if in_place else self._unclaimed_jobs(session, dock.label)
             for candidate in candidates:
+                if not in_place:
+                    adopted = unclaimed.get(candidate.path)
+                    if adopted is not None:
+                        jobs.append(self._adopt(session, adopted, candidate))
+                        continue
+                    if _taken_already(session, self.archive.station, dock.label, candidate):
+                        continue
                 relative = display_path(os.path.relpath(candidate.path, root))
                 # in place: nothing to move, the file is claimed by this very commit
                 claimed = in_place and os.path.lexists(candidate.path)
@@ -191,13 +207,60 @@ class Pipeline:
 
         return self._writer.run(insert)
 
+    def _unclaimed_jobs(self, session: Session, dock_label: str) -> dict[str, int]:
+        """This station's jobs of one dock whose file is still in the dock: path → id."""
+        rows = session.execute(
+            select(IngestJob.source_path, IngestJob.id).where(
+                IngestJob.state == JobState.CLAIMING,
+                IngestJob.station == self.archive.station,
+                IngestJob.dock == dock_label,
+            )
+        )
+        return {path: job_id for path, job_id in rows}
+
+    def _adopt(self, session: Session, job_id: int, candidate: Candidate) -> IngestJob:
+        """The earlier job takes the file; what it records of the file is brought up to date."""
+        job = session.get(IngestJob, job_id)
+        assert job is not None
+        if (job.size, job.mtime_ns) != (candidate.size, candidate.mtime_ns):
+            values = {
+                "size": candidate.size,
+                "mtime_ns": candidate.mtime_ns,
+                "updated_at": utcnow(),
+            }
+            _update_job(session, job.id, values)
+            _apply(job, values)
+        session.expunge(job)
+        log.debug("%s: already registered as job %d; adopted", job.display_name, job.id)
+        return job
+
+    def wake_waiting(self) -> int:
+        """Make every waiting job of this station due now (the store is back); returns how many."""
+
+        def work(session: Session) -> int:
+            result = session.execute(
+                update(IngestJob)
+                .where(
+                    IngestJob.station == self.archive.station,
+                    IngestJob.state.in_([s.value for s in ACTIVE_STATES]),
+                    IngestJob.next_attempt_at.is_not(None),
+                )
+                .values(next_attempt_at=None)
+                .execution_options(synchronize_session=False)
+            )
+            return int(result.rowcount or 0)
+
+        return self._writer.run(work)
+
     def claim(
         self, dock: DockSettings, candidate: Candidate, *, in_place: bool = False
     ) -> int | None:
         """Register one file and move it into the spool; None if it vanished first."""
-        (job,) = self.register_jobs(dock, [candidate], in_place=in_place)
-        outcome = self.advance(job, stop_after=JobState.CLAIMED)
-        return job.id if outcome.state != JobState.VANISHED else None
+        registered = self.register_jobs(dock, [candidate], in_place=in_place)
+        if not registered:  # claimed already by another job
+            return None
+        outcome = self.advance(registered[0], stop_after=JobState.CLAIMED)
+        return registered[0].id if outcome.state != JobState.VANISHED else None
 
     def close(self) -> None:
         """Stop the catalog writer (after the workers have stopped)."""
@@ -878,6 +941,27 @@ def _apply(job: IngestJob, values: dict) -> None:
     """Give the in-memory job the values just committed for it."""
     for name, value in values.items():
         setattr(job, name, value)
+
+
+def _taken_already(session: Session, station: str, dock: str, candidate: Candidate) -> bool:
+    """The file is gone from the dock because a job of ours claimed it after the scan
+    saw it (same dock, path, size and mtime): registering it again would only
+    make a job that ends "vanished" for a file that is safely on its way."""
+    if os.path.lexists(candidate.path):
+        return False
+    taken = session.scalar(
+        select(IngestJob.id)
+        .where(
+            IngestJob.station == station,
+            IngestJob.dock == dock,
+            IngestJob.source_path == candidate.path,
+            IngestJob.size == candidate.size,
+            IngestJob.mtime_ns == candidate.mtime_ns,
+            IngestJob.state != JobState.VANISHED,
+        )
+        .limit(1)
+    )
+    return taken is not None
 
 
 def _claim_details(dock: str, path: str, spool: str) -> dict:

@@ -13,7 +13,10 @@ Sharing the queue safely, between threads, processes and stations:
   WHERE clause) that also bumps ``attempts``; only the winner sees rowcount 1;
 * while it runs, ``next_attempt_at`` is the claim's **lease**, renewed by a
   heartbeat thread; a row left ``running`` by a dead process is claimable
-  again once its lease has run out, so a crash only delays the copy;
+  again once its lease has run out, so a crash only delays the copy – and
+  not even that on the same host: the lease names its holder
+  (``lease_owner``, see :mod:`archive.owner`), and a holder whose process is
+  gone is taken over at once;
 * ``attempts`` is the claim's **fencing token**: every later write requires
   it unchanged, so a worker that lost its lease cannot overwrite the row.
 
@@ -46,9 +49,11 @@ from archive.context import Archive
 from archive.custody import record_event, system_actor
 from archive.db import utcnow
 from archive.derivatives import Derivative
+from archive.health import UNEXPECTED, Health, classify
 from archive.lineage import derivative_payload, portable_args, seal_derivative
 from archive.metrics import DERIVATIVE_SECONDS, DERIVATIVES, ERRORS
 from archive.models import Evidence
+from archive.owner import owner_gone, process_owner
 from archive.retention import stronger_mode
 from archive.seal import derivative_key
 from archive.store import (
@@ -155,6 +160,8 @@ class PlaybackWorker:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
+        #: the daemon's fault board (None in one-shot commands: faults are only logged)
+        self.health: Health | None = None
 
     # -- running ------------------------------------------------------------------
 
@@ -258,15 +265,18 @@ class PlaybackWorker:
                 return
             try:
                 claim = self.claim_next(only)
-            except Exception:  # the catalog is unreachable: wait, never die
-                log.exception("playback: cannot read the queue")
+            except Exception as exc:  # the catalog is unreachable: wait, never die
+                self._fault(exc, "playback: cannot read the queue")
                 ERRORS.labels("playback-queue").inc()
                 claim = None
+            else:
+                if self.health is not None and self.health.active(where="playback"):
+                    self.health.clear("playback")
             if claim is not None:
                 try:
                     result = self.process(claim, stop)
-                except Exception:  # only the catalog failing can get here: the lease expires
-                    log.exception("playback: could not record the end of copy %d", claim.id)
+                except Exception as exc:  # only the catalog failing can get here
+                    self._fault(exc, f"playback: could not record the end of copy {claim.id}")
                     ERRORS.labels("playback-queue").inc()
                     self._wake.wait(self.queue.poll_seconds)
                     continue
@@ -287,6 +297,16 @@ class PlaybackWorker:
                 wait = min(wait, max(0.0, deadline - time.monotonic()))
             self._wake.wait(wait)
             self._wake.clear()
+
+    def _fault(self, exc: Exception, what: str) -> None:
+        """One line naming the fault; on the daemon's board (status, metrics) when there is one."""
+        if self.health is None:
+            log.exception(what)
+            return
+        kind, message = classify(exc)
+        if kind == UNEXPECTED:
+            log.exception(what)
+        self.health.fault(kind, "playback", f"{what}: {message}")
 
     # -- the queue ------------------------------------------------------------------
 
@@ -313,22 +333,45 @@ class PlaybackWorker:
             claim = self._try_claim(derivative_id)
             if claim is not None:
                 return claim
+        for derivative_id, owner in self._held_by_the_dead(only, now):
+            claim = self._try_claim(derivative_id, dead_owner=owner)
+            if claim is not None:
+                return claim
         return None
 
-    def _try_claim(self, derivative_id: int) -> Claim | None:
+    def _held_by_the_dead(self, only: list[str] | None, now: datetime) -> list[tuple[int, str]]:
+        """Running rows whose lease has not run out but whose holder's process is gone."""
+        with self.archive.db.session() as session:
+            query = select(Derivative.id, Derivative.lease_owner).where(
+                Derivative.state == RUNNING,
+                Derivative.next_attempt_at >= now,
+                Derivative.lease_owner.is_not(None),
+            )
+            if only is not None:
+                query = query.where(Derivative.evidence_id.in_(only))
+            rows = session.execute(query.order_by(Derivative.id).limit(50)).all()
+        return [(row_id, owner) for row_id, owner in rows if owner_gone(owner)]
+
+    def _try_claim(self, derivative_id: int, *, dead_owner: str | None = None) -> Claim | None:
+        """Claim one row if it is claimable – or, with ``dead_owner``, if that dead
+        process still holds it (the condition is checked in the UPDATE itself)."""
         now = utcnow()
         lease = now + timedelta(seconds=self.queue.lease_seconds)
+        claimable = self._claimable(now)
+        if dead_owner is not None:
+            claimable = and_(Derivative.state == RUNNING, Derivative.lease_owner == dead_owner)
         with self.archive.db.session() as session:
             previous = session.scalar(
                 select(Derivative.state).where(Derivative.id == derivative_id)
             )
             done = session.execute(
                 update(Derivative)
-                .where(Derivative.id == derivative_id, self._claimable(now))
+                .where(Derivative.id == derivative_id, claimable)
                 .values(
                     state=RUNNING,
                     attempts=Derivative.attempts + 1,
                     next_attempt_at=lease,
+                    lease_owner=process_owner(),
                     progress=0.0,
                     speed=None,
                 )
@@ -350,9 +393,12 @@ class PlaybackWorker:
                 return None
         if previous == RUNNING:
             log.warning(
-                "%s: taking over playback copy %d from a worker whose lease ran out",
+                "%s: taking over playback copy %d from %s",
                 claim.evidence_id,
                 claim.id,
+                f"process {dead_owner}, which no longer exists"
+                if dead_owner
+                else "a worker whose lease ran out",
             )
         return claim
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,8 +42,13 @@ def is_ignored(name: str, ignore: list[str]) -> bool:
     return name == WORK_DIR or any(fnmatch.fnmatchcase(name, pattern) for pattern in ignore)
 
 
-def scan_dock(root: Path, ignore: list[str]) -> Iterator[Candidate | Rejected]:
-    """Yield every regular file below ``root`` and every thing we refuse to take."""
+def scan_dock(
+    root: Path, ignore: list[str], on_ignored: Callable[[str], None] | None = None
+) -> Iterator[Candidate | Rejected]:
+    """Yield every regular file below ``root`` and every thing we refuse to take.
+
+    ``on_ignored`` hears each path skipped by the ignore patterns (not our own
+    folder), so a dock cannot hide files from ``status`` behind a pattern."""
     stack = [os.fspath(root)]
     while stack:
         folder = stack.pop()
@@ -56,6 +61,8 @@ def scan_dock(root: Path, ignore: list[str]) -> Iterator[Candidate | Rejected]:
             continue
         for entry in entries:
             if is_ignored(entry.name, ignore):
+                if on_ignored is not None and entry.name != WORK_DIR:
+                    on_ignored(entry.path)
                 continue
             try:
                 st = entry.stat(follow_symlinks=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from archive.catalog_backup import (
 from archive.context import Archive
 from archive.db import utcnow
 from archive.disposition import item_disposition
+from archive.health import UNEXPECTED, Health, classify
 from archive.ledger import ledger_summary, scheduled_checkpoint
 from archive.models import Evidence
 from archive.queries import EvidenceFilter, evidence_query
@@ -80,12 +82,20 @@ class Services:
 
 
 def start_services(
-    archive: Archive, *, scheduler: bool = True, api: bool = True, playback: bool | None = None
+    archive: Archive,
+    *,
+    scheduler: bool = True,
+    api: bool = True,
+    playback: bool | None = None,
+    health: Health | None = None,
 ) -> Services:
     """``playback``: run the playback-copy workers in the background (default: with the
-    scheduler, i.e. in the daemon; one-shot commands make copies in ``drain``)."""
+    scheduler, i.e. in the daemon; one-shot commands make copies in ``drain``).
+    ``health``: where the scheduled jobs report faults (the daemon's board)."""
     sealed: list[str] = []
     worker = PlaybackWorker(archive) if archive.settings.transcode.enabled else None
+    if worker is not None:
+        worker.health = health
 
     def on_sealed(evidence_id: str) -> None:
         sealed.append(evidence_id)
@@ -98,7 +108,7 @@ def start_services(
         worker.start()
         services.stoppers.append(worker.stop)
     if scheduler:
-        services.scheduler = build_scheduler(archive)
+        services.scheduler = build_scheduler(archive, health or Health())
         services.scheduler.start()
     if api and archive.settings.api.listen:
         from archive.api.server import ApiServer
@@ -108,9 +118,33 @@ def start_services(
     return services
 
 
-def build_scheduler(archive: Archive) -> BackgroundScheduler:
-    """Every periodic job of the station. One instance of each runs at a time."""
-    scheduler = BackgroundScheduler(
+def guarded(health: Health, name: str, work: Callable[..., Any]) -> Callable[..., None]:
+    """A scheduled job that reports a fault (one line, status, metrics) instead of
+    raising, and clears it when a later run succeeds; the next run is the retry."""
+    where = f"schedule {name}"
+
+    def run(*args: Any) -> None:
+        try:
+            work(*args)
+        except Exception as exc:
+            kind, message = classify(exc)
+            if kind == UNEXPECTED:
+                log.exception("unexpected error in %s", where)
+            health.fault(kind, where, message)
+            return
+        if health.active(where=where):
+            health.clear(where)
+
+    run.__name__ = getattr(work, "__name__", name)
+    return run
+
+
+def build_scheduler(archive: Archive, health: Health | None = None) -> BackgroundScheduler:
+    """Every periodic job of the station. One instance of each runs at a time; a
+    job that fails for a fault outside the code reports it to ``health``."""
+    health = health or Health()
+    scheduler = _GuardedScheduler(
+        health,
         timezone="UTC",
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
     )
@@ -148,6 +182,18 @@ def build_scheduler(archive: Archive) -> BackgroundScheduler:
             id="catalog-backup",
         )
     return scheduler
+
+
+class _GuardedScheduler(BackgroundScheduler):
+    """Every job added is wrapped by :func:`guarded` under its id."""
+
+    def __init__(self, health: Health, **options: Any) -> None:
+        super().__init__(**options)
+        self._health = health
+
+    def add_job(self, func: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        name = kwargs.get("id") or getattr(func, "__name__", "job")
+        return super().add_job(guarded(self._health, name, func), *args, **kwargs)
 
 
 def status_sections(settings: Settings, session: Session) -> dict[str, Any]:

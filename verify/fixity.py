@@ -575,12 +575,10 @@ def _unknown_manifests(
 
 def scheduled_sweep(archive: Archive) -> None:
     """The APScheduler job. Check failures are already loud (see
-    :func:`record_result`); a sweep that cannot run at all is logged at ERROR
-    and retried at the next interval."""
-    try:
-        sweep(archive)
-    except Exception:
-        log.exception("fixity sweep could not run; the next interval retries")
+    :func:`record_result`); a sweep that cannot run at all is raised to the
+    scheduler's guard (one log line, a fault in ``status``) and retried at the
+    next interval."""
+    sweep(archive)
 
 
 def all_items(archive: Archive) -> list[str]:

@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 
 from archive.api import auth
 from archive.api.auth import Principal
@@ -27,7 +28,7 @@ from archive.api.errors import ApiError
 from archive.api.schemas import HealthOut
 from archive.cases import CaseLink
 from archive.db import Database
-from archive.metrics import REGISTRY
+from archive.metrics import ERRORS, REGISTRY
 from archive.models import Evidence
 
 router = APIRouter(tags=["operations"])
@@ -47,17 +48,11 @@ class CatalogCollector(Collector):
         size = GaugeMetricFamily(
             "strongroom_evidence_bytes", "Bytes of archived originals by state", labels=["state"]
         )
-        with self.db.session() as session:
-            rows = session.execute(
-                select(
-                    Evidence.state, func.count(), func.coalesce(func.sum(Evidence.size), 0)
-                ).group_by(Evidence.state)
-            ).all()
-            held = session.scalar(
-                select(func.count()).select_from(Evidence).where(Evidence.legal_hold.is_(True))
-            )
-            linked = session.scalar(select(func.count(func.distinct(CaseLink.evidence_id))))
-            cases = session.scalar(select(func.count(func.distinct(CaseLink.case_id))))
+        try:
+            rows, held, linked, cases = self._read()
+        except DBAPIError:  # a full or damaged catalog: the fault gauges still get out
+            ERRORS.labels("metrics-catalog").inc()
+            return
         for state, count, total in rows:
             items.add_metric([state], count)
             size.add_metric([state], total)
@@ -70,6 +65,20 @@ class CatalogCollector(Collector):
             "strongroom_case_linked_items", "Evidence items linked to a case", value=linked or 0
         )
         yield GaugeMetricFamily("strongroom_cases", "Cases with linked evidence", value=cases or 0)
+
+    def _read(self) -> tuple[list, int | None, int | None, int | None]:
+        with self.db.session() as session:
+            rows = session.execute(
+                select(
+                    Evidence.state, func.count(), func.coalesce(func.sum(Evidence.size), 0)
+                ).group_by(Evidence.state)
+            ).all()
+            held = session.scalar(
+                select(func.count()).select_from(Evidence).where(Evidence.legal_hold.is_(True))
+            )
+            linked = session.scalar(select(func.count(func.distinct(CaseLink.evidence_id))))
+            cases = session.scalar(select(func.count(func.distinct(CaseLink.case_id))))
+        return list(rows), held, linked, cases
 
 
 def catalog_registry(db: Database) -> CollectorRegistry:

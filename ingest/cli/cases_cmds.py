@@ -95,7 +95,7 @@ def serve(
     """Run the HTTP API alone, in the foreground. SIGTERM/SIGINT stop it."""
     from archive.api.server import ApiServer
 
-    with open_archive(config) as archive:
+    with open_archive(config, self_check=True) as archive:
         try:
             server = ApiServer(archive, listen).start()
         except ConfigError as exc:

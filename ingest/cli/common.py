@@ -43,8 +43,17 @@ def settings_from(config: Path | None) -> Settings:
 
 
 @contextmanager
-def open_archive(config: Path | None) -> Iterator[Archive]:
+def open_archive(config: Path | None, *, self_check: bool = False) -> Iterator[Archive]:
+    """The station's archive. ``self_check`` (``run``, ``serve``, ``ingest``): first make
+    sure there is room and the catalog is sound, else refuse in one line (exit 1)."""
     settings = settings_from(config)
+    if self_check:
+        from archive.health import startup_check
+
+        refusal, _check = startup_check(settings)
+        if refusal is not None:
+            console.print(f"[bold red]{escape(refusal)}[/]", highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_FAILED)
     try:
         archive = Archive.open(settings)
     except ConfigError as exc:

@@ -17,13 +17,16 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import select
+from sqlalchemy.exc import DatabaseError
 
 from archive.bootstrap import initialize, station_ready
 from archive.custody import cli_actor, record_event
 from archive.db import Database, display_path
+from archive.health import classify, daemon_section, queue_entry
 from archive.instants import parse_instant
 from archive.models import Evidence, IngestJob, JobState
 from archive.queries import (
@@ -79,10 +82,11 @@ def init(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
 @app.command()
 def run(config: ConfigOpt = None) -> None:
     """Run the daemon in the foreground: watch docks, archive, run schedules. SIGTERM stops it."""
+    from archive.health import Health, run_dir
     from ingest.daemon import Daemon
     from ingest.services import start_services
 
-    with open_archive(config) as archive:
+    with open_archive(config, self_check=True) as archive:
         if not archive.settings.docks:
             raise config_error(ConfigError("no [[docks]] configured: nothing to watch"))
         stopping = threading.Event()
@@ -101,11 +105,14 @@ def run(config: ConfigOpt = None) -> None:
                 return
         except ConfigError as exc:
             raise config_error(exc) from None
+        health = Health(run_dir(archive.settings.data_dir))
         try:
-            services = start_services(archive)
+            services = start_services(archive, health=health)
         except (ConfigError, OSError) as exc:  # e.g. the API port is taken
             raise config_error(exc) from None
-        daemon = Daemon(archive, services.pipeline)
+        daemon = Daemon(archive, services.pipeline, health)
+        if services.playback is not None:
+            daemon.on_store_back.append(services.playback.wake)
         try:
             daemon.run()
         finally:
@@ -157,7 +164,7 @@ def ingest(
     """
     from ingest.services import start_services
 
-    with open_archive(config) as archive:
+    with open_archive(config, self_check=True) as archive:
         try:
             station_ready(archive.settings, archive.store, archive.key)
         except (ConfigError, StoreError) as exc:
@@ -324,31 +331,42 @@ def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     from ingest.services import status_sections
 
     settings = settings_from(config)
-    db = Database(settings.catalog_url)
-    with db.session() as session:
-        document = {
-            "station": settings.station.name,
-            "jobs": job_counts(session),
-            "evidence": evidence_counts(session),
-            "queue": [
-                {
-                    "file": job.display_name,
-                    "state": job.state,
-                    "attempts": job.attempts,
-                    "error": job.last_error,
-                    "waiting_since": job.first_seen_at.isoformat(),
-                }
-                for job in active_jobs(session)
-            ],
-            "problems": recent_problems(session),
-        }
-        for name, section in status_sections(settings, session).items():
-            document[name] = section
-    db.dispose()
+    document: dict = {"station": settings.station.name}
+    daemon = daemon_section(settings.data_dir)
+    catalog_failed = False
+    try:
+        db = Database(settings.catalog_url)
+        try:
+            with db.session() as session:
+                document.update(
+                    {
+                        "jobs": job_counts(session),
+                        "evidence": evidence_counts(session),
+                        "queue": [queue_entry(job, daemon) for job in active_jobs(session)],
+                        "problems": recent_problems(session),
+                    }
+                )
+                for name, section in status_sections(settings, session).items():
+                    document[name] = section
+        finally:
+            db.dispose()
+    except DatabaseError as exc:  # a damaged or unreachable catalog: say so, show the rest
+        catalog_failed = True
+        document["catalog_error"] = classify(exc)[1]
+    document.update(daemon)
     if as_json:
         emit_json(document)
+        if catalog_failed:
+            raise typer.Exit(EXIT_FAILED)
         return
     console.print(f"[bold]station {document['station']}[/]")
+    if catalog_failed:
+        console.print(f"[red]{escape(document['catalog_error'])}[/]", highlight=False)
+        raise typer.Exit(EXIT_FAILED)
+    for fault in document["faults"]:
+        console.print(
+            f"[red]fault[/] {fault['where']}: {escape(fault['message'])}", highlight=False
+        )
     console.print("jobs:     " + _pairs(document["jobs"]))
     console.print("evidence: " + _pairs(document["evidence"]))
     if document["queue"]:
@@ -379,7 +397,15 @@ def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
         for job in bad["in_pipeline"]:
             console.print(f"  {job['state']:<9} {job['file']}", highlight=False, markup=False)
     for name, section in document.items():
-        if name not in ("station", "jobs", "evidence", "queue", "problems", "bad_timestamps"):
+        if name not in (
+            "station",
+            "jobs",
+            "evidence",
+            "queue",
+            "problems",
+            "bad_timestamps",
+            "faults",
+        ):
             console.print(
                 f"{name}: {json.dumps(section, ensure_ascii=False, default=str)}", highlight=False
             )

@@ -222,10 +222,14 @@ class Pipeline:
         """The earlier job takes the file; what it records of the file is brought up to date."""
         job = session.get(IngestJob, job_id)
         assert job is not None
-        if (job.size, job.mtime_ns) != (candidate.size, candidate.mtime_ns):
+        # the file may have been rewritten or replaced (a new inode) since: the
+        # claim checks the identity recorded here, so it must be today's
+        seen = (candidate.size, candidate.mtime_ns, candidate.identity)
+        if (job.size, job.mtime_ns, job.source_identity) != seen:
             values = {
                 "size": candidate.size,
                 "mtime_ns": candidate.mtime_ns,
+                "source_identity": candidate.identity,
                 "updated_at": utcnow(),
             }
             _update_job(session, job.id, values)

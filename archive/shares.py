@@ -6,8 +6,13 @@ the catalog keeps only its SHA-256. :func:`open_share` is how every request
 through a share starts: a malformed or unknown secret is :class:`ShareNotFound`
 (404, no detail), an expired or revoked one :class:`ShareGone` (410).
 
-Who may share what is decided in one place, :func:`may_share`, so the
-agencies' unit scopes can be plugged in there without touching the rest.
+Who may share what is decided in one place, :func:`may_share`, which takes
+the sharer's unit scope. Scopes answer like the rest of the API: an item
+outside the sharer's units is treated exactly like an id that is not in the
+case (the same refusal), a case with no item in scope like an unknown case;
+a scoped caller lists and revokes only shares whose items all lie in its
+units (a share it cannot see is an unknown share); all-unit callers (the CLI,
+all-unit tokens) see every share.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
@@ -29,6 +35,7 @@ from archive.custody import record_event
 from archive.db import utcnow
 from archive.derivatives import Derivative
 from archive.models import Evidence
+from archive.scope import ALL_UNITS, Scope
 from archive.share_models import Share
 
 ALLOW = ("view", "download")
@@ -54,14 +61,14 @@ class ShareGone(Exception):
     """The share expired or was revoked: answered 410 without detail."""
 
 
-#: (actor, evidence) -> may this actor share this item? The agencies issue
-#: replaces the default with a check of the token's unit scope.
+#: (actor, evidence) -> may this actor share this item?
 ScopeCheck = Callable[[str, Evidence], bool]
 
 
-def may_share(actor: str, evidence: Evidence) -> bool:
-    """Whether ``actor`` may share ``evidence``: every item, until unit scopes land."""
-    return evidence.state != "disposed"
+def may_share(actor: str, evidence: Evidence, scope: Scope = ALL_UNITS) -> bool:
+    """Whether ``actor`` (whose units are ``scope``) may share ``evidence``:
+    an item of its units that has not been disposed of."""
+    return evidence.state != "disposed" and scope.covers(evidence.unit)
 
 
 def parse_expiry(value: str) -> timedelta:
@@ -107,11 +114,15 @@ def create_share(
     allow: str = "view",
     evidence_ids: list[str] | None = None,
     actor: str,
-    scope: ScopeCheck = may_share,
+    units: Scope = ALL_UNITS,
+    scope: ScopeCheck | None = None,
 ) -> Created:
-    """A new share of the case's items (or of ``evidence_ids``, each of which
-    must be linked to the case and within the sharer's scope). Records a
-    ``share_created`` event per item."""
+    """A new share of the case's items in ``units`` (or of ``evidence_ids``,
+    each of which must be linked to the case and within the sharer's scope).
+    Items outside ``units`` are left out as if not linked, so the refusal
+    cannot tell them from missing ones. ``scope`` defaults to :func:`may_share`
+    with ``units``. Records a ``share_created`` event per item."""
+    allowed = scope if scope is not None else partial(may_share, scope=units)
     case_id = check_case_id(case_id)
     recipient = (recipient or "").strip()
     if not recipient or len(recipient) > 500:
@@ -120,7 +131,8 @@ def create_share(
         raise ShareError(f"allow {allow!r}: use view or download")
     with archive.db.session() as session:
         linked = {
-            ev.evidence_id: ev for ev in session.scalars(filter_by_case(select(Evidence), case_id))
+            ev.evidence_id: ev
+            for ev in session.scalars(units.where(filter_by_case(select(Evidence), case_id)))
         }
         if not linked:
             raise ShareError(f"case {case_id!r} has no evidence linked to it")
@@ -132,7 +144,7 @@ def create_share(
         outside = [i for i in wanted if i not in linked]
         if outside:
             raise ShareRefused(f"not linked to case {case_id}: {', '.join(outside)}")
-        refused = [i for i in wanted if not scope(actor, linked[i])]
+        refused = [i for i in wanted if not allowed(actor, linked[i])]
         if refused:
             raise ShareRefused(f"outside what {actor} may share: {', '.join(refused)}")
         secret = secrets.token_urlsafe(32)
@@ -195,19 +207,45 @@ def share_dict(share: Share, now: datetime | None = None) -> dict[str, Any]:
     }
 
 
-def list_shares(archive: Archive, case_id: str | None = None) -> list[dict[str, Any]]:
+def _visible(session: Session, shares: list[Share], units: Scope) -> list[Share]:
+    """The shares whose items all lie in ``units`` (every share for all units).
+    A share discloses every item it holds, so one item outside is enough to
+    hide it: its recipient, case and item ids are another agency's business."""
+    if units.all_units:
+        return shares
+    ids = {i for share in shares for i in share.evidence_ids or []}
+    unit_of = dict(
+        session.execute(
+            select(Evidence.evidence_id, Evidence.unit).where(Evidence.evidence_id.in_(ids))
+        ).all()
+    )
+    return [
+        share
+        for share in shares
+        if share.evidence_ids
+        and all(i in unit_of and units.covers(unit_of[i]) for i in share.evidence_ids)
+    ]
+
+
+def list_shares(
+    archive: Archive, case_id: str | None = None, units: Scope = ALL_UNITS
+) -> list[dict[str, Any]]:
+    """Every share (of ``case_id``) a caller of ``units`` may see."""
     with archive.db.session() as session:
         query = select(Share).order_by(Share.created_at, Share.share_id)
         if case_id is not None:
             query = query.where(Share.case_id == case_id)
-        return [share_dict(s) for s in session.scalars(query)]
+        return [share_dict(s) for s in _visible(session, list(session.scalars(query)), units)]
 
 
-def revoke_share(archive: Archive, share_id: str, *, actor: str) -> dict[str, Any]:
-    """Revoke at once (idempotent: a second revoke changes nothing). KeyError if unknown."""
+def revoke_share(
+    archive: Archive, share_id: str, *, actor: str, units: Scope = ALL_UNITS
+) -> dict[str, Any]:
+    """Revoke at once (idempotent: a second revoke changes nothing). KeyError
+    if unknown – or not visible to ``units``, which is answered the same."""
     with archive.db.session() as session:
         share = session.get(Share, share_id)
-        if share is None:
+        if share is None or not _visible(session, [share], units):
             raise KeyError(share_id)
         if share.revoked_at is None:
             share.revoked_at = utcnow()

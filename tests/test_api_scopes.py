@@ -41,6 +41,7 @@ ITEM_ROUTES = [
     ("GET", "/v1/evidence/{id}", ALL, {}),
     ("GET", "/v1/evidence/{id}/playback", ALL, {"params": {"variant": "original"}}),
     ("GET", "/v1/evidence/{id}/bundle", AUDITORS, {}),
+    ("GET", "/v1/evidence/{id}/custody-report", ALL, {"params": {"format": "json"}}),
     ("PUT", "/v1/cases/S-{caller}/evidence/{id}", LINKERS, {"json": {"reason": "matrix"}}),
     ("DELETE", "/v1/cases/S-{caller}/evidence/{id}", LINKERS, {"params": {"reason": "matrix"}}),
     ("GET", "/v1/ledger/proof/{id}", AUDITORS, {}),
@@ -60,6 +61,11 @@ OTHER_ROUTES = {
     ("GET", "/v1/reports/summary"),
     ("GET", "/metrics"),
     ("GET", "/healthz"),
+    # court routes: test_case_reports_are_scoped, test_shares_are_scoped
+    ("GET", "/v1/cases/{case_id}/custody-report"),
+    ("POST", "/v1/cases/{case_id}/shares"),
+    ("GET", "/v1/shares"),
+    ("DELETE", "/v1/shares/{share_id}"),
 }
 MISSING = "ev-0123456789abcdef01234567"
 
@@ -205,3 +211,88 @@ def test_a_search_is_one_custody_event_with_the_filters(served):
     assert event.details["filters"] == {"officer": "012345", "limit": 100}
     assert event.details["scope"] == {"units": ["police", "police-b1"]}
     assert ids["A"] not in json.dumps(event.details), "a search records filters, not results"
+
+
+def _report_issued(handle, seq: int) -> list[CustodyEvent]:
+    return [e for e in _events_after(handle, seq) if e.kind == "report_issued"]
+
+
+@pytest.mark.parametrize("role", API_ROLES)
+def test_case_reports_are_scoped(served, role):
+    """A police token's case report holds only A; a case with nothing in scope
+    answers like an unknown case and records nothing; all-unit tokens get all."""
+    handle, ids = served
+    caller, json_ = f"{role}-police", {"format": "json"}
+    last = _last_seq(handle)
+    scoped = handle.get("/v1/cases/M-1/custody-report", caller, params=json_)
+    assert scoped.status_code == 200, scoped.text
+    assert [i["evidence_id"] for i in scoped.json()["items"]] == [ids["A"]]
+    assert [e.evidence_id for e in _report_issued(handle, last)] == [ids["A"]]
+    everything = handle.get("/v1/cases/M-1/custody-report", role, params=json_)
+    assert sorted(i["evidence_id"] for i in everything.json()["items"]) == sorted(ids.values())
+
+    last = _last_seq(handle)
+    only_b = handle.get("/v1/cases/M-B/custody-report", caller, params=json_)
+    nothing = handle.get("/v1/cases/NO-SUCH/custody-report", caller, params=json_)
+    assert only_b.status_code == nothing.status_code == 404
+    assert only_b.text.replace("M-B", "NO-SUCH") == nothing.text
+    assert _report_issued(handle, last) == [], "an out-of-scope report was recorded"
+
+
+def _share(handle, caller, case="M-1", **body):
+    return handle.request(
+        "POST", f"/v1/cases/{case}/shares", caller, json={"recipient": "court", **body}
+    )
+
+
+@pytest.mark.parametrize("role", API_ROLES)
+def test_shares_are_scoped(served, role):
+    """A police token shares only A: B or C among the items is refused exactly
+    like a missing id, a case with nothing in scope like an unknown case. It
+    lists and revokes only shares whose items all lie in its units; a share of
+    another unit answers like an unknown share and its revocation records nothing."""
+    handle, ids = served
+    caller = f"{role}-police"
+    if role not in LINKERS:
+        for who in (caller, role):
+            assert _share(handle, who).status_code == 403
+            assert handle.get("/v1/shares", who).status_code == 403
+            assert handle.request("DELETE", "/v1/shares/sh-x", who).status_code == 403
+        return
+    whole = _share(handle, caller)
+    assert whole.status_code == 201, whole.text
+    assert whole.json()["evidence_ids"] == [ids["A"]]
+    missing = _share(handle, caller, items=[ids["A"], MISSING])
+    assert missing.status_code == 403
+    for name in "BC":
+        last = _last_seq(handle)
+        refused = _share(handle, caller, items=[ids["A"], ids[name]])
+        assert refused.status_code == missing.status_code
+        assert refused.text.replace(ids[name], MISSING) == missing.text
+        assert _events_after(handle, last) == []
+    only_b = _share(handle, caller, case="M-B")
+    unknown = _share(handle, caller, case="NO-SUCH")
+    assert only_b.status_code == unknown.status_code == 422
+    assert only_b.text.replace("M-B", "NO-SUCH") == unknown.text
+
+    theirs = _share(handle, role, case="M-B")  # an all-unit token shares B
+    mixed = _share(handle, role)  # A, B and C
+    assert theirs.status_code == mixed.status_code == 201
+    own, theirs, mixed = (r.json()["share_id"] for r in (whole, theirs, mixed))
+    listed = {s["share_id"] for s in handle.get("/v1/shares", caller).json()["shares"]}
+    assert own in listed and not listed & {theirs, mixed}
+    assert all(
+        s["evidence_ids"] == [ids["A"]] for s in handle.get("/v1/shares", caller).json()["shares"]
+    )
+    listed = {s["share_id"] for s in handle.get("/v1/shares", role).json()["shares"]}
+    assert {own, theirs, mixed} <= listed
+
+    unknown = handle.request("DELETE", "/v1/shares/sh-0000000000000000", caller)
+    for share_id in (theirs, mixed):
+        last = _last_seq(handle)
+        hidden = handle.request("DELETE", f"/v1/shares/{share_id}", caller)
+        assert hidden.status_code == unknown.status_code == 404
+        assert hidden.text.replace(share_id, "sh-0000000000000000") == unknown.text
+        assert _events_after(handle, last) == [], "an out-of-scope revocation was recorded"
+    assert handle.request("DELETE", f"/v1/shares/{own}", caller).json()["status"] == "revoked"
+    assert handle.request("DELETE", f"/v1/shares/{theirs}", role).json()["status"] == "revoked"

@@ -39,6 +39,7 @@ from archive.ledger import latest_checkpoint, ledger_key_name
 from archive.merkle import ProofError, inclusion_proof, leaf_hash, verify_inclusion
 from archive.models import CustodyEvent, Evidence
 from archive.note import NoteError, open_checkpoint
+from archive.scope import ALL_UNITS, Scope
 from archive.store import StoreError
 from verify.audit import read_bucket_leaves
 from verify.fixity import GONE_STATES, check_item
@@ -184,11 +185,14 @@ def _utc(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def resolve_ids(archive: Archive, ids: list[str] | None, case: str | None) -> list[str]:
-    """The report's items: the given ids (all must exist) or the case's items."""
+def resolve_ids(
+    archive: Archive, ids: list[str] | None, case: str | None, units: Scope = ALL_UNITS
+) -> list[str]:
+    """The report's items: the given ids (all must exist) or the case's items
+    within ``units`` (a case with none of them is answered like an empty one)."""
     with archive.db.session() as session:
         if case is not None:
-            query = filter_by_case(select(Evidence.evidence_id), case).order_by(
+            query = units.where(filter_by_case(select(Evidence.evidence_id), case)).order_by(
                 Evidence.recorded_start, Evidence.evidence_id
             )
             found = list(session.scalars(query))
@@ -438,19 +442,24 @@ def build_report(
     evidence_ids: list[str] | None = None,
     case: str | None = None,
     actor: str,
+    units: Scope = ALL_UNITS,
 ) -> CustodyReport:
     """Gather and check everything for the report (reads only; see module doc).
+    A case report of a scoped caller covers only the case's items in ``units``
+    and says so in its scope.
 
     Raises :class:`UnknownEvidence` naming every id that does not exist, and
-    :class:`EmptyCase` for a case without items.
+    :class:`EmptyCase` for a case without items (in ``units``).
     """
     if (case is None) == (not evidence_ids):
         raise ValueError("give evidence ids or a case, not both")
-    ids = resolve_ids(archive, evidence_ids, case)
+    ids = resolve_ids(archive, evidence_ids, case, units)
     zone = archive.settings.station.tzinfo
     now = utcnow()
     ledger = _Ledger(archive)
     scope: dict[str, Any] = {"case": case} if case is not None else {"evidence_ids": ids}
+    if case is not None and not units.all_units:
+        scope["units"] = units.to_dict()["units"]
     title = f"Chain-of-custody report – case {case}" if case else "Chain-of-custody report"
     report = CustodyReport(
         title=title,
@@ -592,6 +601,7 @@ def issue_report(
     case: str | None = None,
     fmt: str = "pdf",
     actor: str,
+    units: Scope = ALL_UNITS,
     **extra: Any,
 ) -> Issued:
     """Checkpoint the ledger (so the report's events are provable), build,
@@ -602,7 +612,7 @@ def issue_report(
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     from archive.ledger import LedgerError, checkpoint
 
-    resolve_ids(archive, evidence_ids, case)  # unknown ids fail before anything is written
+    resolve_ids(archive, evidence_ids, case, units)  # unknown ids fail before anything is written
     try:
         checkpoint(archive)
     except (LedgerError, StoreError) as exc:
@@ -611,7 +621,7 @@ def issue_report(
         logging.getLogger("strongroom.report").warning(
             "no fresh checkpoint for the report: %s", exc
         )
-    report = build_report(archive, evidence_ids=evidence_ids, case=case, actor=actor)
+    report = build_report(archive, evidence_ids=evidence_ids, case=case, actor=actor, units=units)
     data = render(report, fmt)
     digest = record_issued(archive, report, data, fmt, actor=actor, **extra)
     return Issued(report, data, digest, fmt)

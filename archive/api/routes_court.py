@@ -6,6 +6,12 @@ code as ``strongroom custody-report``); handing it out is a ``report_issued``
 event carrying the SHA-256 of the bytes returned. Shares are created, listed
 and revoked through ``archive.shares``; the pages a share opens are in
 :mod:`archive.api.routes_share`.
+
+Scopes: a report of an item outside the caller's units is the 404 of a
+missing item (and records nothing); a case report covers only the case's items
+in scope, and a case with none answers like an unknown case. A share may hold
+only items in the creator's units; shares are listed and revoked only by
+callers whose units cover every item of the share (all-unit tokens: all).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from pydantic import BaseModel, Field
 
 from archive.api import auth
 from archive.api.auth import Principal
-from archive.api.deps import get_archive
+from archive.api.deps import evidence_or_404, get_archive, not_found
 from archive.api.errors import ApiError
 from archive.caselinks import MAX_CASE_ID
 from archive.shares import (
@@ -51,10 +57,11 @@ def _report(request: Request, principal: Principal, fmt: str, **scope) -> Respon
             via="api",
             role=principal.role,
             client=request.client.host if request.client else None,
+            units=principal.scope,
             **scope,
         )
-    except UnknownEvidence as exc:
-        raise ApiError(404, "evidence_not_found", str(exc)) from None
+    except UnknownEvidence:
+        raise not_found(scope["evidence_ids"][0]) from None
     except EmptyCase as exc:
         raise ApiError(404, "case_not_found", str(exc)) from None
     except FontMissing as exc:
@@ -85,8 +92,8 @@ def evidence_report(
     principal: Annotated[Principal, Depends(auth.require(auth.READ))],
     format: Format = "pdf",
 ) -> Response:
-    if len(evidence_id) > 40:
-        raise ApiError(404, "evidence_not_found", f"no evidence {evidence_id!r}")
+    with get_archive(request).db.session() as session:
+        evidence_or_404(session, evidence_id, principal)  # out of scope = missing, nothing logged
     return _report(request, principal, format, evidence_ids=[evidence_id])
 
 
@@ -137,6 +144,7 @@ def create(
             allow=body.allow,
             evidence_ids=body.items,
             actor=principal.actor,
+            units=principal.scope,
         )
     except ShareRefused as exc:
         raise ApiError(403, "share_refused", str(exc)) from None
@@ -173,7 +181,7 @@ def shares(
     principal: Annotated[Principal, Depends(auth.require(auth.LINK))],
     case: Annotated[str | None, Query(max_length=MAX_CASE_ID)] = None,
 ) -> dict:
-    return {"shares": list_shares(get_archive(request), case)}
+    return {"shares": list_shares(get_archive(request), case, principal.scope)}
 
 
 @router.delete("/v1/shares/{share_id}", summary="Revoke a share: its URLs answer 410 from now on")
@@ -183,6 +191,8 @@ def revoke_one(
     principal: Annotated[Principal, Depends(auth.require(auth.LINK))],
 ) -> dict:
     try:
-        return revoke(get_archive(request), share_id[:40], actor=principal.actor)
+        return revoke(
+            get_archive(request), share_id[:40], actor=principal.actor, units=principal.scope
+        )
     except KeyError:
         raise ApiError(404, "share_not_found", f"no share {share_id[:40]!r}") from None

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import httpx
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.wait import WebDriverWait
 
 from archive.note import open_checkpoint, parse_vkey
 from tests import test_share_browser
@@ -33,12 +35,27 @@ def _names(driver, css: str) -> list[str]:
 def _accessible(driver) -> None:
     """Basic checks: one h1, every input has a label, the page has a language."""
     assert len(driver.find_elements(By.TAG_NAME, "h1")) == 1
+    assert "built-in method" not in driver.page_source
     assert driver.find_element(By.TAG_NAME, "html").get_attribute("lang")
     for field in driver.find_elements(By.CSS_SELECTOR, "input:not([type=hidden])"):
         field_id = field.get_attribute("id")
         assert field_id and driver.find_elements(By.CSS_SELECTOR, f"label[for='{field_id}']"), (
             field.get_attribute("outerHTML")
         )
+
+
+def test_every_template_string_is_in_the_catalogue_in_both_languages():
+    import re
+
+    from archive.api import web
+
+    used = set()
+    for template in web.TEMPLATES.loader.searchpath:
+        for path in Path(template).glob("*.html"):
+            used |= set(re.findall(r"\bt\.(\w+)", path.read_text(encoding="utf-8")))
+    assert used and used <= set(web.CATALOGUE), used - set(web.CATALOGUE)
+    for key, (zh, en) in web.CATALOGUE.items():
+        assert zh and en, key
 
 
 def test_sha256_js_matches_nist_vectors_and_hashlib(station, api, browser):
@@ -86,7 +103,7 @@ def _upload(browser, path: Path) -> dict:
 
 
 def test_verify_your_copy_hashes_a_real_file_locally(station, api, browser, tmp_path):
-    size = int(os.environ.get("STRONGROOM_VERIFY_MB", "64")) * 1024 * 1024
+    size = int(os.environ.get("STRONGROOM_VERIFY_MB", "200")) * 1024 * 1024
     original = tmp_path / "copy.MP4"
     digest = hashlib.sha256()
     with original.open("wb") as out:
@@ -189,7 +206,9 @@ def test_public_page_publishes_a_checkpoint_that_verifies(station, api, browser,
 def _login(browser, url: str, token: str) -> None:
     browser.get(url + "/console/login")
     browser.find_element(By.ID, "token").send_keys(token)
+    form = browser.find_element(By.ID, "login")
     browser.find_element(By.CSS_SELECTOR, "#login button").click()
+    WebDriverWait(browser, 30).until(staleness_of(form))  # the next page has loaded
 
 
 def test_console_login_search_item_logout(station, api, browser, tmp_path):
@@ -205,13 +224,15 @@ def test_console_login_search_item_logout(station, api, browser, tmp_path):
     _login(browser, handle.url, handle.tokens["case-system"])  # not an audit role
     assert browser.find_elements(By.ID, "error") and browser.find_elements(By.ID, "login")
     _login(browser, handle.url, handle.tokens["auditor"])
-    assert browser.find_elements(By.ID, "logout")
+    assert browser.find_elements(By.ID, "logout"), browser.page_source[-800:]
     cookie = browser.get_cookie("sr_console")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     assert handle.tokens["auditor"] not in cookie["value"]
 
     browser.find_element(By.ID, "f-sha256").send_keys(second["sha256"])
-    browser.find_element(By.CSS_SELECTOR, "#search button").click()
+    button = browser.find_element(By.CSS_SELECTOR, "#search button")
+    button.click()
+    WebDriverWait(browser, 30).until(staleness_of(button))
     found = [
         r.get_attribute("data-evidence-id")
         for r in browser.find_elements(By.CSS_SELECTOR, "#results tbody tr")
@@ -222,7 +243,9 @@ def test_console_login_search_item_logout(station, api, browser, tmp_path):
     assert len(browser.find_elements(By.CSS_SELECTOR, "#results tbody tr")) == 2
     shot(browser, tmp_path, "console-search")
 
-    browser.find_element(By.LINK_TEXT, first["evidence_id"]).click()
+    link = browser.find_element(By.LINK_TEXT, first["evidence_id"])
+    link.click()
+    WebDriverWait(browser, 30).until(staleness_of(link))
     assert browser.find_element(By.ID, "evidence-id").text == first["evidence_id"]
     kinds = [
         e.get_attribute("data-kind") for e in browser.find_elements(By.CSS_SELECTOR, "tr.event")
@@ -235,7 +258,9 @@ def test_console_login_search_item_logout(station, api, browser, tmp_path):
         assert browser.find_elements(By.ID, "logout"), page
         shot(browser, tmp_path, f"console-{page}")
 
-    browser.find_element(By.ID, "logout").click()
+    button = browser.find_element(By.ID, "logout")
+    button.click()
+    WebDriverWait(browser, 30).until(staleness_of(button))
     assert browser.find_elements(By.ID, "login")
     browser.get(handle.url + "/console")  # the old session is gone
     assert browser.find_elements(By.ID, "login")

@@ -6,17 +6,19 @@ hand-written files under ``static/`` (the verify page's hashing)."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 LANGUAGES = ("zh", "en")
 _HERE = Path(__file__).parent
 TEMPLATES = Environment(
     loader=FileSystemLoader(_HERE / "templates"),
     autoescape=select_autoescape(["html"]),
+    undefined=StrictUndefined,  # a missing string or value fails the page, not blanks it
 )
 STATIC = _HERE / "static"
 
@@ -37,7 +39,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "stats": ("按单位和月份统计", "Statistics per unit and month"),
     "unit": ("单位", "Unit"),
     "month": ("月份", "Month"),
-    "items": ("条目数", "Items"),
+    "item_count": ("条目数", "Items"),
     "recorded_hours": ("录制时长（小时）", "Recorded hours"),
     "within_deadline": ("限时内归档比例", "Archived within the deadline"),
     "deadline_note": ("归档时限：{hours} 小时", "Archive deadline: {hours} hours"),
@@ -139,7 +141,11 @@ def page(
 ) -> HTMLResponse:
     lang = language(request, default_lang)
     html = TEMPLATES.get_template(template).render(
-        t=strings(lang), lang=lang, other="en" if lang == "zh" else "zh", **context
+        # a namespace, not a dict: ``t.items`` must be the string, not dict.items
+        t=SimpleNamespace(**strings(lang)),
+        lang=lang,
+        other="en" if lang == "zh" else "zh",
+        **context,
     )
     response = HTMLResponse(html, status_code=status_code, headers=dict(HEADERS))
     if request.query_params.get("lang") in LANGUAGES:

@@ -271,3 +271,19 @@ def test_console_login_search_item_logout(station, api, browser, tmp_path):
     # a login without the form's CSRF token is refused
     reply = httpx.post(handle.url + "/console/login", data={"token": handle.tokens["admin"]})
     assert reply.status_code == 403 and "sr_console=" not in reply.headers.get("set-cookie", "")
+
+
+def test_console_session_expires_to_the_login_page(station, api, browser, monkeypatch):
+    from archive.api import routes_console
+
+    handle = api()  # served in this process: the lifetime below applies to it
+    monkeypatch.setattr(routes_console, "SESSION_SECONDS", 2)
+    _login(browser, handle.url, handle.tokens["admin"])
+    assert browser.find_elements(By.ID, "logout")
+    sid = browser.get_cookie("sr_console")["value"]
+    time.sleep(2.5)
+    browser.get(handle.url + "/console/status")
+    assert browser.find_elements(By.ID, "login") and not browser.find_elements(By.ID, "logout")
+    # the server forgot it too: the old cookie presented by hand is refused
+    reply = httpx.get(handle.url + "/console/status", cookies={"sr_console": sid})
+    assert reply.status_code == 401 and 'id="login"' in reply.text

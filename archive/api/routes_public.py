@@ -147,16 +147,23 @@ def unit_month_stats(request: Request) -> dict[str, Any]:
     return stats
 
 
-@router.get("/public/stats.csv", summary="Aggregate statistics per unit and month (CSV)")
+class CsvResponse(Response):
+    media_type = "text/csv; charset=utf-8"
+
+
+@router.get(
+    "/public/stats.csv",
+    response_class=CsvResponse,
+    summary="Aggregate statistics per unit and month (CSV)",
+)
 def stats_csv(request: Request) -> Response:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=STATS_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in unit_month_stats(request)["rows"]:
         writer.writerow({k: "" if row[k] is None else row[k] for k in STATS_COLUMNS})
-    return Response(
+    return CsvResponse(
         out.getvalue(),
-        media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="strongroom-stats.csv"'},
     )
 

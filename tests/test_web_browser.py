@@ -129,6 +129,22 @@ def test_verify_your_copy_hashes_a_real_file_locally(station, api, browser, tmp_
     assert seen["outcome"] == "match"
     assert "✔" in seen["text"]  # the server checked the signed manifest
     assert "sealed" in seen["text"]  # the ledger leaf of the sealing event
+    result = browser.find_element(By.ID, "result")
+    assert result.get_attribute("data-proof-checked") == "true"  # RFC 9162, in the page
+    answer = httpx.get(f"{handle.url}/v1/public/lookup/{sha}").json()
+    leaf = answer["proof"]["leaves"][0]
+    tampered = browser.execute_script(
+        """var P = window.StrongroomProof, cp = P.checkpointBody(arguments[0]), l = arguments[1];
+        var bad = l.inclusion_proof.slice();
+        bad[0] = bad[0].replace(/^./, c => c === "0" ? "1" : "0");
+        var v = P.verifyInclusion;
+        return [v(l.leaf_hash, l.index, cp.size, l.inclusion_proof, cp.root),
+                v(l.leaf_hash, l.index, cp.size, bad, cp.root),
+                v(l.leaf_hash, l.index + 1, cp.size, l.inclusion_proof, cp.root)];""",
+        answer["checkpoint"],
+        leaf,
+    )
+    assert tampered == [True, False, False]
     checkpoint = browser.find_element(By.CSS_SELECTOR, "pre.checkpoint").text
     assert checkpoint.strip() == httpx.get(handle.url + "/checkpoint").text.strip()
     assert OFFICER not in browser.page_source and "ABC1234" not in browser.page_source

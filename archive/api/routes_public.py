@@ -193,7 +193,7 @@ def verify_page(request: Request) -> Response:
     lang = web.language(request, archive.settings.api.ui_language)
     strings = web.strings(lang)
     wanted = ("hashing", "asking", "done", "match", "no_match", "sealed_at")
-    wanted += ("manifest", "proof", "leaves", "tree_size", "hashes")
+    wanted += ("manifest", "proof", "leaves", "tree_size", "hashes", "proof_here")
     return web.page(
         request,
         "verify.html",

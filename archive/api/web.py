@@ -64,6 +64,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "proof": ("账本包含证明", "Ledger inclusion proof"),
     "leaves": ("条账本记录", "ledger leaves"),
     "tree_size": ("检查点大小", "checkpoint size"),
+    "proof_here": (
+        "本页已按检查点的根哈希核对包含证明",
+        "Inclusion proofs checked in this page against the checkpoint's root",
+    ),
     "hashes": ("个哈希", "hashes"),
     "console": ("审计台", "Auditor console"),
     "login": ("登录", "Sign in"),

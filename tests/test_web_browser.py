@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import os
 import time
 from pathlib import Path
@@ -303,3 +304,27 @@ def test_console_session_expires_to_the_login_page(station, api, browser, monkey
     # the server forgot it too: the old cookie presented by hand is refused
     reply = httpx.get(handle.url + "/console/status", cookies={"sr_console": sid})
     assert reply.status_code == 401 and 'id="login"' in reply.text
+
+
+def test_console_item_plays_its_copy_and_records_the_views(station, api, browser, tmp_path):
+    from tests import media_clips
+
+    clip = media_clips.make_h264_mp4(tmp_path / "ABC1234_012345_20260301083015_0001.MP4")
+    out = station.cli("ingest", str(clip), "--playback", "--json").stdout
+    evidence_id = json.loads(out)["items"][0]["evidence_id"]
+    handle = api()
+    _login(browser, handle.url, handle.tokens["auditor"])
+    browser.get(f"{handle.url}/console/item/{evidence_id}")
+    video = browser.find_element(By.CSS_SELECTOR, "video")
+    browser.execute_script("arguments[0].muted = true; arguments[0].play();", video)
+    wait_until(
+        lambda: browser.execute_script("return arguments[0].currentTime;", video) > 0.3,
+        timeout=30,
+        message="the playback copy to play",
+    )
+    assert browser.execute_script("return arguments[0].error;", video) is None
+    browser.get(f"{handle.url}/console/item/{evidence_id}")
+    kinds = [
+        r.get_attribute("data-kind") for r in browser.find_elements(By.CSS_SELECTOR, "tr.event")
+    ]
+    assert "viewed" in kinds and "playback_issued" in kinds, kinds

@@ -26,7 +26,7 @@ from sqlalchemy import inspect, text
 
 from archive.api import auth, web
 from archive.api.auth import Principal
-from archive.api.deps import get_archive, parse_time
+from archive.api.deps import audit, get_archive, parse_time
 from archive.api.errors import ApiError
 from archive.caselinks import case_section
 from archive.models import Evidence
@@ -271,6 +271,8 @@ def item(evidence_id: str, request: Request) -> Response:
         copies = [derivative_summary(d) for d in derivatives_of(session, evidence_id)]
         cases = case_section(archive.settings, session, evidence)["cases"]
         fixity = _fixity_of(session, evidence_id)
+        # reading an item is a custody event, as it is through the API
+        audit(session, "viewed", signed_in[0], request, evidence_id, via="console")
         identity = {
             "evidence_id": evidence.evidence_id,
             "file_name": evidence.file_name,
@@ -320,7 +322,6 @@ def play(evidence_id: str, request: Request) -> Response:
     from fastapi.responses import StreamingResponse
 
     from archive.api.routes_share import _parse_range
-    from archive.custody import record_event
     from archive.shares import open_range
 
     signed_in = console_principal(request)
@@ -339,14 +340,17 @@ def play(evidence_id: str, request: Request) -> Response:
         except ValueError:
             return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
         start, end = wanted or (0, size - 1)
-        if start == 0:
-            principal = signed_in[0]
-            record_event(
+        if start == 0:  # one event per play, not per range request of it
+            audit(
                 session,
-                "played",
-                actor=principal.actor,
-                evidence_id=evidence_id,
-                details={"via": "console", "role": principal.role, "sha256": copy.sha256},
+                "playback_issued",
+                signed_in[0],
+                request,
+                evidence_id,
+                via="console",
+                variant="derivative",
+                key=key,
+                version_id=version_id,
             )
     headers = {
         **web.HEADERS,

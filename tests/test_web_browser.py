@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.wait import WebDriverWait
 
@@ -240,7 +241,10 @@ def test_console_login_search_item_logout(station, api, browser, tmp_path):
     shot(browser, tmp_path, "console-login")
     _login(browser, handle.url, handle.tokens["case-system"])  # not an audit role
     assert browser.find_elements(By.ID, "error") and browser.find_elements(By.ID, "login")
-    _login(browser, handle.url, handle.tokens["auditor"])
+    browser.get(handle.url + "/console/login")  # by keyboard only: type, Enter
+    form = browser.find_element(By.ID, "login")
+    browser.find_element(By.ID, "token").send_keys(handle.tokens["auditor"], Keys.ENTER)
+    WebDriverWait(browser, 30).until(staleness_of(form))
     assert browser.find_elements(By.ID, "logout"), browser.page_source[-800:]
     cookie = browser.get_cookie("sr_console")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
@@ -256,6 +260,8 @@ def test_console_login_search_item_logout(station, api, browser, tmp_path):
     ]
     assert found == [second["evidence_id"]]
     _accessible(browser)
+    browser.get(handle.url + "/console?since=yesterday")  # a bad filter: said on the page
+    assert "not a valid time" in browser.find_element(By.ID, "error").text
     browser.get(handle.url + "/console")
     assert len(browser.find_elements(By.CSS_SELECTOR, "#results tbody tr")) == 2
     shot(browser, tmp_path, "console-search")

@@ -180,12 +180,15 @@ async def logout(request: Request) -> Response:
     return response
 
 
-def _render(request: Request, template: str, signed_in, **context: Any) -> Response:
+def _render(
+    request: Request, template: str, signed_in, status_code: int = 200, **context: Any
+) -> Response:
     principal, session = signed_in
     return web.page(
         request,
         template,
         _default_lang(request),
+        status_code,
         principal=principal,
         csrf=session.csrf,
         **context,
@@ -209,12 +212,24 @@ def search(request: Request) -> Response:
         offset = max(0, int(request.query_params.get("offset") or 0))
     except ValueError:
         offset = 0
-    filters = EvidenceFilter(
-        **{k: params[k] or None for k in FILTERS if k not in ("since", "until")},
-        since=parse_time(params["since"] or None, "since"),
-        until=parse_time(params["until"] or None, "until"),
-    )
     archive = get_archive(request)
+    try:
+        filters = EvidenceFilter(
+            **{k: params[k] or None for k in FILTERS if k not in ("since", "until")},
+            since=parse_time(params["since"] or None, "since"),
+            until=parse_time(params["until"] or None, "until"),
+        )
+    except ApiError as exc:  # a bad time: say so on the page, search nothing
+        return _render(
+            request,
+            "console_search.html",
+            signed_in,
+            params=params,
+            items=[],
+            more=None,
+            error=exc.message,
+            status_code=422,
+        )
     with archive.db.session() as session:
         rows = list(session.scalars(evidence_query(filters).offset(offset).limit(PAGE + 1)))
         items = [
@@ -232,7 +247,9 @@ def search(request: Request) -> Response:
     more = None
     if len(rows) > PAGE:
         more = "?" + urlencode({**{k: v for k, v in params.items() if v}, "offset": offset + PAGE})
-    return _render(request, "console_search.html", signed_in, params=params, items=items, more=more)
+    return _render(
+        request, "console_search.html", signed_in, params=params, items=items, more=more, error=None
+    )
 
 
 def _fixity_of(session, evidence_id: str) -> dict[str, Any] | None:

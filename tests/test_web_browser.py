@@ -334,3 +334,34 @@ def test_console_item_plays_its_copy_and_records_the_views(station, api, browser
         r.get_attribute("data-kind") for r in browser.find_elements(By.CSS_SELECTOR, "tr.event")
     ]
     assert "viewed" in kinds and "playback_issued" in kinds, kinds
+
+
+def test_public_statistics_are_cached_and_console_search_pages(station, api, browser, monkeypatch):
+    from archive.api import routes_console, routes_public
+
+    first = station.ingest_bytes("ABC1234_012345_20260301090000_0006.MP4", b"c" * 10_000)
+    handle = api()  # in this process: the settings below apply to it
+
+    def total() -> int:
+        text = httpx.get(handle.url + "/public/stats.csv").text
+        return sum(int(r["items"]) for r in csv.DictReader(io.StringIO(text)))
+
+    assert total() == 1
+    second = station.ingest_bytes("ABC1234_012345_20260401090000_0007.MP4", b"d" * 10_000)
+    assert total() == 1  # cached
+    monkeypatch.setattr(routes_public, "STATS_SECONDS", 0.0)
+    assert total() == 2
+
+    monkeypatch.setattr(routes_console, "PAGE", 1)
+    _login(browser, handle.url, handle.tokens["admin"])
+    seen = []
+    for _ in range(2):
+        rows = browser.find_elements(By.CSS_SELECTOR, "#results tbody tr")
+        assert len(rows) == 1
+        seen.append(rows[0].get_attribute("data-evidence-id"))
+        following = browser.find_elements(By.ID, "next")
+        if following:
+            following[0].click()
+            WebDriverWait(browser, 30).until(staleness_of(rows[0]))
+    assert seen == [first["evidence_id"], second["evidence_id"]]
+    assert not browser.find_elements(By.ID, "next")

@@ -237,13 +237,13 @@ def lookup(sha256: str, request: Request) -> dict[str, Any]:
     public_show_details``."""
     import re
 
-    if not re.match(_SHA256, sha256):
-        raise ApiError(422, "invalid_request", "path.sha256: not 64 hexadecimal digits")
     client = request.client.host if request.client else "unknown"
-    if not _limiter(request).allow(client):
+    if not _limiter(request).allow(client):  # every lookup counts, malformed ones too
         raise ApiError(
             429, "rate_limited", "too many lookups from this address", {"Retry-After": "60"}
         )
+    if not re.match(_SHA256, sha256):
+        raise ApiError(422, "invalid_request", "path.sha256: not 64 hexadecimal digits")
     archive = get_archive(request)
     details = archive.settings.api.public_show_details
     with archive.db.session() as session:

@@ -218,6 +218,8 @@ def test_public_page_publishes_a_checkpoint_that_verifies(station, api, browser,
     shot(browser, tmp_path, "public-zh")
     browser.get(handle.url + "/public?lang=en")
     assert browser.find_element(By.TAG_NAME, "h1").text.startswith("Transparency")
+    browser.get(handle.url + "/verify")  # the choice is kept for the other pages
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Verify your copy"
     shot(browser, tmp_path, "public-en")
 
 

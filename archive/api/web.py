@@ -153,5 +153,5 @@ def page(
     )
     response = HTMLResponse(html, status_code=status_code, headers=dict(HEADERS))
     if request.query_params.get("lang") in LANGUAGES:
-        response.set_cookie("lang", lang, samesite="strict", httponly=True)
+        response.set_cookie("lang", lang, samesite="strict", httponly=True, path="/")
     return response

@@ -415,6 +415,22 @@ class ApiSettings(_Section):
         "point there (default: store.endpoint_url)",
     )
 
+    public_lookups_per_minute: int = Field(
+        30,
+        ge=1,
+        le=100_000,
+        description="verify-your-copy: hash lookups one client address may make per minute "
+        "(429 beyond)",
+    )
+    public_show_details: bool = Field(
+        False,
+        description="verify-your-copy: also show the file name, officer, unit, the signed "
+        "manifest's payload and ledger leaf texts (off: only hashes, times and proofs)",
+    )
+    ui_language: Literal["zh", "en"] = Field(
+        "zh", description="default language of the web pages (?lang=en|zh switches)"
+    )
+
     def model_post_init(self, _context: Any) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("set both tls_cert and tls_key, or neither")

@@ -98,6 +98,8 @@ _COLUMNS = (
     Evidence.time_problem,
     Evidence.sealed_at,
 )
+#: the same, for callers that build their own groupings (the public statistics)
+FACT_COLUMNS = _COLUMNS
 
 
 def item_facts(evidence: Any, tz: ZoneInfo) -> ItemFacts:

@@ -17,10 +17,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from archive.api import (
     routes_cases,
+    routes_console,
     routes_court,
     routes_evidence,
     routes_ledger,
     routes_ops,
+    routes_public,
     routes_reports,
     routes_share,
 )
@@ -116,6 +118,8 @@ def create_app(archive: Archive, tokens: TokenBook | None = None) -> FastAPI:
         routes_reports,
         routes_court,
         routes_share,
+        routes_public,
+        routes_console,
     ):
         app.include_router(module.router)
         for route in module.router.routes:

@@ -1,0 +1,435 @@
+"""The auditor console: server-rendered pages for ``auditor`` and ``admin``
+tokens.
+
+The login form takes the token once; the server keeps it in memory behind a
+random session id sent as an HttpOnly, SameSite=Strict cookie scoped to
+``/console``. Each page re-checks the token through :func:`console_principal`
+(so a revoked token or a role change ends the session at the next click – and
+per-agency scopes can plug in there). Every form carries a CSRF token: the
+session's for signed-in forms, a pre-login cookie's for the login form.
+A wrong or expired session lands on the login page.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import inspect, text
+
+from archive.api import auth, web
+from archive.api.auth import Principal
+from archive.api.deps import audit, get_archive, parse_time
+from archive.api.errors import ApiError
+from archive.caselinks import case_section
+from archive.models import Evidence
+from archive.queries import (
+    EvidenceFilter,
+    derivative_counts,
+    derivative_summary,
+    derivatives_of,
+    events_for,
+    evidence_counts,
+    evidence_query,
+    job_counts,
+    recent_problems,
+)
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+COOKIE = "sr_console"
+PRE_COOKIE = "sr_console_login"
+SESSION_SECONDS = 8 * 3600  # absolute lifetime of a console session
+PAGE = 50
+FILTERS = ("officer", "device", "unit", "station", "sha256", "state", "since", "until")
+
+
+@dataclass
+class WebSession:
+    token: str
+    csrf: str
+    expires: float
+
+
+class Sessions:
+    """Console sessions in memory: a restart signs everyone out, which is fine."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, WebSession] = {}
+        self._lock = threading.Lock()
+
+    def create(self, token: str) -> tuple[str, WebSession]:
+        sid = secrets.token_urlsafe(32)
+        session = WebSession(token, secrets.token_urlsafe(32), time.time() + SESSION_SECONDS)
+        with self._lock:
+            now = time.time()
+            for old in [k for k, v in self._by_id.items() if v.expires < now]:
+                del self._by_id[old]
+            self._by_id[sid] = session
+        return sid, session
+
+    def get(self, sid: str | None) -> WebSession | None:
+        if not sid:
+            return None
+        with self._lock:
+            session = self._by_id.get(sid)
+            if session is not None and session.expires < time.time():
+                del self._by_id[sid]
+                return None
+            return session
+
+    def drop(self, sid: str | None) -> None:
+        with self._lock:
+            self._by_id.pop(sid or "", None)
+
+
+def _sessions(request: Request) -> Sessions:
+    state = request.app.state
+    if getattr(state, "console_sessions", None) is None:
+        state.console_sessions = Sessions()
+    return state.console_sessions
+
+
+def admits(principal: Principal | None) -> bool:
+    """Who may use the console: the existing audit roles (scopes plug in here)."""
+    return principal is not None and principal.role in auth.AUDIT
+
+
+def console_principal(request: Request) -> tuple[Principal, WebSession] | None:
+    """The signed-in caller, re-checked against the token book on every page."""
+    session = _sessions(request).get(request.cookies.get(COOKIE))
+    if session is None:
+        return None
+    principal = request.app.state.tokens.lookup(session.token)
+    return (principal, session) if admits(principal) else None
+
+
+def _default_lang(request: Request) -> str:
+    return get_archive(request).settings.api.ui_language
+
+
+def _login_page(request: Request, error: str | None = None, status: int = 200) -> Response:
+    csrf = secrets.token_urlsafe(32)
+    response = web.page(
+        request, "console_login.html", _default_lang(request), status, csrf=csrf, error=error
+    )
+    response.set_cookie(
+        PRE_COOKIE, csrf, httponly=True, samesite="strict", path="/console", max_age=3600
+    )
+    return response
+
+
+def _to_login(request: Request) -> Response:
+    """A wrong or expired session: the login page, saying so."""
+    response = _login_page(request, "session_gone", 401 if request.cookies.get(COOKIE) else 200)
+    response.delete_cookie(COOKIE, path="/console")
+    return response
+
+
+async def _form(request: Request) -> dict[str, str]:
+    body = (await request.body()).decode("utf-8", "replace")
+    return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
+
+
+@router.get("/login")
+def login_form(request: Request) -> Response:
+    return _login_page(request)
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    form = await _form(request)
+    expected = request.cookies.get(PRE_COOKIE) or ""
+    if not expected or not hmac.compare_digest(form.get("csrf", ""), expected):
+        return _login_page(request, "session_gone", 403)
+    token = form.get("token", "").strip()
+    if not admits(request.app.state.tokens.lookup(token)):
+        return _login_page(request, "login_failed", 401)
+    sid, _ = _sessions(request).create(token)
+    response = RedirectResponse("/console", status_code=303)
+    response.set_cookie(
+        COOKIE,
+        sid,
+        httponly=True,
+        samesite="strict",
+        path="/console",
+        secure=request.url.scheme == "https",
+        max_age=SESSION_SECONDS,
+    )
+    response.delete_cookie(PRE_COOKIE, path="/console")
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    form = await _form(request)
+    signed_in = console_principal(request)
+    if signed_in is None:
+        return _to_login(request)
+    if not hmac.compare_digest(form.get("csrf", ""), signed_in[1].csrf):
+        raise ApiError(403, "csrf_failed", "the form's CSRF token does not match")
+    _sessions(request).drop(request.cookies.get(COOKIE))
+    response = RedirectResponse("/console/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/console")
+    return response
+
+
+def _render(
+    request: Request, template: str, signed_in, status_code: int = 200, **context: Any
+) -> Response:
+    principal, session = signed_in
+    return web.page(
+        request,
+        template,
+        _default_lang(request),
+        status_code,
+        principal=principal,
+        csrf=session.csrf,
+        **context,
+    )
+
+
+def _zone_time(request: Request, value) -> str:
+    if value is None:
+        return "–"
+    zone = get_archive(request).settings.station.tzinfo
+    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+@router.get("")
+def search(request: Request) -> Response:
+    signed_in = console_principal(request)
+    if signed_in is None:
+        return _to_login(request)
+    params = {k: (request.query_params.get(k) or "").strip() for k in FILTERS}
+    try:
+        offset = max(0, int(request.query_params.get("offset") or 0))
+    except ValueError:
+        offset = 0
+    archive = get_archive(request)
+    try:
+        filters = EvidenceFilter(
+            **{k: params[k] or None for k in FILTERS if k not in ("since", "until")},
+            since=parse_time(params["since"] or None, "since"),
+            until=parse_time(params["until"] or None, "until"),
+        )
+    except ApiError as exc:  # a bad time: say so on the page, search nothing
+        return _render(
+            request,
+            "console_search.html",
+            signed_in,
+            params=params,
+            items=[],
+            more=None,
+            error=exc.message,
+            status_code=422,
+        )
+    with archive.db.session() as session:
+        rows = list(session.scalars(evidence_query(filters).offset(offset).limit(PAGE + 1)))
+        items = [
+            {
+                "evidence_id": e.evidence_id,
+                "file_name": e.file_name,
+                "officer": e.officer,
+                "unit": e.unit,
+                "recorded": _zone_time(request, e.recorded_start),
+                "state": e.state,
+                "sha256": e.sha256,
+            }
+            for e in rows[:PAGE]
+        ]
+    more = None
+    if len(rows) > PAGE:
+        more = "?" + urlencode({**{k: v for k, v in params.items() if v}, "offset": offset + PAGE})
+    return _render(
+        request, "console_search.html", signed_in, params=params, items=items, more=more, error=None
+    )
+
+
+def _fixity_of(session, evidence_id: str) -> dict[str, Any] | None:
+    if not inspect(session.get_bind()).has_table("fixity_records"):
+        return None
+    row = session.execute(
+        text(
+            "SELECT result, last_checked_at, last_verified_at FROM fixity_records "
+            "WHERE evidence_id = :e"
+        ),
+        {"e": evidence_id},
+    ).first()
+    return None if row is None else {"result": row[0], "checked": row[1], "verified": row[2]}
+
+
+@router.get("/item/{evidence_id}")
+def item(evidence_id: str, request: Request) -> Response:
+    signed_in = console_principal(request)
+    if signed_in is None:
+        return _to_login(request)
+    archive = get_archive(request)
+    with archive.db.session() as session:
+        evidence = session.get(Evidence, evidence_id) if len(evidence_id) <= 40 else None
+        if evidence is None:
+            raise ApiError(404, "evidence_not_found", f"no evidence {evidence_id!r}")
+        events = [
+            {
+                "seq": e.seq,
+                "at": _zone_time(request, e.at),
+                "kind": e.kind,
+                "actor": e.actor,
+                "details": e.details,
+            }
+            for e in events_for(session, evidence_id)
+        ]
+        copies = [derivative_summary(d) for d in derivatives_of(session, evidence_id)]
+        cases = case_section(archive.settings, session, evidence)["cases"]
+        fixity = _fixity_of(session, evidence_id)
+        # reading an item is a custody event, as it is through the API
+        audit(session, "viewed", signed_in[0], request, evidence_id, via="console")
+        identity = {
+            "evidence_id": evidence.evidence_id,
+            "file_name": evidence.file_name,
+            "officer": evidence.officer,
+            "device": evidence.device,
+            "unit": evidence.unit,
+            "station": evidence.station,
+            "recorded": _zone_time(request, evidence.recorded_start),
+            "sealed_at": _zone_time(request, evidence.sealed_at),
+            "state": evidence.state,
+            "size": evidence.size,
+            "sha256": evidence.sha256,
+            "original_key": evidence.original_key,
+            "manifest_key": evidence.manifest_key,
+            "keyid": evidence.keyid,
+            "category": evidence.category,
+            "lock_mode": evidence.lock_mode,
+            "retain_until": _zone_time(request, evidence.retain_until),
+            "legal_hold": evidence.legal_hold,
+        }
+    proof = None
+    try:
+        from archive import ledger
+
+        proof = ledger.proof_document(archive, evidence_id)
+    except (ImportError, LookupError):
+        proof = None
+    playable = [c for c in copies if c["state"] == "stored" and c["key"]]
+    return _render(
+        request,
+        "console_item.html",
+        signed_in,
+        item=identity,
+        events=events,
+        copies=copies,
+        play=f"/console/item/{evidence_id}/play" if playable else None,
+        cases=cases,
+        fixity=fixity,
+        proof=proof,
+    )
+
+
+@router.get("/item/{evidence_id}/play")
+def play(evidence_id: str, request: Request) -> Response:
+    """The newest stored playback copy, streamed with range requests (the
+    store's address stays inside)."""
+    from fastapi.responses import StreamingResponse
+
+    from archive.api.routes_share import _parse_range
+    from archive.shares import open_range
+
+    signed_in = console_principal(request)
+    if signed_in is None:
+        return _to_login(request)
+    archive = get_archive(request)
+    with archive.db.session() as session:
+        copies = [d for d in derivatives_of(session, evidence_id) if d.state == "stored" and d.key]
+        if not copies:
+            raise ApiError(404, "no_playback_copy", "the item has no stored playback copy")
+        copy = copies[-1]
+        key, version_id, size = copy.key, copy.version_id, copy.size or 0
+        media_type = "audio/mp4" if copy.action == "audio" else "video/mp4"
+        try:
+            wanted = _parse_range(request.headers.get("range"), size)
+        except ValueError:
+            return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+        start, end = wanted or (0, size - 1)
+        if start == 0:  # one event per play, not per range request of it
+            audit(
+                session,
+                "playback_issued",
+                signed_in[0],
+                request,
+                evidence_id,
+                via="console",
+                variant="derivative",
+                key=key,
+                version_id=version_id,
+            )
+    headers = {
+        **web.HEADERS,
+        "Accept-Ranges": "bytes",
+        "Content-Length": str(end - start + 1),
+    }
+    if wanted is not None:
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    return StreamingResponse(
+        open_range(archive, key, version_id, start, end),
+        status_code=206 if wanted is not None else 200,
+        media_type=media_type,
+        headers=headers,
+    )
+
+
+@router.get("/status")
+def status(request: Request) -> Response:
+    signed_in = console_principal(request)
+    if signed_in is None:
+        return _to_login(request)
+    archive = get_archive(request)
+    with archive.db.session() as session:
+        jobs = job_counts(session)
+        problems = recent_problems(session)
+        items = evidence_counts(session)
+        copies = derivative_counts(session)
+        fixity = None
+        if inspect(session.get_bind()).has_table("fixity_records"):
+            fixity = dict(
+                session.execute(
+                    text("SELECT result, count(*) FROM fixity_records GROUP BY result")
+                ).all()
+            )
+        try:
+            from archive.ledger import ledger_summary
+
+            ledger = ledger_summary(session)
+        except ImportError:
+            ledger = None
+    return _render(
+        request,
+        "console_status.html",
+        signed_in,
+        jobs=jobs,
+        problems=problems,
+        items=items,
+        copies=copies,
+        fixity=fixity,
+        ledger=ledger,
+    )
+
+
+@router.get("/report")
+def report(request: Request) -> Response:
+    """The report grouped by unit (``strongroom report --by unit``) with bars."""
+    from verify.reports import build_report
+
+    signed_in = console_principal(request)
+    if signed_in is None:
+        return _to_login(request)
+    archive = get_archive(request)
+    with archive.db.session() as session:
+        document = build_report(session, archive.settings, by="unit")
+    return _render(request, "console_report.html", signed_in, report=document)

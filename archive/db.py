@@ -5,8 +5,9 @@ share a catalog; both through SQLAlchemy 2. ``synchronous=FULL`` matters: the
 pipeline releases a dock file only after its catalog commit, so that commit
 must survive a power cut.
 
-Model modules register their tables on :data:`Base`; :func:`create_schema`
-imports them all so one call creates every table.
+Model modules register their tables on :data:`Base`; :func:`import_models`
+imports them all. Tables are made and changed only by the Alembic migrations
+in :mod:`archive.migrations` (see :mod:`archive.schema`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import JSON, DateTime, Engine, LargeBinary, create_engine, event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -31,11 +32,17 @@ MODEL_MODULES = [
     "archive.ledger_models",
     "archive.fixity_models",
     "archive.disposition_models",
+    "archive.leases",
 ]
 
 
+#: JSON columns; JSONB on PostgreSQL, whose plain JSON has no equality (so no
+#: DISTINCT over a row that holds one)
+JSONColumn = JSON().with_variant(JSONB(), "postgresql")
+
+
 class Base(DeclarativeBase):
-    type_annotation_map: ClassVar[dict[Any, Any]] = {dict: JSON, list: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict: JSONColumn, list: JSONColumn}
 
 
 class UTCDateTime(TypeDecorator):
@@ -102,28 +109,30 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def create_schema(engine: Engine) -> None:
-    """Create missing tables. Two processes starting at once (the daemon and a
-    ``status``) may race between "does it exist" and "create": the loser
-    simply finds the tables there on its second look."""
+def import_models() -> None:
+    """Register every table on :data:`Base` (migrations compare against it)."""
     for module in MODEL_MODULES:
         importlib.import_module(module)
-    for attempt in range(5):
-        try:
-            Base.metadata.create_all(engine)
-            return
-        except OperationalError as exc:
-            if "already exists" not in str(exc) or attempt == 4:
-                raise
 
 
 class Database:
     """An engine plus a session factory; ``with db.session() as s:`` commits or rolls back."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, check_schema: bool = True) -> None:
+        """Open the catalog; a new (empty) one is created at the current schema,
+        one at another schema version is refused (``archive.schema``) unless
+        ``check_schema`` is False (``catalog upgrade`` itself)."""
+        from archive import schema  # it imports this module
+
         self.url = url
         self.engine = make_engine(url)
-        create_schema(self.engine)
+        import_models()
+        if check_schema:
+            try:
+                schema.ensure_current(self.engine)
+            except BaseException:
+                self.engine.dispose()
+                raise
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager

@@ -17,12 +17,16 @@ def main(argv: list[str] | None = None) -> int:
         from verify.offline import main as verify_bundle_main
 
         return verify_bundle_main(args[1:])
+    from config.settings import ConfigError
     from ingest.cli import app
 
     try:
         app(args, prog_name="strongroom")
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    except ConfigError as exc:  # e.g. an out-of-date catalog met by any command
+        sys.stderr.write(f"configuration error: {exc}\n")
+        return 2
     return 0
 
 

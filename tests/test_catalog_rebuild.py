@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import media_clips
+import pytest
 from conftest import wait_until
 from ingest_helpers import SHORT_RETENTION
 from nacl.signing import SigningKey
@@ -25,6 +26,8 @@ from archive.derivatives import Derivative
 from archive.dsse import EVIDENCE_PAYLOAD_TYPE, envelope_bytes, sign_envelope
 from archive.ledger_models import LedgerCheckpoint, LedgerState
 from archive.models import CustodyEvent, Evidence
+
+pytestmark = pytest.mark.catalogs("sqlite", "postgresql")
 
 #: what a rebuilt playback copy must carry over (attempt bookkeeping is not in the bucket)
 COPY_FIELDS = (

@@ -48,7 +48,7 @@ def open_archive(config: Path | None) -> Iterator[Archive]:
     try:
         archive = Archive.open(settings)
     except ConfigError as exc:
-        console.print(f"[bold red]configuration error:[/] {exc}", highlight=False)
+        console.print(f"[bold red]configuration error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_CONFIG) from None
     try:
         yield archive
@@ -72,5 +72,5 @@ def print_problems(problems: Iterable[Any]) -> None:
 
 
 def config_error(exc: Exception) -> typer.Exit:
-    console.print(f"[bold red]configuration error:[/] {exc}", highlight=False)
+    console.print(f"[bold red]configuration error:[/] {exc}", highlight=False, soft_wrap=True)
     return typer.Exit(EXIT_CONFIG)

@@ -21,8 +21,12 @@ from typing import Any, ClassVar
 
 from sqlalchemy import JSON, DateTime, Engine, LargeBinary, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+from config.settings import ConfigError
 
 #: modules that define tables; each is imported before the schema is created
 MODEL_MODULES = [
@@ -115,6 +119,20 @@ def import_models() -> None:
         importlib.import_module(module)
 
 
+class CatalogUnavailable(ConfigError):
+    """The catalog database refused us or cannot be reached (at start-up)."""
+
+
+def unavailable_message(url: str, exc: Exception) -> str:
+    """The driver's first line, with the URL's password removed wherever it appears."""
+    parsed = make_url(url)
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    if parsed.password:
+        detail = detail.replace(str(parsed.password), "***")
+    where = parsed.render_as_string(hide_password=True)
+    return f"cannot open the catalog {where}: {detail}"
+
+
 class Database:
     """An engine plus a session factory; ``with db.session() as s:`` commits or rolls back."""
 
@@ -130,6 +148,9 @@ class Database:
         if check_schema:
             try:
                 schema.ensure_current(self.engine)
+            except (OperationalError, InterfaceError) as exc:
+                self.engine.dispose()
+                raise CatalogUnavailable(unavailable_message(url, exc)) from None
             except BaseException:
                 self.engine.dispose()
                 raise

@@ -88,12 +88,44 @@ def _lock_row(session: Session, name: str) -> JobLease | None:
     ).one_or_none()
 
 
+Takeover = Callable[[JobLease, datetime], bool]
+
+
 def takeover_allowed(row: JobLease, now: datetime) -> bool:
     """May another node take this lease? Only once it has expired."""
     return row.expires_at <= now
 
 
-def acquire(db: Database, name: str, holder: str, ttl: timedelta) -> Lease | None:
+def expired_or_dead_here(row: JobLease, now: datetime) -> bool:
+    """Also let a holder on *this* host whose process is gone be replaced at once
+    (a daemon restarted after a crash must not wait for its own old lease)."""
+    if takeover_allowed(row, now):
+        return True
+    if row.host != socket.gethostname():
+        return False
+    try:
+        os.kill(row.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def holder_of(db: Database, name: str) -> JobLease | None:
+    """The lease row as it stands (for messages and ``status``)."""
+    with db.session() as session:
+        return session.get(JobLease, name)
+
+
+def acquire(
+    db: Database,
+    name: str,
+    holder: str,
+    ttl: timedelta,
+    *,
+    takeover: Takeover = takeover_allowed,
+) -> Lease | None:
     """Take (or renew our own) lease ``name`` for ``ttl``; None if another node holds it."""
     holder, host, pid = _me(holder)
     for _attempt in range(2):
@@ -115,7 +147,7 @@ def acquire(db: Database, name: str, holder: str, ttl: timedelta) -> Lease | Non
                     )
                     return Lease(name, holder, 1, ttl)
                 mine = (row.holder, row.host, row.pid) == (holder, host, pid)
-                if not mine and not takeover_allowed(row, now):
+                if not mine and not takeover(row, now):
                     return None
                 if not mine or row.expires_at <= now:
                     row.token += 1  # a new grant: whoever held it before is fenced out

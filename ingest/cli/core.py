@@ -75,6 +75,7 @@ def init(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
 def run(config: ConfigOpt = None) -> None:
     """Run the daemon in the foreground: watch docks, archive, run schedules. SIGTERM stops it."""
     from ingest.daemon import Daemon
+    from ingest.identity import StationIdentity
     from ingest.services import start_services
 
     with open_archive(config) as archive:
@@ -91,20 +92,30 @@ def run(config: ConfigOpt = None) -> None:
         daemon = None
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
+        identity = StationIdentity(archive)
         try:
-            if not _wait_for_store(archive, stopping):
-                return
+            identity.claim()  # a second daemon with this station name is refused
         except ConfigError as exc:
             raise config_error(exc) from None
         try:
-            services = start_services(archive)
-        except (ConfigError, OSError) as exc:  # e.g. the API port is taken
-            raise config_error(exc) from None
-        daemon = Daemon(archive, services.pipeline)
-        try:
-            daemon.run()
+            try:
+                if not _wait_for_store(archive, stopping):
+                    return
+            except ConfigError as exc:
+                raise config_error(exc) from None
+            try:
+                services = start_services(archive)
+            except (ConfigError, OSError) as exc:  # e.g. the API port is taken
+                raise config_error(exc) from None
+            daemon = Daemon(archive, services.pipeline)
+            if stopping.is_set():  # SIGTERM came during start-up, before `daemon` existed
+                daemon.stop()
+            try:
+                daemon.run()
+            finally:
+                services.stop()
         finally:
-            services.stop()
+            identity.release()
 
 
 def _wait_for_store(archive, stopping: threading.Event) -> bool:

@@ -120,7 +120,27 @@ def import_models() -> None:
 
 
 class CatalogUnavailable(ConfigError):
-    """The catalog database refused us or cannot be reached (at start-up)."""
+    """The catalog database refused us or cannot be reached (at start-up).
+
+    ``retryable``: it could not be reached (down, restarting) – a daemon waits
+    for it; otherwise it answered and refused (wrong password, no such
+    database) – a configuration error."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+#: driver messages of a database that is not there (yet), rather than one that refuses us
+_UNREACHABLE = (
+    "connection refused",
+    "could not connect",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "server closed the connection",
+    "timeout expired",
+    "no route to host",
+)
 
 
 def unavailable_message(url: str, exc: Exception) -> str:
@@ -150,7 +170,9 @@ class Database:
                 schema.ensure_current(self.engine)
             except (OperationalError, InterfaceError) as exc:
                 self.engine.dispose()
-                raise CatalogUnavailable(unavailable_message(url, exc)) from None
+                message = unavailable_message(url, exc)
+                retryable = any(m in message.lower() for m in _UNREACHABLE)
+                raise CatalogUnavailable(message, retryable=retryable) from None
             except BaseException:
                 self.engine.dispose()
                 raise

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.exc import InterfaceError, OperationalError
 from watchdog.events import (
     EVENT_TYPE_CLOSED,
     EVENT_TYPE_CREATED,
@@ -111,8 +112,22 @@ class Daemon:
             "watching %d dock(s): %s", len(self.docks), ", ".join(str(d.root) for d in self.docks)
         )
         try:
+            outage = 0.0
             while not self._stop.is_set():
-                self._tick()
+                try:
+                    self._tick()
+                    outage = 0.0
+                except (OperationalError, InterfaceError) as exc:
+                    # the catalog is down or restarting: files wait in the docks
+                    # (hints lost here come back with the next full scan)
+                    outage = min(max(outage * 2, 1.0), 30.0)
+                    log.warning(
+                        "catalog unavailable (%s); retrying in %.0fs",
+                        str(exc).splitlines()[0],
+                        outage,
+                    )
+                    self._stop.wait(outage)
+                    continue
                 self._wake.wait(TICK_SECONDS)
                 self._wake.clear()
         finally:

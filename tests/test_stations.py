@@ -13,7 +13,7 @@ pytestmark = pytest.mark.catalogs("sqlite", "postgresql")
 def holder(station):
     archive = station.archive()
     try:
-        return leases.holder_of(archive.db, "station:dock-01")
+        return leases.holder_of(archive.db, f"station:{station.name}")
     finally:
         archive.close()
 

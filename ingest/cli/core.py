@@ -78,20 +78,21 @@ def run(config: ConfigOpt = None) -> None:
     from ingest.identity import StationIdentity
     from ingest.services import start_services
 
-    with open_archive(config) as archive:
+    stopping = threading.Event()
+    daemon = None
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        stopping.set()
+        if daemon is not None:
+            daemon.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    # a catalog that is down (not one that refuses us) is waited for, like the store
+    with open_archive(config, wait_for_catalog=stopping) as archive:
         if not archive.settings.docks:
             raise config_error(ConfigError("no [[docks]] configured: nothing to watch"))
-        stopping = threading.Event()
-
-        def _stop(signum: int, _frame: object) -> None:
-            log.info("received %s, stopping", signal.Signals(signum).name)
-            stopping.set()
-            if daemon is not None:
-                daemon.stop()
-
-        daemon = None
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
         identity = StationIdentity(archive)
         try:
             identity.claim()  # a second daemon with this station name is refused

@@ -8,6 +8,7 @@ import json
 import os
 import threading
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from ingest_helpers import catalog_rows
@@ -34,7 +35,8 @@ def test_three_stations_split_one_sweep_each_item_checked_once(station, tmp_path
 
     def node(index: int) -> None:
         barrier.wait()
-        runs[index] = sweep(nodes[index], trigger="schedule")
+        # as the daemons' scheduled job runs it (scheduled_sweep): half an interval
+        runs[index] = sweep(nodes[index], trigger="schedule", fresh_within=timedelta(minutes=30))
 
     threads = [threading.Thread(target=node, args=(i,)) for i in range(len(nodes))]
     try:

@@ -538,16 +538,21 @@ def plan_with_seen(
     return chosen
 
 
-def sweep(archive: Archive, *, trigger: str = "schedule", actor: str | None = None) -> RunResult:
+def sweep(
+    archive: Archive,
+    *,
+    trigger: str = "schedule",
+    actor: str | None = None,
+    fresh_within: timedelta | None = None,
+) -> RunResult:
     """One fixity sweep (the scheduled job, and ``strongroom fixity``).
 
     Stations sharing a catalog share the work: each item is claimed before it
-    is checked (:func:`_claim`), and a scheduled sweep leaves out items any
-    station checked within the last half interval.
+    is checked (:func:`_claim`). ``fresh_within`` (the daemon's schedule: half
+    an interval) leaves out items any station checked that recently, so
+    stations sweeping on their own schedules do not multiply the re-reads.
     """
-    fresh_after = None
-    if trigger == "schedule":
-        fresh_after = utcnow() - timedelta(minutes=archive.settings.fixity.interval_minutes / 2)
+    fresh_after = utcnow() - fresh_within if fresh_within is not None else None
     plan = plan_with_seen(archive, fresh_after=fresh_after)
     log.info("fixity sweep: %d item(s) to check", len(plan))
     run = run_checks(archive, list(plan), trigger=trigger, actor=actor, seen=plan)
@@ -564,8 +569,9 @@ def scheduled_sweep(archive: Archive) -> None:
     """The APScheduler job. Check failures are already loud (see
     :func:`record_result`); a sweep that cannot run at all is logged at ERROR
     and retried at the next interval."""
+    half_interval = timedelta(minutes=archive.settings.fixity.interval_minutes / 2)
     try:
-        sweep(archive)
+        sweep(archive, fresh_within=half_interval)
     except Exception:
         log.exception("fixity sweep could not run; the next interval retries")
 

@@ -1,6 +1,7 @@
 # Strongroom: two commands do everything on a fresh Debian machine.
 #   make run   – local SeaweedFS + SQLite + the daemon on a sample dock (Ctrl-C stops all)
-#   make test  – lint, then the whole test suite against a real SeaweedFS and real ffmpeg
+#   make test  – lint, then the whole test suite (2 xdist workers) against a real SeaweedFS,
+#                real ffmpeg and a real PostgreSQL
 # Other targets: make setup, make bench, make lint, make clean.
 
 SHELL := /bin/bash
@@ -17,6 +18,7 @@ $(STAMP): pyproject.toml Makefile
 	@missing=""; \
 	command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
 	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v pdftotext >/dev/null || missing="$$missing poppler-utils"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
@@ -38,7 +40,7 @@ run: setup strongroom.toml
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

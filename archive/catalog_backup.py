@@ -38,6 +38,7 @@ from typing import Any, BinaryIO
 
 from sqlalchemy.engine import make_url
 
+from archive import leases
 from archive.context import Archive
 from archive.db import utcnow
 from archive.metrics import ERRORS
@@ -136,7 +137,9 @@ def sqlite_path(url: str) -> Path | None:
 # -- backup ----------------------------------------------------------------------------
 
 
-def backup_catalog(archive: Archive, *, now: datetime | None = None) -> BackupResult:
+def backup_catalog(
+    archive: Archive, *, now: datetime | None = None, lease: leases.Lease | None = None
+) -> BackupResult:
     """Snapshot, check, gzip and store the catalog once. Raises on any failure."""
     settings = archive.settings
     source = sqlite_path(settings.catalog_url)
@@ -156,6 +159,8 @@ def backup_catalog(archive: Archive, *, now: datetime | None = None) -> BackupRe
         retention = Retention.for_days(
             settings.catalog.backup_retention_days, settings.catalog.backup_lock_mode
         )
+        if lease is not None:  # still ours? (a paused node must not write late)
+            leases.renew(archive.db, lease)
         stored = archive.store.put_file(
             key,
             packed,
@@ -273,13 +278,23 @@ def backup_due(archive: Archive, hours: float, *, now: datetime | None = None) -
     return newest is None or now - newest >= timedelta(hours=hours) - timedelta(seconds=5)
 
 
+#: how long one node may hold the backup job before another takes it over
+BACKUP_LEASE = timedelta(minutes=30)
+
+
 def scheduled_backup(archive: Archive, hours: float) -> None:
-    """The APScheduler job: a backup when one is due. A failure (store down, disk
-    full) is counted and raised to the scheduler's guard (one log line, a fault
-    in ``status`` until a later run succeeds); the next look retries."""
-    try:
+    """The APScheduler job: a backup when one is due, by one process at a time
+    (the ``catalog-backup`` lease: a second daemon on the same catalog skips
+    it). A failure (store down, disk full) is counted and raised to the
+    scheduler's guard (one log line, a fault in ``status`` until a later run
+    succeeds); the next look retries."""
+
+    def job(lease: leases.Lease) -> None:
         if backup_due(archive, hours):
-            backup_catalog(archive)
+            backup_catalog(archive, lease=lease)
+
+    try:
+        leases.run_once(archive.db, "catalog-backup", archive.station, BACKUP_LEASE, job)
     except Exception:
         ERRORS.labels(where="catalog_backup").inc()
         raise

@@ -5,8 +5,9 @@ share a catalog; both through SQLAlchemy 2. ``synchronous=FULL`` matters: the
 pipeline releases a dock file only after its catalog commit, so that commit
 must survive a power cut.
 
-Model modules register their tables on :data:`Base`; :func:`create_schema`
-imports them all so one call creates every table.
+Model modules register their tables on :data:`Base`; :func:`import_models`
+imports them all. Tables are made and changed only by the Alembic migrations
+in :mod:`archive.migrations` (see :mod:`archive.schema`).
 """
 
 from __future__ import annotations
@@ -21,9 +22,13 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import JSON, DateTime, Engine, LargeBinary, create_engine, event, text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+from config.settings import ConfigError
 
 #: modules that define tables; each is imported before the schema is created
 MODEL_MODULES = [
@@ -34,11 +39,17 @@ MODEL_MODULES = [
     "archive.fixity_models",
     "archive.disposition_models",
     "archive.share_models",
+    "archive.leases",
 ]
 
 
+#: JSON columns; JSONB on PostgreSQL, whose plain JSON has no equality (so no
+#: DISTINCT over a row that holds one)
+JSONColumn = JSON().with_variant(JSONB(), "postgresql")
+
+
 class Base(DeclarativeBase):
-    type_annotation_map: ClassVar[dict[Any, Any]] = {dict: JSON, list: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict: JSONColumn, list: JSONColumn}
 
 
 class UTCDateTime(TypeDecorator):
@@ -105,28 +116,69 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def create_schema(engine: Engine) -> None:
-    """Create missing tables. Two processes starting at once (the daemon and a
-    ``status``) may race between "does it exist" and "create": the loser
-    simply finds the tables there on its second look."""
+def import_models() -> None:
+    """Register every table on :data:`Base` (migrations compare against it)."""
     for module in MODEL_MODULES:
         importlib.import_module(module)
-    for attempt in range(5):
-        try:
-            Base.metadata.create_all(engine)
-            return
-        except OperationalError as exc:
-            if "already exists" not in str(exc) or attempt == 4:
-                raise
+
+
+class CatalogUnavailable(ConfigError):
+    """The catalog database refused us or cannot be reached (at start-up).
+
+    ``retryable``: it could not be reached (down, restarting) – a daemon waits
+    for it; otherwise it answered and refused (wrong password, no such
+    database) – a configuration error."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+#: driver messages of a database that is not there (yet), rather than one that refuses us
+_UNREACHABLE = (
+    "connection refused",
+    "could not connect",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "server closed the connection",
+    "timeout expired",
+    "no route to host",
+)
+
+
+def unavailable_message(url: str, exc: Exception) -> str:
+    """The driver's first line, with the URL's password removed wherever it appears."""
+    parsed = make_url(url)
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    if parsed.password:
+        detail = detail.replace(str(parsed.password), "***")
+    where = parsed.render_as_string(hide_password=True)
+    return f"cannot open the catalog {where}: {detail}"
 
 
 class Database:
     """An engine plus a session factory; ``with db.session() as s:`` commits or rolls back."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, check_schema: bool = True) -> None:
+        """Open the catalog; a new (empty) one is created at the current schema,
+        one at another schema version is refused (``archive.schema``) unless
+        ``check_schema`` is False (``catalog upgrade`` itself)."""
+        from archive import schema  # it imports this module
+
         self.url = url
         self.engine = make_engine(url)
-        create_schema(self.engine)
+        import_models()
+        if check_schema:
+            try:
+                schema.ensure_current(self.engine)
+            except (OperationalError, InterfaceError) as exc:
+                self.engine.dispose()
+                message = unavailable_message(url, exc)
+                retryable = any(m in message.lower() for m in _UNREACHABLE)
+                raise CatalogUnavailable(message, retryable=retryable) from None
+            except BaseException:
+                self.engine.dispose()
+                raise
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager

@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from archive import leases
 from archive.context import Archive
 from archive.db import utcnow
 from archive.ledger_models import LedgerCheckpoint, LedgerState
@@ -125,7 +127,7 @@ class CheckpointResult:
 # --- sequencing -----------------------------------------------------------------
 
 
-def checkpoint(archive: Archive) -> CheckpointResult | None:
+def checkpoint(archive: Archive, lease: leases.Lease | None = None) -> CheckpointResult | None:
     """Sequence every unsequenced event and publish a signed checkpoint.
 
     Returns None when there were no new leaves (nothing is written). Checkpoints
@@ -134,7 +136,7 @@ def checkpoint(archive: Archive) -> CheckpointResult | None:
     the bucket never holds a later segment without the earlier one.
     """
     publish_pending(archive)
-    size = _sequence(archive)
+    size = _sequence(archive, lease)
     if size is None:
         return None
     row = _publish(archive, size)
@@ -150,13 +152,24 @@ def checkpoint(archive: Archive) -> CheckpointResult | None:
     )
 
 
+#: how long one node may hold the checkpoint job before another takes it over
+CHECKPOINT_LEASE = timedelta(minutes=10)
+
+
 def scheduled_checkpoint(archive: Archive) -> None:
-    """The APScheduler job: a checkpoint when there are new leaves. A failure is
-    counted and raised to the scheduler's guard (one log line, a fault in
-    ``status``); ``strongroom status`` also shows the events still waiting and
-    any unpublished checkpoint until the next run succeeds."""
+    """The APScheduler job: a checkpoint when there are new leaves, on one node
+    at a time (the ``ledger-checkpoint`` lease, see :mod:`archive.leases`). A
+    failure is counted and raised to the scheduler's guard (one log line, a
+    fault in ``status``); ``strongroom status`` also shows the events still
+    waiting and any unpublished checkpoint until the next run succeeds."""
     try:
-        checkpoint(archive)
+        leases.run_once(
+            archive.db,
+            "ledger-checkpoint",
+            archive.station,
+            CHECKPOINT_LEASE,
+            lambda lease: checkpoint(archive, lease),
+        )
     except Exception:
         ERRORS.labels(where="ledger").inc()
         raise
@@ -189,12 +202,15 @@ def _lock_state(session: Session) -> LedgerState:
     return state
 
 
-def _sequence(archive: Archive) -> int | None:
-    """Number the new rows and commit the checkpoint row; returns its size."""
+def _sequence(archive: Archive, lease: leases.Lease | None = None) -> int | None:
+    """Number the new rows and commit the checkpoint row; returns its size.
+    With a lease, the commit is refused if the lease was lost (fencing)."""
     _ensure_state_row(archive)
     settings = archive.settings
     with archive.db.session() as session:
         state = _lock_state(session)
+        if lease is not None:
+            leases.check(session, lease)
         rows = session.execute(
             select(CustodyEvent.seq, CustodyEvent.leaf)
             .where(CustodyEvent.ledger_index.is_(None))

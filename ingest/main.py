@@ -19,12 +19,16 @@ def main(argv: list[str] | None = None) -> int:
         return verify_bundle_main(args[1:])
     from sqlalchemy.exc import DatabaseError
 
+    from config.settings import ConfigError
     from ingest.cli import app
 
     try:
         app(args, prog_name="strongroom")
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    except ConfigError as exc:  # e.g. an out-of-date catalog met by any command
+        sys.stderr.write(f"configuration error: {exc}\n")
+        return 2
     except (OSError, DatabaseError) as exc:
         # a fault outside the code (full disk, damaged catalog): one line, never a traceback
         from archive.health import classify

@@ -1,9 +1,16 @@
-"""Shared fixtures: a real SeaweedFS for the session, a fresh station per test.
+"""Shared fixtures: a real SeaweedFS and a real PostgreSQL for the session, a
+fresh station per test.
 
 The store is the one operators run (``archive.localstore``: ``weed mini``
 locked down on 127.0.0.1), started once per test session in a fresh folder.
 Each test gets its own bucket, data folder and dock, so tests never see each
 other's objects and a COMPLIANCE lock left behind harms nobody.
+
+The catalog is SQLite unless a module asks for more with
+``pytestmark = pytest.mark.catalogs("sqlite", "postgresql")``: then each of
+its tests runs once per catalog, on PostgreSQL in a fresh database of the
+session's own server (``tests/pgserver.py``). Under pytest-xdist every worker
+has its own store and server, on its own ports.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import boto3
+import pgserver
 import pytest
 from botocore.config import Config
 
@@ -29,17 +37,75 @@ from config.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 STRONGROOM = [sys.executable, "-m", "ingest.main"]
+CATALOGS = ("sqlite", "postgresql")
+
+
+def worker_index() -> int:
+    """0 without xdist, N for xdist worker ``gwN``."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(name.removeprefix("gw") or 0)
+
+
+def store_port_base() -> int:
+    """A free SeaweedFS port base in this xdist worker's own range, so two
+    workers starting their stores at once cannot pick the same ports."""
+    start = 21000 + 800 * worker_index()
+    return localstore.find_port_base(start, start + 800)
+
+
+def start_store(folder: Path) -> localstore.LocalStore:
+    return localstore.start(folder, store_port_base())
 
 
 @pytest.fixture(scope="session")
 def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[localstore.LocalStore]:
     """One locked-down ``weed mini`` for the whole test session."""
     folder = tmp_path_factory.mktemp("seaweedfs")
-    store = localstore.start(folder)
+    store = start_store(folder)
     try:
         yield store
     finally:
         store.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[pgserver.PgServer]:
+    """One PostgreSQL for the session (started only if a test needs it)."""
+    server = pgserver.start_server()
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "catalogs(*names): run the module's tests on these catalogs (default sqlite)"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize ``catalog_backend`` by the ``catalogs`` marker (module scope,
+    so module-scoped stations work and tests are grouped per catalog)."""
+    if "catalog_backend" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("catalogs")
+    names = marker.args if marker else ("sqlite",)
+    unknown = set(names) - set(CATALOGS)
+    assert not unknown, f"unknown catalogs {unknown}"
+    metafunc.parametrize("catalog_backend", names, scope="module", indirect=True)
+
+
+@pytest.fixture(scope="module")
+def catalog_backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def new_catalog_url(request: pytest.FixtureRequest, backend: str) -> str:
+    """A fresh catalog: the station's own SQLite file, or a new PostgreSQL database."""
+    if backend == "postgresql":
+        return request.getfixturevalue("pg_server").create_database()
+    return "sqlite:///var/catalog.db"
 
 
 def raw_s3(store: localstore.LocalStore):
@@ -68,6 +134,20 @@ class Station:
     store: localstore.LocalStore
     dock: Path
     env: dict[str, str] = field(default_factory=dict)
+    #: the catalog the config names: SQLite in var/ or a PostgreSQL database
+    catalog_url: str = "sqlite:///var/catalog.db"
+    name: str = "dock-01"
+
+    @property
+    def backend(self) -> str:
+        return "postgresql" if self.catalog_url.startswith("postgresql") else "sqlite"
+
+    @property
+    def absolute_catalog_url(self) -> str:
+        """The catalog URL usable from any folder (a SQLite path made absolute)."""
+        if self.backend == "sqlite":
+            return f"sqlite:///{self.root / 'var' / 'catalog.db'}"
+        return self.catalog_url
 
     @property
     def s3(self):
@@ -93,7 +173,7 @@ class Station:
         self.config.write_text(
             f"""
 [station]
-name = "dock-01"
+name = "{self.name}"
 data_dir = "var"
 
 [[docks]]
@@ -108,7 +188,7 @@ multipart_threshold_mb = 8
 part_size_mb = 5
 
 [catalog]
-url = "sqlite:///var/catalog.db"
+url = "{self.catalog_url}"
 
 [pipeline]
 rescan_seconds = 2
@@ -187,15 +267,28 @@ def wait_until(predicate, timeout: float = 60, interval: float = 0.2, message: s
 
 @pytest.fixture
 def station(
-    tmp_path: Path, seaweed: localstore.LocalStore, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    seaweed: localstore.LocalStore,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    catalog_backend: str,
 ) -> Station:
-    """A configured station with its own bucket, initialised (key, bucket, lock test)."""
+    """A configured station with its own bucket and catalog, initialised (key,
+    bucket, lock test)."""
     bucket = f"t-{uuid.uuid4().hex[:16]}"
     env = seaweed.env()
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     dock = tmp_path / "dock"
-    station = Station(tmp_path, tmp_path / "strongroom.toml", bucket, seaweed, dock, env)
+    station = Station(
+        tmp_path,
+        tmp_path / "strongroom.toml",
+        bucket,
+        seaweed,
+        dock,
+        env,
+        catalog_url=new_catalog_url(request, catalog_backend),
+    )
     station.write_config()
     station.cli("init")
     return station
@@ -276,7 +369,10 @@ def api(station: Station) -> Iterator:
 
 @pytest.fixture(scope="module")
 def module_station(
-    tmp_path_factory: pytest.TempPathFactory, seaweed: localstore.LocalStore
+    tmp_path_factory: pytest.TempPathFactory,
+    seaweed: localstore.LocalStore,
+    request: pytest.FixtureRequest,
+    catalog_backend: str,
 ) -> Iterator[Station]:
     """Like ``station``, but shared by the tests of one module (for a set-up that
     many parametrised cases only read)."""
@@ -292,6 +388,7 @@ def module_station(
             seaweed,
             root / "dock",
             env,
+            catalog_url=new_catalog_url(request, catalog_backend),
         )
         shared.write_config()
         shared.cli("init")

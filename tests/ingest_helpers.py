@@ -4,6 +4,7 @@ and reading the catalog and the bucket to check the invariants."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 import time
@@ -63,12 +64,18 @@ def write_via_part(path: Path, data: bytes) -> None:
 
 
 def catalog_rows(station, sql: str, **params) -> list[dict]:
-    engine = create_engine(f"sqlite:///{station.root / 'var' / 'catalog.db'}")
+    engine = create_engine(station.absolute_catalog_url)
     try:
         with engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(text(sql), params)]
     finally:
         engine.dispose()
+
+
+def as_json(value):
+    """A JSON column from a raw ``catalog_rows`` query: SQLite gives its text,
+    PostgreSQL the decoded value."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
 
 
 def jobs(station) -> list[dict]:

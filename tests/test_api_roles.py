@@ -18,6 +18,8 @@ from sqlalchemy import func, select
 
 from archive.models import CustodyEvent
 
+pytestmark = pytest.mark.catalogs("sqlite", "postgresql")
+
 ALL = set(API_ROLES)
 LINKERS = {"admin", "case-system"}
 AUDITORS = {"admin", "auditor"}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 
 import httpx
+import pytest
 from conftest import wait_until
 from sqlalchemy import select
 
@@ -16,6 +17,8 @@ from archive.models import CustodyEvent
 from archive.note import parse_vkey
 from archive.seal import derivative_key
 from archive.store import Retention
+
+pytestmark = pytest.mark.catalogs("sqlite", "postgresql")
 
 ID = "ev-000000000000000000000000"
 

@@ -11,7 +11,10 @@ import socket
 import subprocess
 
 import httpx
+import pytest
 from conftest import STRONGROOM, wait_until
+
+pytestmark = pytest.mark.catalogs("sqlite", "postgresql")
 
 
 def free_port() -> int:

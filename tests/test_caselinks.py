@@ -16,6 +16,8 @@ from sqlalchemy import func, select
 from archive.cases import CaseLink
 from archive.models import CustodyEvent
 
+pytestmark = pytest.mark.catalogs("sqlite", "postgresql")
+
 #: every category must be listed when one is overridden; routine lasts ~1 s
 SHORT_RETENTION = """
 [retention.categories.routine]

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import media_clips
+import pytest
 from conftest import wait_until
 from ingest_helpers import SHORT_RETENTION
 from nacl.signing import SigningKey
@@ -25,6 +26,8 @@ from archive.derivatives import Derivative
 from archive.dsse import EVIDENCE_PAYLOAD_TYPE, envelope_bytes, sign_envelope
 from archive.ledger_models import LedgerCheckpoint, LedgerState
 from archive.models import CustodyEvent, Evidence
+
+pytestmark = pytest.mark.catalogs("sqlite", "postgresql")
 
 #: what a rebuilt playback copy must carry over (attempt bookkeeping is not in the bucket)
 COPY_FIELDS = (
@@ -47,9 +50,9 @@ EVENT_FIELDS = ("ledger_index", "kind", "evidence_id", "actor", "at", "details",
 LINK_FIELDS = ("case_id", "evidence_id", "linked_by", "reason", "linked_at")
 
 
-def table(path: Path, model: type, *order: object) -> list[dict]:
-    """Every row of ``model`` in the SQLite catalog at ``path``, as dicts."""
-    db = Database(f"sqlite:///{path}")
+def table(where: Path | str, model: type, *order: object) -> list[dict]:
+    """Every row of ``model`` in the SQLite catalog at ``where`` (or at that URL), as dicts."""
+    db = Database(where if isinstance(where, str) else f"sqlite:///{where}")
     try:
         with db.session() as session:
             columns = [c.key for c in model.__table__.columns]
@@ -87,7 +90,7 @@ def test_rebuilt_catalog_equals_the_live_one_and_works(station, tmp_path):
     station.cli("link", "CASE-2", important, "--reason", "right case after all")
     station.cli("ledger", "checkpoint")
 
-    live = station.root / "var" / "catalog.db"
+    live = station.absolute_catalog_url  # SQLite or PostgreSQL; the rebuild is SQLite
     target = tmp_path / "rebuilt" / "catalog.db"
     _, summary = rebuild(station, target)
     assert summary["ok"] is True, summary["problems"]

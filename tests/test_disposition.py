@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import pytest
 from conftest import wait_until
 from ingest_helpers import SHORT_RETENTION, add_stored_copy, events
 
 from archive.disposition import DISPOSITION_PAYLOAD_TYPE, certificate_key
 from archive.dsse import verify_envelope
 from archive.models import Evidence
+
+pytestmark = pytest.mark.catalogs("sqlite", "postgresql")
 
 
 def versions(station) -> set[tuple[str, str]]:

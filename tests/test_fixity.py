@@ -11,6 +11,7 @@ import json
 import logging
 from datetime import timedelta
 
+import pytest
 from nacl.signing import SigningKey
 from sqlalchemy import select, update
 
@@ -24,6 +25,8 @@ from archive.store import Retention
 from tests.conftest import wait_until
 from tests.test_ledger import ingest_files
 from verify import fixity
+
+pytestmark = pytest.mark.catalogs("sqlite", "postgresql")
 
 
 def verify_json(station, *args: str):
@@ -285,8 +288,8 @@ def test_daemon_runs_fixity_sweeps_on_schedule(station, tmp_path):
         (station.dock / "ABC1234_012345_20260301083015_0001.MP4").write_bytes(b"y" * 7000)
 
         def swept():
-            # the daemon creates the catalog tables as it starts; a status racing
-            # that (archive.db.create_schema is not atomic across processes) retries
+            # the daemon may still be starting (the catalog is made in one
+            # transaction by archive.schema): look again until status answers
             result = station.cli("status", "--json", check=False)
             if result.returncode != 0:
                 return False

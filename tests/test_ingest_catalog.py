@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 
-from ingest_helpers import catalog_rows, jobs
+import pytest
+from ingest_helpers import as_json, catalog_rows, jobs
+
+pytestmark = pytest.mark.catalogs("sqlite", "postgresql")
 
 
 def _kinds_by_item(station) -> dict[str, list[str]]:
     kinds: dict[str, list[str]] = {}
     for row in catalog_rows(station, "SELECT kind, details FROM custody_events ORDER BY seq"):
-        path = json.loads(row["details"]).get("path")
+        path = as_json(row["details"]).get("path")
         kinds.setdefault(path, []).append(row["kind"])
     return kinds
 
@@ -51,7 +54,7 @@ def test_events_in_order_and_jobs_as_reported(station, tmp_path):
         )
         after = events[at + 1]
         assert after["kind"] == "released", (item["file"], after)
-        assert json.loads(after["details"])["path"] == item["file"]
+        assert as_json(after["details"])["path"] == item["file"]
         stored = [e for e in events[:at] if e["kind"] == "stored"]
         assert any(e["evidence_id"] == item["evidence_id"] for e in stored)
     kinds = _kinds_by_item(station)
@@ -69,5 +72,5 @@ def test_events_in_order_and_jobs_as_reported(station, tmp_path):
         assert row["released_at"] is not None and row["attempts"] == 0
         # a single PUT has no part digests: SQL NULL, not the JSON text 'null'
         assert row["part_digests"] is None and row["part_size"] is None
-    assert "empty" in json.loads(rows["empty.bin"]["flags"])
+    assert "empty" in as_json(rows["empty.bin"]["flags"])
     assert len(catalog_rows(station, "SELECT * FROM evidence")) == 3

@@ -19,6 +19,8 @@ from archive.note import format_checkpoint, open_checkpoint, parse_vkey, sign_no
 from tests.conftest import wait_until
 from verify.audit import SubtreeHashes
 
+pytestmark = pytest.mark.catalogs("sqlite", "postgresql")
+
 
 def ingest_files(station, tmp_path: Path, count: int, tag: str = "a") -> list[dict]:
     folder = tmp_path / f"in-{tag}"

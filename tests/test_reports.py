@@ -24,6 +24,8 @@ from archive.derivatives import Derivative
 from archive.fixity_models import FixityRecord
 from archive.models import Evidence, IngestJob
 
+pytestmark = pytest.mark.catalogs("sqlite", "postgresql")
+
 TZ = ZoneInfo("Asia/Shanghai")
 MONTH_START = datetime(2026, 11, 1, tzinfo=TZ)
 MONTH_END = datetime(2026, 12, 1, tzinfo=TZ)

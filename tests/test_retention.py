@@ -15,6 +15,8 @@ from sqlalchemy import select
 
 from archive.models import CustodyEvent, Evidence
 
+pytestmark = pytest.mark.catalogs("sqlite", "postgresql")
+
 CATEGORIES = """
 [retention.categories.routine]
 days = 0.01

@@ -11,6 +11,8 @@ from botocore.exceptions import ClientError
 
 from archive.dsse import verify_envelope
 
+pytestmark = pytest.mark.catalogs("sqlite", "postgresql")
+
 
 def test_ingest_archives_locked_original_with_verifiable_manifest(station, tmp_path):
     source = tmp_path / "outside" / "ABC1234_012345_20260301083015_0001.MP4"

@@ -12,7 +12,7 @@ import random
 import uuid
 
 import pytest
-from conftest import Station, wait_until
+from conftest import Station, start_store, wait_until
 from ingest_helpers import all_jobs_done, assert_archived, jobs
 
 from archive import localstore
@@ -21,7 +21,7 @@ from archive import localstore
 @pytest.fixture
 def own_store(tmp_path):
     folder = tmp_path / "own-seaweedfs"
-    store = localstore.start(folder)
+    store = start_store(folder)  # in this xdist worker's own port range
     holder = {"store": store}
     yield holder
     holder["store"].stop()

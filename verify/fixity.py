@@ -30,7 +30,8 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -411,6 +412,36 @@ def record_result(archive: Archive, result: ItemResult, *, trigger: str, actor: 
         )
 
 
+#: "not checked yet in this round": the value a sweep saw when it planned an item
+_UNSEEN = object()
+
+
+@contextmanager
+def _claim(archive: Archive, evidence_id: str, seen: Any) -> Iterator[bool]:
+    """Take one item for checking, so stations sharing a sweep never check it twice.
+
+    On PostgreSQL the item's evidence row is locked ``FOR UPDATE SKIP LOCKED``
+    for as long as the check runs: another station's sweep skips it instead of
+    waiting, and a link/unlink of that item waits for the check, so the lock
+    and hold compared are not changed half-way. Then the last check must still
+    be the one the sweep planned with (``seen``); if another station checked
+    the item since, it is skipped. SQLite (one station) only does the second.
+    """
+    with archive.db.session() as session:
+        query = (
+            select(Evidence.evidence_id, FixityRecord.last_checked_at)
+            .outerjoin(FixityRecord, FixityRecord.evidence_id == Evidence.evidence_id)
+            .where(Evidence.evidence_id == evidence_id)
+        )
+        if session.connection().dialect.name == "postgresql":
+            query = query.with_for_update(of=Evidence, skip_locked=True)
+        row = session.execute(query).one_or_none()
+        if row is None:  # being checked by another station right now
+            yield False
+            return
+        yield seen is _UNSEEN or row.last_checked_at == seen
+
+
 def run_checks(
     archive: Archive,
     evidence_ids: Iterable[str],
@@ -419,8 +450,13 @@ def run_checks(
     actor: str | None = None,
     on_bytes: ProgressFn | None = None,
     on_item: Callable[[ItemResult], None] | None = None,
+    seen: dict[str, datetime | None] | None = None,
 ) -> RunResult:
-    """Check and record each item in order; the run itself is kept in ``fixity_runs``."""
+    """Check and record each item in order; the run itself is kept in ``fixity_runs``.
+
+    With ``seen`` (a sweep's plan: each item's last check as planned), an item
+    another station is checking, or checked since, is skipped (:func:`_claim`).
+    """
     actor = actor or system_actor(archive.station)
     run = RunResult(trigger)
     with archive.db.session() as session:
@@ -430,8 +466,14 @@ def run_checks(
         run_id = row.id
     try:
         for evidence_id in evidence_ids:
-            result = check_item(archive, evidence_id, on_bytes)
-            record_result(archive, result, trigger=trigger, actor=actor)
+            with _claim(
+                archive, evidence_id, seen.get(evidence_id) if seen is not None else _UNSEEN
+            ) as mine:
+                if not mine:
+                    log.debug("fixity: %s is checked by another station", evidence_id)
+                    continue
+                result = check_item(archive, evidence_id, on_bytes)
+                record_result(archive, result, trigger=trigger, actor=actor)
             run.items.append(result)
             if on_item is not None:
                 on_item(result)
@@ -451,12 +493,21 @@ def run_checks(
 
 
 def plan_sweep(archive: Archive, now: datetime | None = None) -> list[str]:
-    """The items one sweep checks, longest-unchecked first.
+    """The items one sweep checks, longest-unchecked first (see :func:`plan_with_seen`)."""
+    return list(plan_with_seen(archive, now))
+
+
+def plan_with_seen(
+    archive: Archive, now: datetime | None = None, *, fresh_after: datetime | None = None
+) -> dict[str, datetime | None]:
+    """The items one sweep checks, longest-unchecked first, each with its last check.
 
     Never-checked items come first, then by last check. Items are taken while
     the byte budget lasts (at least one), and every item whose last check (or,
     if never checked, whose sealing) is older than the cycle is taken whatever
     the budget, so no item waits longer than ``cycle_days`` plus one interval.
+    Items checked after ``fresh_after`` (by any station) are not taken: several
+    stations sweeping on their own schedules do not multiply the re-reads.
     """
     settings = archive.settings.fixity
     now = now or utcnow()
@@ -486,21 +537,36 @@ def plan_sweep(archive: Archive, now: datetime | None = None) -> list[str]:
                 Evidence.evidence_id,
             )
         ).all()
-    chosen: list[str] = []
+    chosen: dict[str, datetime | None] = {}
     used = 0
     for evidence_id, size, extra, sealed_at, last_checked in rows:
+        if fresh_after is not None and last_checked is not None and last_checked > fresh_after:
+            continue
         overdue = (last_checked or sealed_at) <= due_before
         if used < settings.bytes_per_run or overdue:
-            chosen.append(evidence_id)
+            chosen[evidence_id] = last_checked
             used += size + (extra or 0)
     return chosen
 
 
-def sweep(archive: Archive, *, trigger: str = "schedule", actor: str | None = None) -> RunResult:
-    """One fixity sweep (the scheduled job, and ``strongroom fixity``)."""
-    plan = plan_sweep(archive)
+def sweep(
+    archive: Archive,
+    *,
+    trigger: str = "schedule",
+    actor: str | None = None,
+    fresh_within: timedelta | None = None,
+) -> RunResult:
+    """One fixity sweep (the scheduled job, and ``strongroom fixity``).
+
+    Stations sharing a catalog share the work: each item is claimed before it
+    is checked (:func:`_claim`). ``fresh_within`` (the daemon's schedule: half
+    an interval) leaves out items any station checked that recently, so
+    stations sweeping on their own schedules do not multiply the re-reads.
+    """
+    fresh_after = utcnow() - fresh_within if fresh_within is not None else None
+    plan = plan_with_seen(archive, fresh_after=fresh_after)
     log.info("fixity sweep: %d item(s) to check", len(plan))
-    run = run_checks(archive, plan, trigger=trigger, actor=actor)
+    run = run_checks(archive, list(plan), trigger=trigger, actor=actor, seen=plan)
     run.bucket_problems = check_bucket_keys(archive)
     for problem in run.bucket_problems:
         log.error("fixity: %s %s: %s", problem.check, problem.object, problem.message)
@@ -577,8 +643,10 @@ def scheduled_sweep(archive: Archive) -> None:
     """The APScheduler job. Check failures are already loud (see
     :func:`record_result`); a sweep that cannot run at all is raised to the
     scheduler's guard (one log line, a fault in ``status``) and retried at the
-    next interval."""
-    sweep(archive)
+    next interval. Items any station checked within half an interval are left
+    out, so stations sweeping on their own schedules do not multiply re-reads."""
+    half_interval = timedelta(minutes=archive.settings.fixity.interval_minutes / 2)
+    sweep(archive, fresh_within=half_interval)
 
 
 def all_items(archive: Archive) -> list[str]:

@@ -15,13 +15,14 @@ import json
 import logging
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
+from archive import leases
 from archive.cases import CaseLink
 from archive.context import Archive
 from archive.custody import record_event, system_actor
@@ -58,14 +59,20 @@ class PlanOutcome:
 
 
 def plan_disposition(
-    archive: Archive, *, actor: str, now: datetime | None = None, plans_dir: Path | None = None
+    archive: Archive,
+    *,
+    actor: str,
+    now: datetime | None = None,
+    plans_dir: Path | None = None,
+    lease: leases.Lease | None = None,
 ) -> PlanOutcome | None:
     """Sweep the catalog and write a plan of what is due; None if nothing new is.
 
     Items already in a plan awaiting approval are left out (they are not
     planned twice). The plan is saved in the catalog and as
     ``<plans_dir>/<plan_id>.json`` plus a ``.txt`` summary (default
-    ``<data_dir>/dispositions``).
+    ``<data_dir>/dispositions``). With a lease (the scheduled sweep), the plan
+    is written only while the lease is still this node's (fencing).
     """
     now = now or utcnow()
     settings = archive.settings
@@ -104,6 +111,8 @@ def plan_disposition(
             },
         }
         digest = content_sha256(document)
+        if lease is not None:
+            leases.check(session, lease)
         session.add(
             DispositionPlan(
                 plan_id=plan_id,
@@ -267,10 +276,23 @@ def _obj(
     return entry
 
 
+#: how long one node may hold the retention planning before another takes it over
+PLAN_LEASE = timedelta(minutes=30)
+
+
 def scheduled_plan(archive: Archive) -> str | None:
-    """The daily sweep (APScheduler): plan only, never delete. Returns the plan id."""
+    """The daily sweep (APScheduler): plan only, never delete; on one node at a
+    time (the ``retention-plan`` lease). Returns the plan id."""
     try:
-        outcome = plan_disposition(archive, actor=system_actor(archive.station))
+        _ran, outcome = leases.run_once(
+            archive.db,
+            "retention-plan",
+            archive.station,
+            PLAN_LEASE,
+            lambda lease: plan_disposition(
+                archive, actor=system_actor(archive.station), lease=lease
+            ),
+        )
     except Exception:
         ERRORS.labels(where="retention-sweep").inc()
         raise

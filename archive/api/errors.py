@@ -13,6 +13,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from archive.metrics import ERRORS
@@ -130,6 +131,17 @@ def install_error_handlers(app: FastAPI) -> None:
         log.warning("object store error (request id %s): %s", _request_id(request), exc)
         return server_error(
             request, 503, "store_unavailable", "the object store did not answer; retry later"
+        )
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _catalog(_request: Request, exc: Exception) -> JSONResponse:
+        # the catalog is down, restarting or unreachable: the pool reconnects
+        # on a later request (pre-ping), so this is "retry later", not a bug
+        ERRORS.labels(where="api-catalog").inc()
+        log.warning("catalog unavailable: %s", str(exc).splitlines()[0])
+        return error_response(
+            503, "catalog_unavailable", "the catalog database did not answer; retry later"
         )
 
     @app.exception_handler(Exception)

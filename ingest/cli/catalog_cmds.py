@@ -1,4 +1,5 @@
-"""Catalog commands: ``catalog rebuild`` (a new catalog from the bucket alone),
+"""Catalog commands: ``catalog upgrade`` (migrate the schema to this version),
+``catalog rebuild`` (a new catalog from the bucket alone),
 ``catalog backup`` / ``backups`` / ``restore-backup`` (the SQLite catalog's
 locked copies in the bucket).
 
@@ -15,6 +16,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from archive import schema
 from archive.catalog_backup import (
     BackupError,
     NotSqlite,
@@ -24,6 +26,7 @@ from archive.catalog_backup import (
     restore_backup,
 )
 from archive.context import Archive
+from archive.db import Database
 from archive.keys import load_station_key
 from archive.rebuild import LedgerRead, Problem, TargetExists, new_sqlite_catalog, rebuild_catalog
 from archive.store import ObjectStore, StoreError
@@ -43,7 +46,7 @@ from ingest.cli.common import (
 from verify import audit
 
 catalog_app = typer.Typer(
-    help="The catalog: rebuild it from the bucket, back it up, restore a backup.",
+    help="The catalog: upgrade its schema, rebuild it from the bucket, back it up, restore.",
     no_args_is_help=True,
 )
 app.add_typer(catalog_app, name="catalog")
@@ -76,6 +79,33 @@ def _self_check(archive: Archive, ledger: LedgerRead) -> list[Problem]:
     report = audit.AuditReport()
     audit.check_catalog(archive, report, ledger.leaves, ledger.signed)
     return [Problem(f"rebuilt.{p.check}", p.subject, p.message) for p in report.problems]
+
+
+@catalog_app.command("upgrade")
+def catalog_upgrade(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Bring the catalog's schema to this Strongroom's version (Alembic
+    migrations); adopts a catalog made before migrations without touching its
+    rows. Stop the daemons and API servers of every station first."""
+    settings = settings_from(config)
+    try:
+        db = Database(settings.catalog_url, check_schema=False)
+    except ConfigError as exc:
+        raise config_error(exc) from None
+    try:
+        before, after = schema.upgrade(db.engine)
+    except schema.CatalogOutOfDate as exc:
+        raise config_error(exc) from None
+    finally:
+        db.dispose()
+    if as_json:
+        emit_json({"from": before.describe(), "to": after.revision, "changed": before != after})
+        return
+    if before == after:
+        console.print(f"catalog schema is current ({after.revision})", highlight=False)
+    else:
+        console.print(
+            f"catalog schema upgraded: {before.describe()} → {after.revision}", highlight=False
+        )
 
 
 @catalog_app.command("rebuild")

@@ -5,7 +5,9 @@ printing JSON, and turning errors into exit codes (2 = configuration,
 from __future__ import annotations
 
 import json
+import logging
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from archive.context import Archive
+from archive.db import CatalogUnavailable
 from config.settings import ConfigError, Settings, default_config_path, load_settings
 
 ConfigOpt = Annotated[
@@ -30,6 +33,7 @@ ConfigOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")]
 
 console = Console(stderr=True)
+log = logging.getLogger("strongroom.cli")
 EXIT_CONFIG = 2
 EXIT_FAILED = 1
 
@@ -43,9 +47,18 @@ def settings_from(config: Path | None) -> Settings:
 
 
 @contextmanager
-def open_archive(config: Path | None, *, self_check: bool = False) -> Iterator[Archive]:
-    """The station's archive. ``self_check`` (``run``, ``serve``, ``ingest``): first make
-    sure there is room and the catalog is sound, else refuse in one line (exit 1)."""
+def open_archive(
+    config: Path | None,
+    *,
+    self_check: bool = False,
+    wait_for_catalog: threading.Event | None = None,
+) -> Iterator[Archive]:
+    """Open the archive; exit 2 on a configuration error.
+
+    ``self_check`` (``run``, ``serve``, ``ingest``): first make sure there is
+    room and the catalog is sound, else refuse in one line (exit 1). With
+    ``wait_for_catalog`` (the daemon), a catalog that cannot be reached yet is
+    waited for, with back-off, until it answers or the event is set."""
     settings = settings_from(config)
     if self_check:
         from archive.health import startup_check
@@ -54,11 +67,20 @@ def open_archive(config: Path | None, *, self_check: bool = False) -> Iterator[A
         if refusal is not None:
             console.print(f"[bold red]{escape(refusal)}[/]", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_FAILED)
-    try:
-        archive = Archive.open(settings)
-    except ConfigError as exc:
-        console.print(f"[bold red]configuration error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_CONFIG) from None
+    delay = 1.0
+    while True:
+        try:
+            archive = Archive.open(settings)
+            break
+        except CatalogUnavailable as exc:
+            if wait_for_catalog is None or not exc.retryable:
+                raise config_error(exc) from None
+            log.warning("%s; retrying in %.0fs", exc, delay)
+            if wait_for_catalog.wait(delay):
+                raise typer.Exit(0) from None
+            delay = min(delay * 2, 30.0)
+        except ConfigError as exc:
+            raise config_error(exc) from None
     try:
         yield archive
     finally:

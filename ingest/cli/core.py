@@ -84,39 +84,51 @@ def run(config: ConfigOpt = None) -> None:
     """Run the daemon in the foreground: watch docks, archive, run schedules. SIGTERM stops it."""
     from archive.health import Health, run_dir
     from ingest.daemon import Daemon
+    from ingest.identity import StationIdentity
     from ingest.services import start_services
 
-    with open_archive(config, self_check=True) as archive:
+    stopping = threading.Event()
+    daemon = None
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        stopping.set()
+        if daemon is not None:
+            daemon.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    # a catalog that is down (not one that refuses us) is waited for, like the store
+    with open_archive(config, self_check=True, wait_for_catalog=stopping) as archive:
         if not archive.settings.docks:
             raise config_error(ConfigError("no [[docks]] configured: nothing to watch"))
-        stopping = threading.Event()
-
-        def _stop(signum: int, _frame: object) -> None:
-            log.info("received %s, stopping", signal.Signals(signum).name)
-            stopping.set()
-            if daemon is not None:
-                daemon.stop()
-
-        daemon = None
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
+        identity = StationIdentity(archive)
         try:
-            if not _wait_for_store(archive, stopping):
-                return
+            identity.claim()  # a second daemon with this station name is refused
         except ConfigError as exc:
             raise config_error(exc) from None
         health = Health(run_dir(archive.settings.data_dir))
         try:
-            services = start_services(archive, health=health)
-        except (ConfigError, OSError) as exc:  # e.g. the API port is taken
-            raise config_error(exc) from None
-        daemon = Daemon(archive, services.pipeline, health)
-        if services.playback is not None:
-            daemon.on_store_back.append(services.playback.wake)
-        try:
-            daemon.run()
+            try:
+                if not _wait_for_store(archive, stopping):
+                    return
+            except ConfigError as exc:
+                raise config_error(exc) from None
+            try:
+                services = start_services(archive, health=health)
+            except (ConfigError, OSError) as exc:  # e.g. the API port is taken
+                raise config_error(exc) from None
+            daemon = Daemon(archive, services.pipeline, health)
+            if services.playback is not None:
+                daemon.on_store_back.append(services.playback.wake)
+            if stopping.is_set():  # SIGTERM came during start-up, before `daemon` existed
+                daemon.stop()
+            try:
+                daemon.run()
+            finally:
+                services.stop()
         finally:
-            services.stop()
+            identity.release()
 
 
 def _wait_for_store(archive, stopping: threading.Event) -> bool:

@@ -1,0 +1,102 @@
+"""The catalog database failing: a wrong password is a configuration error
+that never shows the password; the API answers 503 with its stable error body
+while PostgreSQL is down, and recovers by itself when it is back."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import wait_until
+
+pytestmark = pytest.mark.catalogs("postgresql")
+
+WRONG = "Wr0ng-pa55word-never-printed"
+
+
+def test_wrong_catalog_password_exits_2_naming_the_problem_not_the_password(station):
+    good = station.catalog_url
+    station.catalog_url = good.replace(good.split(":")[2].split("@")[0], WRONG)
+    assert WRONG in station.catalog_url
+    station.write_config()
+    for command in (["status"], ["run"], ["serve"], ["ingest", "."]):
+        result = station.cli(*command, check=False, timeout=60)
+        assert result.returncode == 2, (command, result.stderr)
+        assert "password authentication failed" in result.stderr, result.stderr
+        assert WRONG not in result.stdout + result.stderr
+
+
+def test_api_answers_503_while_postgresql_is_down_and_recovers(station, api, pg_server):
+    item = station.ingest_bytes("one.bin", b"one item")
+    handle = api()
+    assert handle.get(f"/v1/evidence/{item['evidence_id']}").status_code == 200
+    pg_server.stop("fast")
+    try:
+        response = handle.get(f"/v1/evidence/{item['evidence_id']}")
+        assert response.status_code == 503, response.text
+        assert response.json() == {
+            "error": {
+                "code": "catalog_unavailable",
+                "message": "the catalog database did not answer; retry later",
+            }
+        }
+    finally:
+        pg_server.start()
+    wait_until(
+        lambda: handle.get(f"/v1/evidence/{item['evidence_id']}").status_code == 200,
+        timeout=30,
+        message="the API answering again without a restart",
+    )
+
+
+@pytest.mark.xfail(
+    reason="known gap: a catalog outage during the daemon's start-up (after the catalog "
+    "opened, before its loop: resume, services) still ends the daemon; passes when the "
+    "outage hits the running loop",
+    strict=False,
+)
+def test_postgresql_restarted_while_two_stations_ingest_loses_and_duplicates_nothing(
+    station, pg_server, tmp_path
+):
+    import os
+    import time
+
+    from ingest_helpers import all_jobs_done, assert_archived, catalog_rows
+    from test_stations import live_holder, second_station
+
+    other = second_station(station)
+    files = {}
+    for n in range(8):
+        for s in (station, other):
+            data = os.urandom(200_000 + n)
+            files[(s.name, n)] = data
+    daemons = [s.start_daemon() for s in (station, other)]
+    try:
+        for s in (station, other):
+            s.dock.mkdir(exist_ok=True)
+        pairs = list(zip((station, other), daemons, strict=True))
+        wait_until(
+            lambda: all(live_holder(s, d.process.pid) for s, d in pairs),
+            120,
+            message="both daemons running",
+        )
+        for n in range(8):
+            for s in (station, other):
+                (s.dock / f"file-{n}.bin").write_bytes(files[(s.name, n)])
+            if n == 3:
+                time.sleep(1)
+                pg_server.stop("fast")  # mid-ingest: some files settled, some not yet
+                time.sleep(3)
+                pg_server.start()
+        wait_until(lambda: all_jobs_done(station, 16), 240, message="all 16 files archived")
+        for s in (station, other):
+            assert not any(s.dock.glob("*.bin")), list(s.dock.iterdir())
+        for data in files.values():
+            assert_archived(station, data)  # stored, sealed, locked
+        evidence = catalog_rows(station, "SELECT sha256 FROM evidence")
+        assert len(evidence) == len({e["sha256"] for e in evidence}) == 16
+        jobs = catalog_rows(station, "SELECT state, evidence_id, released_at FROM ingest_jobs")
+        assert sorted(j["state"] for j in jobs) == ["released"] * 16
+        for daemon in daemons:
+            assert daemon.process.poll() is None, daemon.output()[-3000:]
+    finally:
+        for daemon in daemons:
+            daemon.stop()

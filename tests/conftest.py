@@ -201,6 +201,8 @@ listen = "127.0.0.1:0"
 """,
             encoding="utf-8",
         )
+        # a PostgreSQL catalog URL carries a password: such a file must be private
+        self.config.chmod(0o600)
 
     def cli(self, *args: str, check: bool = True, timeout: float = 300, env: dict | None = None):
         """Run ``strongroom ARGS --config …`` in a subprocess, as an operator would."""

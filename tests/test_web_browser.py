@@ -235,13 +235,16 @@ def test_console_login_search_item_logout(station, api, browser, tmp_path):
     first = station.ingest_bytes("ABC1234_012345_20260301090000_0004.MP4", b"a" * 40_000)
     second = station.ingest_bytes("XYZ9999_067890_20260302100000_0005.MP4", b"b" * 40_000)
     station.cli("ledger", "checkpoint")
-    handle = api()
+    handle = api(scoped={"police-auditor": ("auditor", ["police"])})
 
     browser.get(handle.url + "/console")  # no session: the login page
     assert browser.find_elements(By.ID, "login")
     _accessible(browser)
     shot(browser, tmp_path, "console-login")
     _login(browser, handle.url, handle.tokens["case-system"])  # not an audit role
+    assert browser.find_elements(By.ID, "error") and browser.find_elements(By.ID, "login")
+    # an audit role limited to some units: the console does not filter by unit yet
+    _login(browser, handle.url, handle.tokens["police-auditor"])
     assert browser.find_elements(By.ID, "error") and browser.find_elements(By.ID, "login")
     browser.get(handle.url + "/console/login")  # by keyboard only: type, Enter
     form = browser.find_element(By.ID, "login")

@@ -97,8 +97,10 @@ def _sessions(request: Request) -> Sessions:
 
 
 def admits(principal: Principal | None) -> bool:
-    """Who may use the console: the existing audit roles (scopes plug in here)."""
-    return principal is not None and principal.role in auth.AUDIT
+    """Who may use the console: the audit roles, over all units. Its pages do
+    not yet filter by unit, so a token limited to some units is refused here
+    rather than shown items outside its scope."""
+    return principal is not None and principal.role in auth.AUDIT and principal.scope.all_units
 
 
 def console_principal(request: Request) -> tuple[Principal, WebSession] | None:

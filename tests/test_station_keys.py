@@ -70,6 +70,16 @@ def test_two_stations_with_their_own_keys_verify_each_others_items(station, tmp_
     again = json.loads(other.cli("keys", "show", "--json").stdout)
     assert again["trusted_keyids"] == [shown[station.name]["keyid"]]
 
+    # the latest checkpoint is dock-02's: dock-01's custody reports open it with dock-02's key
+    from verify.custody_report import _Ledger
+
+    archive = station.archive()
+    try:
+        ledger = _Ledger(archive)
+    finally:
+        archive.close()
+    assert ledger.problem is None and ledger.info.signature == "verified", ledger.problem
+
     ids = [first["evidence_id"], second["evidence_id"]]
     for node in (station, other):
         # first, while the latest checkpoint is the other station's (its fixity

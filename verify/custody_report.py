@@ -210,7 +210,7 @@ def resolve_ids(
 
 
 class _Ledger:
-    """The latest checkpoint, opened with the station key, and the leaf hashes
+    """The latest checkpoint, opened with any trusted key, and the leaf hashes
     it covers – loaded once per report, however many items it has."""
 
     def __init__(self, archive: Archive) -> None:

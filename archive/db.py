@@ -143,6 +143,8 @@ _UNREACHABLE = (
     "server closed the connection",
     "timeout expired",
     "no route to host",
+    "terminating connection",  # stopped (fast) while we opened it
+    "consuming input failed",
 )
 
 
@@ -209,6 +211,9 @@ class CatalogCheck:
     kind: str
     checked_at: str
     seconds: float
+    #: False: no connection at all (down, refused, wrong password) – that is for
+    #: opening the catalog to report or wait out, not a sign of damage
+    connected: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -247,8 +252,10 @@ def check_catalog(engine: Engine) -> CatalogCheck:
     """
     started = time.monotonic()
     kind = engine.dialect.name
+    connected = False
     try:
         with engine.connect() as connection:
+            connected = True
             connection.execute(text("SELECT 1"))
             problems = [p for check in CATALOG_CHECKS.get(kind, []) if (p := check(connection))]
     except DBAPIError as exc:
@@ -259,4 +266,5 @@ def check_catalog(engine: Engine) -> CatalogCheck:
         kind=f"{kind} quick_check" if kind == "sqlite" else f"{kind} connection",
         checked_at=utcnow().isoformat(),
         seconds=round(time.monotonic() - started, 3),
+        connected=connected or kind == "sqlite",
     )

@@ -331,7 +331,9 @@ def startup_check(settings: Settings) -> tuple[str | None, CatalogCheck | None]:
     finally:
         engine.dispose()
     record_catalog_check(data_dir, {**check.to_dict(), "by": "start"})
-    if check.ok:
+    if check.ok or not check.connected:
+        # a database server that does not answer (or refuses us) is not a damaged
+        # catalog: opening it says which, and the daemon waits for one that is down
         return None, check
     if full:
         return _disk_full_line(data_dir, free or 0.0, floor), check

@@ -119,6 +119,17 @@ def trusted_keys(settings: Settings) -> tuple[tuple[bytes, datetime | None, date
     )
 
 
+def station_trust_entry(station: str, key: StationKey) -> str:
+    """The ``[[signing.trusted]]`` TOML other nodes add to trust this station's
+    key: no validity window (it signs now); ``keys rotate`` prints the entry
+    with ``valid_until`` when it retires."""
+    return (
+        "[[signing.trusted]]\n"
+        f'public_key = "{key.public_key.hex()}"\n'
+        f'note = "station {station}, key {key.keyid}"\n'
+    )
+
+
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import os
 import tempfile
@@ -27,6 +28,8 @@ from bench.station import AWS, exit_on_sigterm
 log = logging.getLogger("bench")
 RESULTS = Path(__file__).resolve().parent / "results"
 GROUPS = ("throughput", "time_to_safe", "small_files", "memory")
+#: measured only when asked for (``--only stations``): it starts its own PostgreSQL
+EXTRA_GROUPS = ("stations",)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -39,7 +42,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        choices=GROUPS,
+        choices=GROUPS + EXTRA_GROUPS,
         action="append",
         help="run only these measurements (repeatable); default all",
     )
@@ -92,6 +95,10 @@ def run(plan: Plan, base: Path, groups: tuple[str, ...]) -> dict:
         )
     if "memory" in groups:
         results["memory"] = _with_store(base, "memory", lambda ws: measure.memory(ws, plan))
+    if "stations" in groups:
+        from bench import bench_stations
+
+        results["stations"] = bench_stations.run(base / "stations-bench")
     return results
 
 
@@ -120,6 +127,16 @@ def main(argv: list[str] | None = None) -> int:
             measure.remove_tree(base)
     document["machine"]["load_end"] = _load()
     document["elapsed_s"] = round(time.monotonic() - started, 1)
+    if "stations" in document["results"]:
+        from bench.bench_stations import markdown
+
+        args.results.mkdir(parents=True, exist_ok=True)
+        stem = args.results / f"{document['date']}-stations"
+        stem.with_suffix(".json").write_text(json.dumps(document, indent=2) + "\n", "utf-8")
+        stem.with_suffix(".md").write_text(markdown(document), "utf-8")
+        print(markdown(document))
+        if set(groups) <= set(EXTRA_GROUPS):
+            return 0
     document["verdicts"] = [v.to_dict() for v in verdicts(document["results"])]
     json_path, md_path = write(document, args.results)
     print(md_path.read_text(encoding="utf-8"))

@@ -272,8 +272,9 @@ class CatalogSettings(_Section):
 
 
 class TrustedKey(_Section):
-    """A signing key verifiers trust besides the current one (a retired key
-    after ``strongroom keys rotate``), with the time it was in use."""
+    """A signing key verifiers trust besides the current one: a retired key
+    after ``strongroom keys rotate`` (with the time it was in use), or another
+    station's key when stations sign with their own keys (``keys show``)."""
 
     public_key: str = Field(pattern=r"^[0-9a-f]{64}$", description="Ed25519 public key, hex")
     valid_from: datetime | None = Field(None, description="signed nothing before this")
@@ -285,7 +286,8 @@ class SigningSettings(_Section):
     key_file: Path = Path("var/keys/signing.key")
     trusted: list[TrustedKey] = Field(
         default_factory=list,
-        description="[[signing.trusted]]: retired keys still trusted for what they signed; "
+        description="[[signing.trusted]]: retired keys still trusted for what they signed, "
+        "and the other stations' keys; "
         "a key in the bucket but not here (nor the key_file's) is not trusted",
     )
 

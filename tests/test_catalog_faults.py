@@ -47,12 +47,37 @@ def test_api_answers_503_while_postgresql_is_down_and_recovers(station, api, pg_
     )
 
 
-@pytest.mark.xfail(
-    reason="known gap: a catalog outage during the daemon's start-up (after the catalog "
-    "opened, before its loop: resume, services) still ends the daemon; passes when the "
-    "outage hits the running loop",
-    strict=False,
-)
+def test_a_daemon_starting_through_catalog_outages_waits_and_then_ingests(station, pg_server):
+    """Down before the start (self-check, open) and again right after the station
+    name was claimed (start-up, before the loop): the daemon waits both out."""
+    import time
+
+    from ingest_helpers import all_jobs_done, assert_archived
+    from test_stations import live_holder
+
+    station.dock.mkdir(exist_ok=True)
+    pg_server.stop("fast")
+    try:
+        daemon = station.start_daemon()
+        time.sleep(4)
+        assert daemon.process.poll() is None, daemon.output()[-3000:]
+    finally:
+        pg_server.start()
+    try:
+        wait_until(lambda: live_holder(station, daemon.process.pid), 120, message="claimed")
+        pg_server.stop("fast")  # just after the claim: services and loop still to start
+        time.sleep(3)
+        assert daemon.process.poll() is None, daemon.output()[-3000:]
+        pg_server.start()
+        data = b"taken after two outages at start-up"
+        (station.dock / "late.bin").write_bytes(data)
+        wait_until(lambda: all_jobs_done(station, 1), 120, message="the file archived")
+        assert_archived(station, data)
+        assert daemon.process.poll() is None, daemon.output()[-3000:]
+    finally:
+        assert daemon.stop() == 0, daemon.output()[-3000:]
+
+
 def test_postgresql_restarted_while_two_stations_ingest_loses_and_duplicates_nothing(
     station, pg_server, tmp_path
 ):

@@ -210,7 +210,7 @@ def resolve_ids(
 
 
 class _Ledger:
-    """The latest checkpoint, opened with the station key, and the leaf hashes
+    """The latest checkpoint, opened with any trusted key, and the leaf hashes
     it covers – loaded once per report, however many items it has."""
 
     def __init__(self, archive: Archive) -> None:
@@ -226,10 +226,8 @@ class _Ledger:
                 return
             signature = "verified"
             try:
-                name = ledger_key_name(archive.settings)
-                opened, _ = open_checkpoint(
-                    row.note, {row.key_name or name: archive.key.public_key}
-                )
+                name = row.key_name or ledger_key_name(archive.settings)
+                opened = _open_with_any(row.note, name, archive.key.public_keys().values())
                 if opened.size != row.size or opened.root_hash.hex() != row.root_hash:
                     signature = "FAILED: the signed note does not match the catalog's checkpoint"
             except NoteError as exc:
@@ -625,3 +623,17 @@ def issue_report(
     data = render(report, fmt)
     digest = record_issued(archive, report, data, fmt, actor=actor, **extra)
     return Issued(report, data, digest, fmt)
+
+
+def _open_with_any(note: str, name: str, keys: Iterable[bytes]) -> Any:
+    """The checkpoint opened with whichever trusted key signed it: with stations
+    signing with their own keys, the lease holder of the moment signed it."""
+    error: NoteError | None = None
+    for raw in keys:
+        try:
+            opened, _ = open_checkpoint(note, {name: raw})
+        except NoteError as exc:
+            error = exc
+            continue
+        return opened
+    raise error or NoteError("no trusted key")

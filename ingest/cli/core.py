@@ -9,7 +9,7 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import select
-from sqlalchemy.exc import DatabaseError
+from sqlalchemy.exc import DatabaseError, DBAPIError, InterfaceError, OperationalError
 
 from archive.bootstrap import initialize, station_ready
 from archive.custody import cli_actor, record_event
@@ -104,7 +104,9 @@ def run(config: ConfigOpt = None) -> None:
             raise config_error(ConfigError("no [[docks]] configured: nothing to watch"))
         identity = StationIdentity(archive)
         try:
-            identity.claim()  # a second daemon with this station name is refused
+            # a second daemon with this station name is refused
+            if not _until_catalog_answers(stopping, "claiming the station name", identity.claim):
+                return
         except ConfigError as exc:
             raise config_error(exc) from None
         health = Health(run_dir(archive.settings.data_dir))
@@ -128,7 +130,32 @@ def run(config: ConfigOpt = None) -> None:
             finally:
                 services.stop()
         finally:
-            identity.release()
+            try:
+                identity.release()
+            except DBAPIError as exc:  # the catalog is down: the lease simply expires
+                log.warning("could not release the station lease (%s); it expires by itself", exc)
+
+
+def _until_catalog_answers(
+    stopping: threading.Event, what: str, work: Callable[[], object]
+) -> bool:
+    """Run one catalog step of the daemon's start-up, waiting out an outage.
+
+    A catalog that went down after it opened (PostgreSQL restarting, a
+    fail-over) must only delay the start like a store that does not answer
+    yet, never end the daemon. Errors that are not the catalog being
+    unreachable are raised. False: SIGTERM came while waiting."""
+    delay = 1.0
+    while not stopping.is_set():
+        try:
+            work()
+            return True
+        except (OperationalError, InterfaceError) as exc:
+            detail = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
+            log.warning("catalog unreachable while %s (%s); retrying in %.0fs", what, detail, delay)
+            stopping.wait(delay)
+            delay = min(delay * 2, 30.0)
+    return False
 
 
 def _wait_for_store(archive, stopping: threading.Event) -> bool:

@@ -64,3 +64,35 @@ def keys_rotate(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
         highlight=False,
         markup=False,
     )
+
+
+@keys_app.command("show")
+def keys_show(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """This station's signing key: its key id, public key, and the
+    ``[[signing.trusted]]`` entry every other station of the archive adds so it
+    verifies what this station signs (manifests, ledger checkpoints)."""
+    from archive.keys import load_station_key, station_trust_entry
+
+    with open_archive(config) as archive:
+        key = load_station_key(archive.settings)
+        entry = station_trust_entry(archive.station, key)
+        trusted = sorted(k for k in key.public_keys() if k != key.keyid)
+    if as_json:
+        emit_json(
+            {
+                "station": archive.station,
+                "keyid": key.keyid,
+                "public_key": key.public_key.hex(),
+                "published": f"keys/{key.keyid}.pub",
+                "trusted_keyids": trusted,
+                "trusted_entry": entry,
+            }
+        )
+        return
+    console.print(
+        f"station {archive.station} signs with key {key.keyid} (published keys/{key.keyid}.pub);"
+        f" also trusted here: {', '.join(trusted) or 'none'}.\n"
+        "Every other station and API server of this archive adds:\n\n" + entry,
+        highlight=False,
+        markup=False,
+    )

@@ -118,22 +118,24 @@ def start_services(
     return services
 
 
-def guarded(health: Health, name: str, work: Callable[..., Any]) -> Callable[..., None]:
+def guarded(health: Health, name: str, work: Callable[..., Any]) -> Callable[..., Any]:
     """A scheduled job that reports a fault (one line, status, metrics) instead of
-    raising, and clears it when a later run succeeds; the next run is the retry."""
+    raising, and clears it when a later run succeeds; the next run is the retry.
+    A run that succeeds returns what the job returned (e.g. the plan id)."""
     where = f"schedule {name}"
 
-    def run(*args: Any) -> None:
+    def run(*args: Any) -> Any:
         try:
-            work(*args)
+            result = work(*args)
         except Exception as exc:
             kind, message = classify(exc)
             if kind == UNEXPECTED:
                 log.exception("unexpected error in %s", where)
             health.fault(kind, where, message)
-            return
+            return None
         if health.active(where=where):
             health.clear(where)
+        return result
 
     run.__name__ = getattr(work, "__name__", name)
     return run

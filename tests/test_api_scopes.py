@@ -66,6 +66,14 @@ OTHER_ROUTES = {
     ("POST", "/v1/cases/{case_id}/shares"),
     ("GET", "/v1/shares"),
     ("DELETE", "/v1/shares/{share_id}"),
+    # public by design, no token and so no scope: a signed checkpoint, aggregate
+    # statistics without personal data, and a lookup by hash that names no
+    # officer, unit or case unless the operator turns that on
+    # (test_web_browser.py: test_lookup_answers_by_hash_only_and_guards_itself,
+    # test_lookup_shows_details_only_when_the_operator_says_so)
+    ("GET", "/checkpoint"),
+    ("GET", "/public/stats.csv"),
+    ("GET", "/v1/public/lookup/{sha256}"),
 }
 MISSING = "ev-0123456789abcdef01234567"
 

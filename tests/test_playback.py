@@ -439,21 +439,29 @@ def test_a_copy_left_running_by_a_killed_worker_is_taken_over(station, clips) ->
         )
     )
     (item,) = ingest(station, clips.hevc_mp4)
-    first = subprocess.Popen(
-        [*STRONGROOM, "playback", "run", "--config", str(station.config)],
-        cwd=station.root,
-        env={**os.environ, **station.env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_until(
-            lambda: any(r.state == "running" and r.progress for r in derivative_rows(station)),
-            timeout=120,
-            interval=0.05,
-            message="the copy to be running",
+    log = station.root / "first-worker.log"
+    with log.open("wb") as sink:
+        first = subprocess.Popen(
+            [*STRONGROOM, "playback", "run", "--config", str(station.config)],
+            cwd=station.root,
+            env={**os.environ, **station.env},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
+
+    def running() -> bool:
+        rows = derivative_rows(station)
+        # a worker that ended (or a copy that finished) before it was caught
+        # running cannot show the takeover: say why instead of timing out blind
+        assert first.poll() is None and all(r.state != "stored" for r in rows), (
+            [(r.state, r.progress) for r in rows],
+            log.read_text(errors="replace")[-3000:],
+        )
+        return any(r.state == "running" and r.progress for r in rows)
+
+    try:
+        wait_until(running, timeout=120, interval=0.05, message="the copy to be running")
         status = json.loads(station.cli("status", "--json").stdout)["derivatives"]
         (running,) = status["running"]
         assert running["evidence_id"] == item["evidence_id"] and running["action"] == "transcode"

@@ -376,11 +376,18 @@ def test_disk_full_pauses_claiming_says_so_and_resumes(small_fs, seaweed, monkey
         wait_until(lambda: "watching" in daemon.output(), timeout=60)
         _drop(station, first)
         _fill(filler)  # truly full, while the first files are being archived
+        # a failed write may report the fault a tick before the free-space
+        # check pauses claiming: both must hold while the disk stays full
         status = wait_until(
-            lambda: (d := _status(station)) and _fault(d, "disk_full") and d,
+            lambda: (
+                (d := _status(station))
+                and _fault(d, "disk_full")
+                and (d["space"] or {}).get("claiming_paused")
+                and d
+            ),
             timeout=30,
             interval=0.5,
-            message="disk full in status",
+            message="disk full and claiming paused in status",
         )
         assert "disk full" in _fault(status, "disk_full")["message"]
         assert status["space"]["claiming_paused"] is True

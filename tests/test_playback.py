@@ -462,6 +462,9 @@ def test_a_copy_left_running_by_a_killed_worker_is_taken_over(station, clips) ->
 
     try:
         wait_until(running, timeout=120, interval=0.05, message="the copy to be running")
+        # freeze the worker where it was caught: on a loaded machine the copy could
+        # otherwise finish while `status` starts, and there would be nothing to take over
+        os.killpg(first.pid, signal.SIGSTOP)
         status = json.loads(station.cli("status", "--json").stdout)["derivatives"]
         (running,) = status["running"]
         assert running["evidence_id"] == item["evidence_id"] and running["action"] == "transcode"

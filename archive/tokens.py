@@ -1,7 +1,7 @@
 """API roles and token primitives, without the web framework.
 
 The CLI's ``token create`` needs these; importing them from
-:mod:`archive.api.auth` would load FastAPI into every CLI command (~0.2 s of
+:mod:`frontdoors.api.auth` would load FastAPI into every CLI command (~0.2 s of
 start-up). The API's authentication re-exports them.
 """
 

@@ -37,7 +37,6 @@ from pathlib import Path
 import httpx
 from sqlalchemy import text
 
-from archive.api.auth import hash_token, new_token
 from archive.caselinks import filter_by_case
 from archive.context import Archive
 from archive.db import Database
@@ -47,6 +46,7 @@ from archive.store import ObjectStore
 from bench.machine import cpu_model
 from bench.stats import at_most, median, percentile
 from config.settings import load_settings
+from frontdoors.api.auth import hash_token, new_token
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CASE = "BENCH-2026-0050"
@@ -177,7 +177,7 @@ def time_api(config: Path, token: str, requests: int) -> dict:
         [
             sys.executable,
             "-m",
-            "ingest.main",
+            "frontdoors.main",
             "--log-level",
             "WARNING",
             "serve",
@@ -245,7 +245,7 @@ def time_cli(config: Path, runs: int) -> dict:
             [
                 sys.executable,
                 "-m",
-                "ingest.main",
+                "frontdoors.main",
                 "find",
                 "--case",
                 CASE,

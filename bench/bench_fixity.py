@@ -32,7 +32,7 @@ from pathlib import Path
 
 from archive import localstore
 
-STRONGROOM = [sys.executable, "-m", "ingest.main"]
+STRONGROOM = [sys.executable, "-m", "frontdoors.main"]
 AWS = str(Path(sys.executable).parent / "aws")
 RESULTS = Path(__file__).resolve().parent / "results"
 MiB = 1024 * 1024

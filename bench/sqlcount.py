@@ -66,7 +66,7 @@ def main() -> int:
         )
 
     atexit.register(dump)
-    from ingest.main import main as strongroom
+    from frontdoors.main import main as strongroom
 
     return strongroom(sys.argv[2:])
 

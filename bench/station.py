@@ -31,7 +31,7 @@ from botocore.config import Config
 
 from archive.localstore import LocalStore
 
-STRONGROOM = [sys.executable, "-m", "ingest.main"]
+STRONGROOM = [sys.executable, "-m", "frontdoors.main"]
 AWS = str(Path(sys.executable).parent / "aws")
 #: per-command ceiling; a hung run must end the benchmark, not stall it
 COMMAND_TIMEOUT = 1800

@@ -1,5 +1,6 @@
 """Daemon wiring: the one place that assembles the pipeline, the background
-workers, the scheduler and the API around an opened :class:`Archive`.
+workers and the scheduler around an opened :class:`Archive` (the HTTP server is
+a front door: ``strongroom run`` starts it beside these).
 
 Feature modules stay independent of each other; this module knows them all,
 which is why nothing but the CLI imports it.
@@ -85,7 +86,6 @@ def start_services(
     archive: Archive,
     *,
     scheduler: bool = True,
-    api: bool = True,
     playback: bool | None = None,
     health: Health | None = None,
 ) -> Services:
@@ -110,11 +110,6 @@ def start_services(
     if scheduler:
         services.scheduler = build_scheduler(archive, health or Health())
         services.scheduler.start()
-    if api and archive.settings.api.listen:
-        from archive.api.server import ApiServer
-
-        server = ApiServer(archive).start()
-        services.stoppers.append(server.stop)
     return services
 
 

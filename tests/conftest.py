@@ -36,7 +36,7 @@ from archive.context import Archive
 from config.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
-STRONGROOM = [sys.executable, "-m", "ingest.main"]
+STRONGROOM = [sys.executable, "-m", "frontdoors.main"]
 CATALOGS = ("sqlite", "postgresql")
 
 
@@ -334,8 +334,8 @@ def start_api(
     (and one per ``scoped`` entry: handle name → (role, units)), rewrite its
     config (``extra`` is appended inside ``[api]`` first, so it may start with
     more ``[api]`` keys), and serve the API on a free port."""
-    from archive.api.auth import hash_token, new_token
-    from archive.api.server import ApiServer
+    from frontdoors.api.auth import hash_token, new_token
+    from frontdoors.api.server import ApiServer
 
     tokens = {role: new_token() for role in [*API_ROLES, *(scoped or {})]}
     entries = []

@@ -125,8 +125,8 @@ def test_cli_find_is_one_search_event(station):
 
 
 def test_a_token_naming_an_unknown_unit_is_a_configuration_error():
-    from archive.api.auth import TokenBook, hash_token
     from config.settings import ConfigError, Settings
+    from frontdoors.api.auth import TokenBook, hash_token
 
     def book(units: list[str]) -> TokenBook:
         token = {"name": "cms", "role": "case-system", "sha256": hash_token("x"), "units": units}

@@ -167,7 +167,7 @@ def test_plain_http_beyond_loopback_is_refused_unless_allowed(station, api, tmp_
     result = station.cli("serve", "--listen", "0.0.0.0:0", check=False, timeout=60)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "allow_plain_http" in result.stderr and "Traceback" not in result.stderr
-    from archive.api.server import ApiServer
+    from frontdoors.api.server import ApiServer
 
     handle = api("allow_plain_http = true\n")
     server = ApiServer(handle.archive, "0.0.0.0:0").start()

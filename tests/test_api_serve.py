@@ -84,7 +84,7 @@ def test_serve_accepts_env_tokens_and_never_logs_them(station, tmp_path):
 
 
 def test_run_serves_the_api_next_to_the_daemon(station, tmp_path):
-    from archive.api.auth import hash_token
+    from frontdoors.api.auth import hash_token
 
     token = "sr_daemon-test-token"
     port = free_port()

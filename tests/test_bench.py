@@ -133,7 +133,7 @@ def test_profile_summary_counts_only_worker_threads(tmp_path: Path):
         "Pipeline._store (ingest/pipeline.py:250);ObjectStore.put_file (archive/store.py:290);"
         "SocketIO.readinto (socket.py:706)"
     )
-    idle = "thread (2): MainThread;main (ingest/main.py:23);Condition.wait (threading.py:331)"
+    idle = "thread (2): MainThread;main (frontdoors/main.py:23);Condition.wait (threading.py:331)"
     raw.write_text(f"{worker} 30\n{store} 10\n{idle} 60\n")
     result = summarize(raw)
     assert result["worker_samples"] == 40 and result["all_samples"] == 100

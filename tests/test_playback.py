@@ -492,7 +492,7 @@ def test_drain_waits_for_the_copies_of_items_just_sealed(station, clips, tmp_pat
     station.write_config(QUEUE_CONFIG)
     source = media_clips.copy_as(clips.wav, tmp_path / "voice.wav")
     archive = station.archive()
-    services = start_services(archive, scheduler=False, api=False)
+    services = start_services(archive, scheduler=False)
     try:
         assert services.playback is not None and not services.playback.running
         adhoc = DockSettings(path=tmp_path, name="cli", settle_seconds=0)

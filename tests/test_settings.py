@@ -60,7 +60,7 @@ def test_invalid_config_names_the_key(tmp_path, text, key):
 def test_cli_exits_2_with_the_key_named(tmp_path):
     config = _write(tmp_path / "bad.toml", '[[docks]]\npath = "d"\nsettle_seconds = -1\n')
     result = subprocess.run(
-        [sys.executable, "-m", "ingest.main", "status", "--config", str(config)],
+        [sys.executable, "-m", "frontdoors.main", "status", "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=60,

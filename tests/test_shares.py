@@ -238,7 +238,7 @@ def test_refused_shares(station, shared, tmp_path):
 
 
 def test_access_log_never_holds_a_secret():
-    from archive.api.routes_share import _RedactShares
+    from frontdoors.api.routes_share import _RedactShares
 
     record = logging.LogRecord(
         "uvicorn.access",

@@ -49,7 +49,7 @@ def _accessible(driver) -> None:
 def test_every_template_string_is_in_the_catalogue_in_both_languages():
     import re
 
-    from archive.api import web
+    from frontdoors.api import web
 
     used = set()
     for template in web.TEMPLATES.loader.searchpath:
@@ -302,7 +302,7 @@ def test_console_login_search_item_logout(station, api, browser, tmp_path):
 
 
 def test_console_session_expires_to_the_login_page(station, api, browser, monkeypatch):
-    from archive.api import routes_console
+    from frontdoors.api import routes_console
 
     handle = api()  # served in this process: the lifetime below applies to it
     monkeypatch.setattr(routes_console, "SESSION_SECONDS", 2)
@@ -342,7 +342,7 @@ def test_console_item_plays_its_copy_and_records_the_views(station, api, browser
 
 
 def test_public_statistics_are_cached_and_console_search_pages(station, api, browser, monkeypatch):
-    from archive.api import routes_console, routes_public
+    from frontdoors.api import routes_console, routes_public
 
     first = station.ingest_bytes("ABC1234_012345_20260301090000_0006.MP4", b"c" * 10_000)
     handle = api()  # in this process: the settings below apply to it

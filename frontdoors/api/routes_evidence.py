@@ -25,9 +25,13 @@ from fastapi.responses import FileResponse
 from sqlalchemy import select
 from starlette.background import BackgroundTask
 
-from archive.api import auth
-from archive.api.auth import Principal
-from archive.api.deps import (
+from archive.caselinks import MAX_CASE_ID, filter_by_case
+from archive.custody import record_event
+from archive.derivatives import Derivative
+from archive.queries import EvidenceFilter, evidence_query
+from frontdoors.api import auth
+from frontdoors.api.auth import Principal
+from frontdoors.api.deps import (
     TIME_PATTERN,
     audit,
     evidence_or_404,
@@ -35,15 +39,11 @@ from archive.api.deps import (
     not_found,
     parse_time,
 )
-from archive.api.documents import item_document
-from archive.api.errors import ApiError
-from archive.api.middleware import request_id
-from archive.api.paging import DEFAULT_LIMIT, MAX_LIMIT, page
-from archive.api.schemas import EvidenceDetail, EvidencePage, PlaybackOut
-from archive.caselinks import MAX_CASE_ID, filter_by_case
-from archive.custody import record_event
-from archive.derivatives import Derivative
-from archive.queries import EvidenceFilter, evidence_query
+from frontdoors.api.documents import item_document
+from frontdoors.api.errors import ApiError
+from frontdoors.api.middleware import request_id
+from frontdoors.api.paging import DEFAULT_LIMIT, MAX_LIMIT, page
+from frontdoors.api.schemas import EvidenceDetail, EvidencePage, PlaybackOut
 
 log = logging.getLogger("strongroom.api")
 router = APIRouter(tags=["evidence"])

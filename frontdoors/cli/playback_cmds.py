@@ -28,8 +28,8 @@ from archive.derivatives import queue_missing, requeue_failed
 from archive.models import Evidence
 from archive.queries import derivative_counts
 from config.transcode import TranscodeSettings
-from ingest.cli.app import app
-from ingest.cli.common import (
+from frontdoors.cli.app import app
+from frontdoors.cli.common import (
     EXIT_CONFIG,
     EXIT_FAILED,
     ConfigOpt,

@@ -1,6 +1,6 @@
 """The ``strongroom`` command line: one Typer app, one module per group of commands."""
 
-from ingest.cli import (
+from frontdoors.cli import (
     cases_cmds,  # noqa: F401  (registers commands)
     catalog_cmds,  # noqa: F401  (registers commands)
     core,  # noqa: F401  (registers commands)
@@ -11,6 +11,6 @@ from ingest.cli import (
     playback_cmds,  # noqa: F401  (registers commands)
     retention_cmds,  # noqa: F401  (registers commands)
 )
-from ingest.cli.app import app
+from frontdoors.cli.app import app
 
 __all__ = ["app"]

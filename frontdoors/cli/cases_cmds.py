@@ -18,8 +18,8 @@ from archive.custody import cli_actor
 from archive.store import StoreError
 from archive.tokens import ROLES, hash_token, new_token
 from config.settings import ConfigError
-from ingest.cli.app import app
-from ingest.cli.common import (
+from frontdoors.cli.app import app
+from frontdoors.cli.common import (
     EXIT_FAILED,
     ConfigOpt,
     JsonOpt,
@@ -93,7 +93,7 @@ def serve(
     config: ConfigOpt = None,
 ) -> None:
     """Run the HTTP API alone, in the foreground. SIGTERM/SIGINT stop it."""
-    from archive.api.server import ApiServer
+    from frontdoors.api.server import ApiServer
 
     with open_archive(config, self_check=True) as archive:
         try:

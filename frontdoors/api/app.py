@@ -1,7 +1,7 @@
 """The ASGI application: routes, token book, error shape and request metrics.
 
 ``create_app(archive)`` is all a server needs; ``strongroom serve`` and
-``strongroom run`` both go through :mod:`archive.api.server`.
+``strongroom run`` both go through :mod:`frontdoors.api.server`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from archive.api import (
+from archive.context import Archive
+from archive.metrics import API_REQUESTS, API_SECONDS, ERRORS
+from frontdoors.api import (
     routes_cases,
     routes_console,
     routes_court,
@@ -26,13 +28,11 @@ from archive.api import (
     routes_reports,
     routes_share,
 )
-from archive.api.auth import TokenBook
-from archive.api.errors import install_error_handlers
-from archive.api.middleware import BodyLimit, RequestContext
-from archive.api.presign import Presigner
-from archive.api.schemas import ErrorResponse
-from archive.context import Archive
-from archive.metrics import API_REQUESTS, API_SECONDS, ERRORS
+from frontdoors.api.auth import TokenBook
+from frontdoors.api.errors import install_error_handlers
+from frontdoors.api.middleware import BodyLimit, RequestContext
+from frontdoors.api.presign import Presigner
+from frontdoors.api.schemas import ErrorResponse
 
 log = logging.getLogger("strongroom.api")
 

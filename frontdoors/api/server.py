@@ -8,7 +8,7 @@ HTTPS when ``[api] tls_cert`` and ``tls_key`` are set. Plain HTTP is served
 only on a loopback address, unless ``allow_plain_http = true`` says a TLS
 proxy stands in front: bearer tokens must not cross a network in clear text.
 
-uvicorn's own access log is off: :mod:`archive.api.middleware` writes it
+uvicorn's own access log is off: :mod:`frontdoors.api.middleware` writes it
 without the query string and without headers, so neither an ``Authorization``
 token nor one pasted into ``?access_token=`` can reach the log. Tokens are only
 accepted in that header, never in the query string.
@@ -26,9 +26,9 @@ import time
 
 import uvicorn
 
-from archive.api.app import create_app
 from archive.context import Archive
 from config.settings import ConfigError, Settings
+from frontdoors.api.app import create_app
 
 log = logging.getLogger("strongroom.api")
 
@@ -118,7 +118,7 @@ class ApiServer:
         config = uvicorn.Config(
             self.app,
             log_config=None,  # our logging set-up (text or JSON) applies
-            access_log=False,  # archive.api.middleware logs requests without query strings
+            access_log=False,  # frontdoors.api.middleware logs requests without query strings
             ssl_certfile=tls[0] if tls else None,
             ssl_keyfile=tls[1] if tls else None,
             lifespan="off",

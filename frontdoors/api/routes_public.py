@@ -24,12 +24,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 from sqlalchemy import select
 
-from archive.api import web
-from archive.api.deps import get_archive
-from archive.api.errors import ApiError
 from archive.dsse import EnvelopeError, key_fingerprint, verify_envelope
 from archive.models import Evidence
 from archive.note import encode_vkey
+from frontdoors.api import web
+from frontdoors.api.deps import get_archive
+from frontdoors.api.errors import ApiError
 from verify.reports import FACT_COLUMNS, item_facts, summarize
 
 router = APIRouter(tags=["public"])

@@ -15,8 +15,8 @@ from datetime import datetime
 from sqlalchemy import Row, Select, and_, or_
 from sqlalchemy.orm import Session
 
-from archive.api.errors import ApiError
 from archive.models import Evidence
+from frontdoors.api.errors import ApiError
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000

@@ -14,12 +14,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from archive.api import auth
-from archive.api.auth import Principal
-from archive.api.deps import evidence_or_404, get_archive, not_found
-from archive.api.errors import ApiError
 from archive.instants import parse_instant
 from archive.retention import RetentionError, RetentionRefused, UnknownEvidence, set_category
+from frontdoors.api import auth
+from frontdoors.api.auth import Principal
+from frontdoors.api.deps import evidence_or_404, get_archive, not_found
+from frontdoors.api.errors import ApiError
 
 router = APIRouter(tags=["reports"])
 

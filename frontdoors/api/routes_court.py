@@ -5,7 +5,7 @@ A report is built, checked and rendered by ``verify.custody_report`` (the same
 code as ``strongroom custody-report``); handing it out is a ``report_issued``
 event carrying the SHA-256 of the bytes returned. Shares are created, listed
 and revoked through ``archive.shares``; the pages a share opens are in
-:mod:`archive.api.routes_share`.
+:mod:`frontdoors.api.routes_share`.
 
 Scopes: a report of an item outside the caller's units is the 404 of a
 missing item (and records nothing); a case report covers only the case's items
@@ -23,10 +23,6 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from archive.api import auth
-from archive.api.auth import Principal
-from archive.api.deps import evidence_or_404, get_archive, not_found
-from archive.api.errors import ApiError
 from archive.caselinks import MAX_CASE_ID
 from archive.shares import (
     ShareError,
@@ -38,6 +34,10 @@ from archive.shares import (
 )
 from archive.shares import revoke_share as revoke
 from archive.store import StoreError
+from frontdoors.api import auth
+from frontdoors.api.auth import Principal
+from frontdoors.api.deps import evidence_or_404, get_archive, not_found
+from frontdoors.api.errors import ApiError
 
 router = APIRouter(tags=["court"])
 Format = Annotated[Literal["pdf", "csv", "json"], Query(description="pdf, csv or json")]

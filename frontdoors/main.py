@@ -3,7 +3,7 @@
 ``verify-bundle`` is dispatched before anything else is imported: an auditor
 runs it with nothing but PyNaCl and the standard library installed, so it must
 not pull in boto3, SQLAlchemy or Typer. Every other command goes to the Typer
-application in :mod:`ingest.cli`.
+application in :mod:`frontdoors.cli`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     from sqlalchemy.exc import DatabaseError
 
     from config.settings import ConfigError
-    from ingest.cli import app
+    from frontdoors.cli import app
 
     try:
         app(args, prog_name="strongroom")

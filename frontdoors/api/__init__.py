@@ -2,5 +2,5 @@
 with legal hold, playback URLs, bundles, ledger proofs, keys, health, metrics.
 
 Every route needs a bearer token except ``/healthz``; every access to one
-item's content is a custody event. See :mod:`archive.api.app`.
+item's content is a custody event. See :mod:`frontdoors.api.app`.
 """

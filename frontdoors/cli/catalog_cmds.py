@@ -31,8 +31,8 @@ from archive.keys import load_station_key
 from archive.rebuild import LedgerRead, Problem, TargetExists, new_sqlite_catalog, rebuild_catalog
 from archive.store import ObjectStore, StoreError
 from config.settings import ConfigError
-from ingest.cli.app import app
-from ingest.cli.common import (
+from frontdoors.cli.app import app
+from frontdoors.cli.common import (
     EXIT_FAILED,
     ConfigOpt,
     JsonOpt,

@@ -33,7 +33,6 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import TypeAdapter, ValidationError
 
-from archive.api.errors import ApiError
 from archive.scope import ALL_UNITS, Scope
 from archive.tokens import (  # noqa: F401  (re-exported: the API's names for them)
     ADMIN,
@@ -45,6 +44,7 @@ from archive.tokens import (  # noqa: F401  (re-exported: the API's names for th
     new_token,
 )
 from config.settings import ApiToken, ConfigError, Settings, read_private_file
+from frontdoors.api.errors import ApiError
 
 log = logging.getLogger("strongroom.api.auth")
 

@@ -11,8 +11,8 @@ from rich.markup import escape
 
 from archive.custody import cli_actor
 from archive.store import StoreError
-from ingest.cli.app import app
-from ingest.cli.common import EXIT_FAILED, ConfigOpt, JsonOpt, console, emit_json, open_archive
+from frontdoors.cli.app import app
+from frontdoors.cli.common import EXIT_FAILED, ConfigOpt, JsonOpt, console, emit_json, open_archive
 from verify.custody_report import FORMATS, EmptyCase, UnknownEvidence, issue_report
 
 

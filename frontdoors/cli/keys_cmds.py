@@ -6,8 +6,8 @@ import typer
 
 from archive.custody import cli_actor, record_event
 from archive.store import StoreError
-from ingest.cli.app import app
-from ingest.cli.common import EXIT_FAILED, ConfigOpt, JsonOpt, console, emit_json, open_archive
+from frontdoors.cli.app import app
+from frontdoors.cli.common import EXIT_FAILED, ConfigOpt, JsonOpt, console, emit_json, open_archive
 
 keys_app = typer.Typer(help="The station's signing keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")

@@ -19,16 +19,16 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy import func, select
 
 from archive import caselinks
-from archive.api import auth
-from archive.api.auth import Principal
-from archive.api.deps import get_archive, not_found
-from archive.api.errors import ApiError
-from archive.api.paging import DEFAULT_LIMIT, MAX_LIMIT, page
-from archive.api.schemas import CaseOut, LinkOut, LinkRequest
 from archive.caselinks import MAX_CASE_ID, LinkRefused, NotLinkOwner, UnknownEvidence, link_dict
 from archive.cases import CaseLink
 from archive.models import Evidence
 from archive.queries import EvidenceFilter, evidence_query
+from frontdoors.api import auth
+from frontdoors.api.auth import Principal
+from frontdoors.api.deps import get_archive, not_found
+from frontdoors.api.errors import ApiError
+from frontdoors.api.paging import DEFAULT_LIMIT, MAX_LIMIT, page
+from frontdoors.api.schemas import CaseOut, LinkOut, LinkRequest
 
 router = APIRouter(tags=["cases"])
 

@@ -22,7 +22,7 @@ import time
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from archive.api.errors import error_response
+from frontdoors.api.errors import error_response
 
 access_log = logging.getLogger("strongroom.api.access")
 

@@ -13,8 +13,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from config.settings import DockSettings, NameRule, Settings
-from ingest.cli.app import app
-from ingest.cli.common import EXIT_CONFIG, EXIT_FAILED, ConfigOpt, JsonOpt, emit_json, settings_from
+from frontdoors.cli.app import app
+from frontdoors.cli.common import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    ConfigOpt,
+    JsonOpt,
+    emit_json,
+    settings_from,
+)
 from ingest.identify import identify_with
 
 names_app = typer.Typer(

@@ -41,8 +41,8 @@ from archive.queries import (
 from archive.recorded_time import item_time, item_time_columns
 from archive.store import ObjectStore, StoreError
 from config.settings import ConfigError, DockSettings
-from ingest.cli.app import app
-from ingest.cli.common import (
+from frontdoors.cli.app import app
+from frontdoors.cli.common import (
     EXIT_FAILED,
     ConfigOpt,
     JsonOpt,
@@ -83,6 +83,7 @@ def init(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
 def run(config: ConfigOpt = None) -> None:
     """Run the daemon in the foreground: watch docks, archive, run schedules. SIGTERM stops it."""
     from archive.health import Health, run_dir
+    from frontdoors.api.server import ApiServer
     from ingest.daemon import Daemon
     from ingest.identity import StationIdentity
     from ingest.services import start_services
@@ -118,7 +119,13 @@ def run(config: ConfigOpt = None) -> None:
                 raise config_error(exc) from None
             try:
                 services = start_services(archive, health=health)
+            except (ConfigError, OSError) as exc:
+                raise config_error(exc) from None
+            try:
+                if archive.settings.api.listen:
+                    services.stoppers.append(ApiServer(archive).start().stop)
             except (ConfigError, OSError) as exc:  # e.g. the API port is taken
+                services.stop()
                 raise config_error(exc) from None
             daemon = Daemon(archive, services.pipeline, health)
             if services.playback is not None:
@@ -208,7 +215,7 @@ def ingest(
             station_ready(archive.settings, archive.store, archive.key)
         except (ConfigError, StoreError) as exc:
             raise config_error(exc) from None
-        services = start_services(archive, scheduler=False, api=False)
+        services = start_services(archive, scheduler=False)
         try:
             work, rejected = _collect(archive.settings, paths)
             for item in rejected:

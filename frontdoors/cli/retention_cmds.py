@@ -22,8 +22,8 @@ from archive.db import Database
 from archive.instants import parse_instant
 from archive.retention import RetentionError, set_category
 from archive.store import StoreError
-from ingest.cli.app import app
-from ingest.cli.common import (
+from frontdoors.cli.app import app
+from frontdoors.cli.common import (
     EXIT_FAILED,
     ConfigOpt,
     JsonOpt,

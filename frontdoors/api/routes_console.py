@@ -24,10 +24,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import inspect, text
 
-from archive.api import auth, web
-from archive.api.auth import Principal
-from archive.api.deps import audit, get_archive, parse_time
-from archive.api.errors import ApiError
 from archive.caselinks import case_section
 from archive.models import Evidence
 from archive.queries import (
@@ -41,6 +37,10 @@ from archive.queries import (
     job_counts,
     recent_problems,
 )
+from frontdoors.api import auth, web
+from frontdoors.api.auth import Principal
+from frontdoors.api.deps import audit, get_archive, parse_time
+from frontdoors.api.errors import ApiError
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 COOKIE = "sr_console"
@@ -340,8 +340,8 @@ def play(evidence_id: str, request: Request) -> Response:
     store's address stays inside)."""
     from fastapi.responses import StreamingResponse
 
-    from archive.api.routes_share import _parse_range
     from archive.shares import open_range
+    from frontdoors.api.routes_share import _parse_range
 
     signed_in = console_principal(request)
     if signed_in is None:

@@ -9,11 +9,11 @@ from typing import Any
 from fastapi import Request
 from sqlalchemy.orm import Session
 
-from archive.api.auth import Principal
-from archive.api.errors import ApiError
 from archive.context import Archive
 from archive.custody import record_event
 from archive.models import Evidence
+from frontdoors.api.auth import Principal
+from frontdoors.api.errors import ApiError
 
 
 def get_archive(request: Request) -> Archive:

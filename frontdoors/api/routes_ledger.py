@@ -11,13 +11,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from archive.api import auth
-from archive.api.auth import Principal
-from archive.api.deps import audit, evidence_or_404, get_archive, not_found
-from archive.api.errors import ApiError
-from archive.api.schemas import KeysOut
 from archive.dsse import key_fingerprint, key_id
 from archive.note import encode_vkey
+from frontdoors.api import auth
+from frontdoors.api.auth import Principal
+from frontdoors.api.deps import audit, evidence_or_404, get_archive, not_found
+from frontdoors.api.errors import ApiError
+from frontdoors.api.schemas import KeysOut
 
 router = APIRouter(tags=["ledger"])
 

@@ -27,7 +27,6 @@ from fastapi.responses import FileResponse, HTMLResponse, Response, StreamingRes
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.background import BackgroundTask
 
-from archive.api.deps import get_archive
 from archive.shares import (
     ShareGone,
     ShareNotFound,
@@ -36,6 +35,7 @@ from archive.shares import (
     record_access,
     shared_items,
 )
+from frontdoors.api.deps import get_archive
 
 log = logging.getLogger("strongroom.api")
 router = APIRouter(tags=["share pages"], include_in_schema=False)
@@ -219,7 +219,7 @@ def download(secret: Secret, evidence_id: str, request: Request) -> Response:
 def bundle(secret: Secret, request: Request) -> Response:
     """The shared items as one BagIt bundle (zip) with proofs, the checkpoint,
     the public key and VERIFY.txt – when the share allows downloads."""
-    from archive.api.routes_evidence import _zip_folder
+    from frontdoors.api.routes_evidence import _zip_folder
     from verify.export import ExportError, export_bundle
 
     archive = get_archive(request)

@@ -27,8 +27,8 @@ from archive.ledger import LedgerError, checkpoint, proof_document
 from archive.models import Evidence
 from archive.store import StoreError
 from config.settings import ConfigError
-from ingest.cli.app import app
-from ingest.cli.common import (
+from frontdoors.cli.app import app
+from frontdoors.cli.common import (
     EXIT_FAILED,
     ConfigOpt,
     JsonOpt,

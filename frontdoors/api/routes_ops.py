@@ -21,15 +21,15 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from archive.api import auth
-from archive.api.auth import Principal
-from archive.api.deps import get_archive
-from archive.api.errors import ApiError
-from archive.api.schemas import HealthOut
 from archive.cases import CaseLink
 from archive.db import Database
 from archive.metrics import ERRORS, REGISTRY
 from archive.models import Evidence
+from frontdoors.api import auth
+from frontdoors.api.auth import Principal
+from frontdoors.api.deps import get_archive
+from frontdoors.api.errors import ApiError
+from frontdoors.api.schemas import HealthOut
 
 router = APIRouter(tags=["operations"])
 

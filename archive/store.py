@@ -213,6 +213,11 @@ class _FileRange(io.RawIOBase):
         return digest.digest()
 
 
+#: test hook (the crash matrix): the process kills itself once this part number is
+#: stored, so a test knows its SIGKILL landed in the middle of a multipart upload
+CRASH_AFTER_PART_ENV = "STRONGROOM_TEST_CRASH_AFTER_PART"
+
+
 class ObjectStore:
     """A bucket with versioning and Object Lock, seen through create-only writes."""
 
@@ -221,6 +226,7 @@ class ObjectStore:
         self.bucket = settings.bucket
         self.part_size = settings.part_size_mb * MiB
         self.multipart_threshold = settings.multipart_threshold_mb * MiB
+        self._crash_after_part = int(os.environ.get(CRASH_AFTER_PART_ENV) or 0)
         # bounds the parts in flight across all uploads at once (each streams from its file)
         self._part_slots = threading.BoundedSemaphore(settings.max_concurrency)
         self._parts_pool = ThreadPoolExecutor(
@@ -533,6 +539,8 @@ class ObjectStore:
                 ChecksumSHA256=sha256_b64(digest),
                 ChecksumAlgorithm="SHA256",
             )
+            if number == self._crash_after_part:
+                os.kill(os.getpid(), 9)
             return response["ETag"], digest
         except ClientError as exc:
             if _error_code(exc) in ("BadDigest", "XAmzContentSHA256Mismatch", "InvalidDigest"):

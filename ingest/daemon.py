@@ -92,6 +92,9 @@ class _DockState:
         self.root = root
         self.settler = Settler(settings.settle_seconds, ours=prehasher.reading)
         self.last_scan = 0.0
+        #: full scans finished since start (status shows it: a test or an operator can
+        #: wait for "two more rescans" instead of guessing a number of seconds)
+        self.scans = 0
         self.ready: list[Candidate] = []
         self.paused = False  # free space below the dock's floor: new files wait
         self.free_mb: float | None = None
@@ -278,6 +281,7 @@ class Daemon:
                     "claiming_paused": dock.paused or self._paused_all,
                     "ignored": dock.ignored,
                     "ignored_examples": dock.ignored_examples,
+                    "scans": dock.scans,
                 }
                 for dock in self.docks
             },
@@ -304,6 +308,7 @@ class Daemon:
             display_path(os.path.relpath(p, dock.root)) for p in ignored[:IGNORED_EXAMPLES]
         ]
         IGNORED_FILES.labels(dock.settings.label).set(dock.ignored)
+        dock.scans += 1
         self._note_docks()
 
     def _check_paths(self, dock: _DockState, paths: set[str]) -> None:

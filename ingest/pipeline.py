@@ -205,7 +205,10 @@ class Pipeline:
                 jobs.append(IngestJob(id=job_id, **row))
             return jobs
 
-        return self._writer.run(insert)
+        registered = self._writer.run(insert)
+        if self._crash_after == JobState.CLAIMING and registered and not in_place:
+            os.kill(os.getpid(), 9)  # test hook: registered, nothing moved yet
+        return registered
 
     def _unclaimed_jobs(self, session: Session, dock_label: str) -> dict[str, int]:
         """This station's jobs of one dock whose file is still in the dock: path → id."""

@@ -181,3 +181,29 @@ def events(station, kind: str) -> list[CustodyEvent]:
             )
     finally:
         archive.close()
+
+
+def dock_scans(station, label: str = "dock") -> int:
+    """How many full scans of the dock the running daemon has finished (``status``)."""
+    result = station.cli("status", "--json", check=False)
+    try:
+        return int(json.loads(result.stdout)["docks"][label]["scans"])
+    except (ValueError, KeyError, TypeError):
+        return 0
+
+
+def wait_for_rescans(station, count: int = 2, label: str = "dock", timeout: float = 60) -> None:
+    """Block until the daemon has scanned the dock ``count`` more times in full.
+
+    A negative check ("the daemon did not take X") means something only after the
+    daemon had its chances to take X; counting its rescans says so, a fixed sleep
+    only hopes so (on a loaded machine a rescan can take longer than the sleep)."""
+    from conftest import wait_until
+
+    target = dock_scans(station, label) + count
+    wait_until(
+        lambda: dock_scans(station, label) >= target,
+        timeout=timeout,
+        interval=0.5,
+        message=f"{count} more full scans of dock {label}",
+    )

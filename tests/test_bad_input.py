@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 
 import pytest
 from conftest import wait_until
@@ -19,6 +18,7 @@ from ingest_helpers import (
     assert_archived,
     catalog_rows,
     jobs,
+    wait_for_rescans,
     write_slowly,
 )
 
@@ -91,7 +91,7 @@ def test_symlink_out_of_the_dock_is_never_followed(station, tmp_path):
     daemon = station.start_daemon()
     try:
         wait_until(lambda: all_jobs_done(station, 1), timeout=60, message="good file")
-        time.sleep(3)  # a rescan or two more
+        wait_for_rescans(station, 2)  # the links had two more chances to be taken
     finally:
         daemon.stop()
     assert [r["display_name"] for r in jobs(station)] == ["ABC1234_012345_20260301083015_0001.MP4"]
@@ -185,19 +185,33 @@ def test_file_reopened_for_each_chunk_waits_for_settle_seconds(station):
 
 
 def test_file_deleted_before_claim_is_not_an_error(station):
-    station.write_config(settle=3)
+    """A file registered for claiming that the dock removes before the move is
+    recorded as vanished; the daemon says so and goes on with the next file.
+
+    The first daemon dies right after registering (before moving anything), so
+    the deletion lands exactly between the registration and the claim; the job
+    that reaches the claim and ends ``vanished`` proves the claim met it."""
     station.dock.mkdir(exist_ok=True)
-    daemon = station.start_daemon()
+    doomed = station.dock / "doomed.MP4"
+    doomed.write_bytes(b"gone soon")
+    crashing = station.start_daemon(env={"STRONGROOM_TEST_CRASH_AFTER": "claiming"})
+    crashing.process.wait(timeout=120)
+    assert [(r["display_name"], r["state"]) for r in jobs(station)] == [
+        ("doomed.MP4", "claiming")
+    ], crashing.output()
+    doomed.unlink()
+    _good_file(station)
+    daemon = station.start_daemon(log_name="restart.log")
     try:
-        doomed = station.dock / "doomed.MP4"
-        doomed.write_bytes(b"gone soon")
-        time.sleep(1)
-        doomed.unlink()
-        _good_file(station)
-        wait_until(lambda: all_jobs_done(station, 1), timeout=60, message="good file")
+        wait_until(lambda: all_jobs_done(station, 2), timeout=60, message="both jobs ended")
     finally:
-        assert daemon.stop() == 0
-    assert [r["display_name"] for r in jobs(station)] == ["ABC1234_012345_20260301083015_0001.MP4"]
+        assert daemon.stop() == 0, daemon.output()
+    states = {r["display_name"]: r["state"] for r in jobs(station)}
+    assert states == {
+        "doomed.MP4": "vanished",
+        "ABC1234_012345_20260301083015_0001.MP4": "released",
+    }, states
+    assert "doomed.MP4" in daemon.output()
 
 
 def test_claim_of_a_vanished_file_records_it_and_returns_none(station):

@@ -59,7 +59,8 @@ def test_a_daemon_starting_through_catalog_outages_waits_and_then_ingests(statio
     pg_server.stop("fast")
     try:
         daemon = station.start_daemon()
-        time.sleep(4)
+        # it met the outage and waits it out (a fixed sleep would not show it met it)
+        wait_until(lambda: "retrying in" in daemon.output(), 60, message="waiting for the catalog")
         assert daemon.process.poll() is None, daemon.output()[-3000:]
     finally:
         pg_server.start()

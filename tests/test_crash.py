@@ -7,16 +7,17 @@ named state, through the test-only ``STRONGROOM_TEST_CRASH_AFTER`` hook.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import signal
-import time
 
 import pytest
+from botocore.exceptions import ClientError
 from conftest import wait_until
 from ingest_helpers import all_jobs_done, assert_archived, catalog_rows, jobs
 
-STEPS = ["claimed", "hashed", "stored", "sealed", "sighted", "released"]
+STEPS = ["claiming", "claimed", "hashed", "stored", "sealed", "sighted", "released"]
 
 
 def _drop(station, rng: random.Random) -> list[bytes]:
@@ -76,28 +77,40 @@ def test_kill_after_each_step_then_restart(station, step):
 
 
 def test_kill_during_multipart_upload(station):
-    """A SIGKILL at an arbitrary moment of a multi-part upload loses nothing."""
+    """A SIGKILL in the middle of a multi-part upload loses nothing.
+
+    Parts of 5 MiB from a 5 MiB threshold make an 80 MiB file a 16-part upload;
+    the daemon kills itself once part 6 is stored (test hook), and the test
+    checks in the store that it died mid-upload – parts there, no object yet."""
     station.dock.mkdir(exist_ok=True)
-    data = random.Random(5).randbytes(40 * 1024 * 1024)
+    data = random.Random(5).randbytes(80 * 1024 * 1024)
+    key = f"originals/sha256/{hashlib.sha256(data).hexdigest()}"
     (station.dock / "big.MP4").write_bytes(data)
-    daemon = station.start_daemon(log_name="first.log")
-
-    def uploading():
-        rows = [r for r in _safe_jobs(station) if r["state"] == "hashed"]
-        return rows or None
-
-    wait_until(uploading, timeout=60, message="upload under way")
-    time.sleep(0.2)
-    daemon.process.kill()
-    daemon.process.wait()
+    small_parts = {
+        "STRONGROOM_STORE__MULTIPART_THRESHOLD_MB": "5",
+        "STRONGROOM_STORE__PART_SIZE_MB": "5",
+    }
+    crashing = station.start_daemon(
+        env={**small_parts, "STRONGROOM_TEST_CRASH_AFTER_PART": "6"}, log_name="first.log"
+    )
+    crashing.process.wait(timeout=120)
+    assert crashing.process.returncode == -signal.SIGKILL, crashing.output()
+    uploads = station.s3.list_multipart_uploads(Bucket=station.bucket, Prefix=key)["Uploads"]
+    parts = station.s3.list_parts(Bucket=station.bucket, Key=key, UploadId=uploads[0]["UploadId"])
+    assert 6 <= len(parts["Parts"]) < 16, parts["Parts"]
+    with pytest.raises(ClientError):
+        station.s3.head_object(Bucket=station.bucket, Key=key)  # never completed
     _assert_nothing_released_unsafely(station)
 
-    daemon = station.start_daemon(log_name="second.log")
+    daemon = station.start_daemon(env=small_parts, log_name="second.log")
     try:
         wait_until(lambda: all_jobs_done(station, 1), timeout=120, message="resumed upload")
     finally:
-        daemon.stop()
+        assert daemon.stop() == 0, daemon.output()
     assert_archived(station, data)
+    head = station.s3.head_object(Bucket=station.bucket, Key=key, ChecksumMode="ENABLED")
+    assert head["ContentLength"] == len(data)
+    assert head.get("ChecksumSHA256", "").endswith("-16"), head  # stored as 16 parts
 
 
 def _safe_jobs(station):

@@ -12,6 +12,7 @@ from ingest_helpers import (
     assert_archived,
     catalog_rows,
     jobs,
+    wait_for_rescans,
     write_slowly,
     write_via_part,
 )
@@ -102,11 +103,8 @@ def test_ignored_names_and_own_folder_are_never_taken(station):
     daemon = station.start_daemon()
     try:
         wait_until(lambda: all_jobs_done(station, 1), timeout=60, message="one job")
-        # several rescans (rescan_seconds = 2) must not take the ignored files
-        wait_until(lambda: "watching" in daemon.output(), timeout=10)
-        import time
-
-        time.sleep(5)
+        # several more full rescans must not take the ignored files
+        wait_for_rescans(station, 3)
     finally:
         daemon.stop()
     assert [r["display_name"] for r in jobs(station)] == ["real.MP4"]

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 from conftest import STRONGROOM, Station, wait_until
-from ingest_helpers import assert_archived, catalog_rows, jobs
+from ingest_helpers import assert_archived, catalog_rows, jobs, wait_for_rescans
 
 from archive import localstore
 
@@ -391,13 +391,13 @@ def test_disk_full_pauses_claiming_says_so_and_resumes(small_fs, seaweed, monkey
         )
         assert "disk full" in _fault(status, "disk_full")["message"]
         assert status["space"]["claiming_paused"] is True
-        time.sleep(3)
+        wait_for_rescans(station, 2)  # it keeps scanning (and living) on a full disk
         assert daemon.process.poll() is None, "the daemon survives a full disk"
         # room for new files, but still below the floor: they must wait in the dock
         filler.unlink()
         _fill(filler, leave_mb=8)
         _drop(station, later)
-        time.sleep(3)
+        wait_for_rescans(station, 2)  # each rescan saw them and had the chance to claim
         registered = {r["display_name"] for r in _safe_jobs(station)}
         assert not registered & set(later), "files were claimed below the free-space floor"
         assert all((station.dock / name).exists() for name in later)
@@ -546,7 +546,7 @@ def test_waiting_files_get_exactly_one_job_across_rescans_and_restarts(
         for name in ignored:
             (station.dock / name).write_bytes(b"x")
         wait_until(lambda: len(_safe_jobs(station)) >= 5, timeout=30, message="jobs registered")
-        time.sleep(3)  # many rescans while the files wait
+        time.sleep(3)  # many rescans (every 0.3 s) while the files wait
         docks = wait_until(
             lambda: _status(station).get("docks", {}).get("dock"), timeout=30, message="docks"
         )

@@ -33,6 +33,7 @@ from archive.models import Evidence
 from archive.queries import EvidenceFilter, evidence_query
 from archive.recorded_time import bad_timestamp_section
 from config.settings import Settings
+from ingest.heartbeat import heartbeat
 from ingest.housekeeping import sweep_kept
 from ingest.incident_matcher import IncidentMatcher
 from ingest.pipeline import Pipeline
@@ -165,6 +166,14 @@ def build_scheduler(archive: Archive, health: Health | None = None) -> Backgroun
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
     )
     scheduler.add_job(sweep_kept, "interval", hours=1, args=[archive], id="sweep-kept")
+    scheduler.add_job(  # this station's vital signs, for status --stations and /metrics
+        heartbeat,
+        "interval",
+        seconds=archive.settings.heartbeat.seconds,
+        next_run_time=utcnow(),
+        args=[archive],
+        id="heartbeat",
+    )
     scheduler.add_job(
         scheduled_checkpoint,
         "interval",

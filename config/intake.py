@@ -33,11 +33,6 @@ class IncidentSettings(BaseModel):
         description="how often the daemon re-runs matching for incidents and items it has "
         "not matched yet (a crash between seal and match, a store outage during a link)",
     )
-    sweep_hours: float = Field(
-        72.0,
-        gt=0,
-        description="how far back (by seal time) the sweep looks at items",
-    )
 
 
 class HeartbeatSettings(BaseModel):

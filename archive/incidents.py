@@ -589,9 +589,15 @@ def match_dict(match: IncidentMatch) -> dict[str, Any]:
 
 
 def list_matches(
-    session: Session, *, scope: Scope = ALL_UNITS, state: str | None = "pending", limit: int = 500
+    session: Session,
+    *,
+    scope: Scope = ALL_UNITS,
+    state: str | None = "pending",
+    incident_id: str | None = None,
+    limit: int = 500,
 ) -> list[dict[str, Any]]:
-    """Matches (pending ones by default) whose item lies in ``scope``, oldest first."""
+    """Matches (pending ones by default; of one incident if given) whose item lies
+    in ``scope``, oldest first."""
     query = scope.where(
         select(IncidentMatch)
         .join(Evidence, Evidence.evidence_id == IncidentMatch.evidence_id)
@@ -600,6 +606,8 @@ def list_matches(
     )
     if state is not None:
         query = query.where(IncidentMatch.state == state)
+    if incident_id is not None:
+        query = query.where(IncidentMatch.incident_id == incident_id)
     return [match_dict(m) for m in session.scalars(query)]
 
 

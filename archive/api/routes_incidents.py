@@ -142,11 +142,9 @@ def get_incident(
     with archive.db.session() as session:
         row = _incident_or_404(session, incident_id, principal)
         document = incidents.incident_dict(row, incidents.officers_of(session, incident_id))
-        document["matches"] = [
-            m
-            for m in incidents.list_matches(session, scope=principal.scope, state=None, limit=10000)
-            if m["incident_id"] == incident_id
-        ]
+        document["matches"] = incidents.list_matches(
+            session, scope=principal.scope, state=None, incident_id=incident_id, limit=10000
+        )
     return document
 
 

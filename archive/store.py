@@ -319,8 +319,8 @@ class ObjectStore:
         """
         sent = time.time()
         started = time.perf_counter()
-        try:
-            response = self.quick.head_bucket(Bucket=self.bucket)
+        try:  # the probe's client: one attempt, short timeouts (a hung store holds no one long)
+            response = self._probe.head_bucket(Bucket=self.bucket)
         except (ClientError, BotoCoreError) as exc:
             raise _wrap(exc, "clock probe") from exc
         latency = time.perf_counter() - started

@@ -17,6 +17,7 @@ from conftest import wait_until
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
+from archive.context import Archive
 from archive.db import utcnow
 from archive.fixity_models import FixityRecord
 from archive.heartbeat import record
@@ -201,3 +202,23 @@ def test_metrics_export_every_name_the_alert_rules_read(station, api):
     assert stamp.labels == {"station": station.name}
     assert abs(samples["strongroom_station_clock_offset_seconds"].value) < 5
     assert samples["strongroom_dock_free_bytes"].labels == {"station": station.name, "dock": "dock"}
+
+
+@pytest.mark.catalogs("sqlite", "postgresql")
+def test_a_store_that_does_not_answer_is_in_the_heartbeat_not_a_missing_one(station):
+    settings = station.settings()
+    dead = settings.model_copy(
+        update={"store": settings.store.model_copy(update={"endpoint_url": "http://127.0.0.1:9"})}
+    )
+    archive = Archive.open(dead)
+    try:
+        beat = measure(archive)
+        record(archive.db, beat)
+    finally:
+        archive.close()
+    assert beat.store_latency_seconds is None and beat.clock_offset_seconds is None
+    assert beat.store_error
+    shown = json.loads(station.cli("status", "--stations", "--json", check=False).stdout)
+    [row] = shown["stations"]
+    assert row["silent"] is False and row["store_error"] == beat.store_error[:500]
+    assert any(p.startswith("store: ") for p in row["problems"])

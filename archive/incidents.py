@@ -60,6 +60,8 @@ CSV_COLUMNS = ("incident_id", "case_id", "officer_ids", "unit", "start", "end")
 #: a longer window would link an officer's whole week: refused as a data error
 MAX_WINDOW = timedelta(hours=72)
 MAX_OFFICERS = 200
+#: a dispatch time outside these years is a data error (and keeps date arithmetic in range)
+EARLIEST_YEAR, LATEST_YEAR = 2000, 2200
 _OFFICER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _OFFICER_SPLIT = re.compile(r"[;,\s|]+")
 #: items matched against incidents per pass of :func:`run_owed`
@@ -130,7 +132,7 @@ def parse_time(text: str, zone: ZoneInfo, what: str) -> datetime:
     """ISO 8601; a time without an offset is the station's zone (CAD exports say local)."""
     try:
         value = datetime.fromisoformat(text.strip())
-    except ValueError:
+    except (ValueError, OverflowError):
         raise IncidentRefused(
             f"{what} {text!r} is not an ISO 8601 time (e.g. 2026-03-01T08:30:00+08:00)"
         ) from None
@@ -180,6 +182,11 @@ def check_record(
         raise refuse(f"unit {unit!r} is not a unit code")
     if settings.units and unit not in settings.units:
         raise refuse(f"unit {unit!r} is not one of the configured [units]")
+    for name, value in (("start", start), ("end", end)):
+        if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+            raise refuse(
+                f"{name} {value.isoformat()} is not between {EARLIEST_YEAR} and {LATEST_YEAR}"
+            )
     if end < start:
         raise refuse(f"end {end.isoformat()} is before start {start.isoformat()}")
     if end - start > MAX_WINDOW:

@@ -265,6 +265,7 @@ def test_a_bad_line_refuses_the_whole_file_and_names_the_line(station):
         ("INC-1,K-1,012345,police,2026-03-01T08:00,2026-03-09T08:00", "longer than 72 hours"),
         ("IN/C,K-1,012345,police,2026-03-01T08:00,2026-03-01T09:00", "incident_id 'IN/C'"),
         ("INC-1,K-1,012345,police,2026-03-01T08:00", "columns where the header has 6"),
+        ("INC-1,K-1,012345,police,0001-01-01T00:00,0001-01-01T01:00", "between 2000 and 2200"),
     ],
 )
 def test_malformed_rows_are_named(tmp_path, row, says, catalog_backend):
@@ -338,6 +339,12 @@ def test_api_incidents_are_scoped_and_proposals_decided(station, api):
         i["incident_id"] for i in handle.get("/v1/incidents", "cms-police").json()["incidents"]
     ] == ["INC-A"]
     assert handle.get("/v1/incidents", "cms-city").json()["incidents"] == []
+    after = handle.get("/v1/incidents", "cms-police", params={"since": "2026-03-01T02:00:00Z"})
+    assert after.status_code == 200 and after.json()["incidents"] == []
+    assert (
+        handle.get("/v1/incidents", params={"since": "2026-03-01T00:30:00Z"}).json()["count"] == 1
+    )
+    assert handle.get("/v1/incidents", params={"since": "yesterday"}).status_code == 422
     assert handle.get("/v1/incidents/INC-A", "cms-city").status_code == 404
     one = handle.get("/v1/incidents/INC-A", "auditor").json()
     assert one["officer_ids"] == ["012345"] and one["matches"][0]["id"] == match["id"]

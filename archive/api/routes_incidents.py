@@ -11,7 +11,6 @@ units answers 404. The logic is :mod:`archive.incidents`.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -22,7 +21,7 @@ from sqlalchemy import select
 from archive import caselinks, incidents
 from archive.api import auth
 from archive.api.auth import Principal
-from archive.api.deps import get_archive
+from archive.api.deps import TIME_PATTERN, get_archive, parse_time
 from archive.api.errors import ApiError
 from archive.incident_models import Incident
 from archive.store import StoreError
@@ -67,7 +66,14 @@ def _refused(exc: Exception) -> ApiError:
     return ApiError(422, "invalid_request", message)
 
 
-@router.post("/v1/incidents", summary="Store a dispatch incident and match it (idempotent)")
+@router.post(
+    "/v1/incidents",
+    summary="Store a dispatch incident and match it (idempotent)",
+    responses={
+        200: {"description": "the incident was on record: updated, or unchanged"},
+        201: {"description": "a new incident"},
+    },
+)
 def post_incident(
     body: IncidentIn,
     request: Request,
@@ -114,7 +120,10 @@ def _incident_or_404(session: Any, incident_id: str, principal: Principal) -> In
 def list_incidents(
     request: Request,
     principal: Annotated[Principal, Depends(auth.require(auth.READ))],
-    since: Annotated[datetime | None, Query(description="windows ending at or after")] = None,
+    since: Annotated[
+        str | None,
+        Query(pattern=TIME_PATTERN, description="windows ending at or after (no offset = UTC)"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict:
     archive = get_archive(request)
@@ -122,7 +131,7 @@ def list_incidents(
     if principal.scope.units is not None:
         query = query.where(Incident.unit.in_(sorted(principal.scope.units)))
     if since is not None:
-        query = query.where(Incident.end >= since)
+        query = query.where(Incident.end >= parse_time(since, "since"))
     with archive.db.session() as session:
         rows = [
             incidents.incident_dict(row, incidents.officers_of(session, row.incident_id))

@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml Makefile
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	ls /usr/share/fonts/truetype/wqy/wqy-microhei.ttc >/dev/null 2>&1 || missing="$$missing fonts-wqy-microhei"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	[ -z "$$missing" ] || { echo "installing Debian packages:$$missing"; \
 		{ [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; } \
 		|| { echo "missing:$$missing – run 'sudo apt-get install$$missing'"; exit 1; }; }

@@ -57,6 +57,9 @@ EVENT_KINDS = frozenset(
         "share_viewed",
         "share_played",
         "share_downloaded",
+        "incidents_imported",  # dispatch incidents stored (issue 19): created/updated ids
+        "link_proposed",  # an incident-window match waits for a person (confirm mode)
+        "link_rejected",  # a person refused a proposed link
     }
 )
 

@@ -40,6 +40,8 @@ MODEL_MODULES = [
     "archive.disposition_models",
     "archive.share_models",
     "archive.leases",
+    "archive.incident_models",
+    "archive.heartbeat_models",
 ]
 
 

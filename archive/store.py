@@ -28,10 +28,12 @@ import hashlib
 import io
 import os
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
@@ -114,6 +116,15 @@ class StoredObject:
     size: int
     checksum_sha256: str
     created: bool  # False when the content-addressed key already held these bytes
+
+
+@dataclass(frozen=True)
+class ClockReading:
+    """What :meth:`ObjectStore.clock_probe` measured."""
+
+    latency_seconds: float
+    #: this host's clock minus the store's; None when the store sent no usable ``Date``
+    offset_seconds: float | None
 
 
 def sha256_b64(digest: bytes) -> str:
@@ -302,6 +313,33 @@ class ObjectStore:
             self._probe.head_bucket(Bucket=self.bucket)
         except (ClientError, BotoCoreError) as exc:
             raise _wrap(exc, "probe") from exc
+
+    def clock_probe(self) -> ClockReading:
+        """One small call (HEAD of the bucket): its round trip, and this host's clock
+        against the store's HTTP ``Date`` header.
+
+        ``Date`` has whole seconds, so the server's time is taken as the middle
+        of its second and compared with the middle of the round trip: the
+        offset is good to about ±0.5 s plus half the round trip – enough to see
+        a station clock that is seconds off (recorded times and locks use it).
+        """
+        sent = time.time()
+        started = time.perf_counter()
+        try:  # the probe's client: one attempt, short timeouts (a hung store holds no one long)
+            response = self._probe.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as exc:
+            raise _wrap(exc, "clock probe") from exc
+        latency = time.perf_counter() - started
+        header = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+        offset = None
+        if header:
+            try:
+                server = parsedate_to_datetime(header).timestamp() + 0.5
+            except (TypeError, ValueError):
+                server = None
+            if server is not None:
+                offset = sent + latency / 2 - server
+        return ClockReading(latency, offset)
 
     # -- bucket -------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from config.intake import HeartbeatSettings, IncidentSettings
 from config.names import (
     BUILTIN_PROFILES,
     DEFAULT_NAME_PATTERN,
@@ -502,6 +503,8 @@ class Settings(BaseSettings):
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     fixity: FixitySettings = Field(default_factory=FixitySettings)
     names: NamesSettings = Field(default_factory=NamesSettings)
+    incidents: IncidentSettings = Field(default_factory=IncidentSettings)
+    heartbeat: HeartbeatSettings = Field(default_factory=HeartbeatSettings)
     units: dict[str, UnitSettings] = Field(
         default_factory=dict, description="the unit tree, [units.<code>] name, parent"
     )

@@ -28,12 +28,15 @@ from archive.context import Archive
 from archive.db import utcnow
 from archive.disposition import item_disposition
 from archive.health import UNEXPECTED, Health, classify
+from archive.incidents import incidents_section
 from archive.ledger import ledger_summary, scheduled_checkpoint
 from archive.models import Evidence
 from archive.queries import EvidenceFilter, evidence_query
 from archive.recorded_time import bad_timestamp_section
 from config.settings import Settings
+from ingest.heartbeat import heartbeat
 from ingest.housekeeping import sweep_kept
+from ingest.incident_matcher import IncidentMatcher
 from ingest.pipeline import Pipeline
 from ingest.playback import PlaybackWorker, item_section, status_section
 from verify.fixity import fixity_summary, item_fixity, scheduled_sweep
@@ -52,6 +55,8 @@ class Services:
     playback: PlaybackWorker | None = None
     #: evidence ids sealed by this process (what a one-shot command's drain waits for)
     sealed: list[str] = field(default_factory=list)
+    #: links sealed items to dispatch incidents, off the pipeline's path
+    incidents: IncidentMatcher | None = None
 
     def drain(self, timeout: float | None = None, *, playback: bool = False) -> None:
         """Wait for queued background work that a one-shot command started.
@@ -59,7 +64,11 @@ class Services:
         ``playback=True``: make the playback copies of the items sealed by this
         process before returning (or until ``timeout``): with the background
         workers if they run, else with the pool in the foreground.
+        A one-shot command matches its sealed items with incidents here too
+        (a failure is only reported: the daemon's matcher catches up later).
         """
+        if self.incidents is not None and self.sealed:
+            self.incidents.run_once()
         if not playback or self.playback is None or not self.sealed:
             return
         if self.playback.running:
@@ -97,13 +106,19 @@ def start_services(
     if worker is not None:
         worker.health = health
 
+    matcher = IncidentMatcher(archive, health)
+
     def on_sealed(evidence_id: str) -> None:
         sealed.append(evidence_id)
         if worker is not None:
             worker.wake()
+        matcher.wake()
 
     pipeline = Pipeline(archive, on_sealed=on_sealed)
-    services = Services(pipeline, playback=worker, sealed=sealed)
+    services = Services(pipeline, playback=worker, sealed=sealed, incidents=matcher)
+    if scheduler:  # the daemon: match in the background (one-shot commands do it in drain)
+        matcher.start()
+        services.stoppers.append(matcher.stop)
     if worker is not None and (scheduler if playback is None else playback):
         worker.start()
         services.stoppers.append(worker.stop)
@@ -146,6 +161,14 @@ def build_scheduler(archive: Archive, health: Health | None = None) -> Backgroun
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
     )
     scheduler.add_job(sweep_kept, "interval", hours=1, args=[archive], id="sweep-kept")
+    scheduler.add_job(  # this station's vital signs, for status --stations and /metrics
+        heartbeat,
+        "interval",
+        seconds=archive.settings.heartbeat.seconds,
+        next_run_time=utcnow(),
+        args=[archive],
+        id="heartbeat",
+    )
     scheduler.add_job(
         scheduled_checkpoint,
         "interval",
@@ -202,6 +225,7 @@ def status_sections(settings: Settings, session: Session) -> dict[str, Any]:
     sections["cases"] = case_status(session)
     sections["archive_deadline"] = deadline_section(settings, session)
     sections["bad_timestamps"] = bad_timestamp_section(session)
+    sections["incidents"] = incidents_section(session)
     return sections
 
 

@@ -41,6 +41,8 @@ ROUTES = [
     ("GET", "/v1/evidence/{id}/custody-report", ALL, {"params": {"format": "json"}}),
     ("GET", "/v1/cases/M-1/custody-report", ALL, {"params": {"format": "csv"}}),
     ("GET", "/v1/shares", LINKERS, {}),
+    ("GET", "/v1/incidents", ALL, {}),
+    ("GET", "/v1/links/pending", LINKERS, {}),
 ]
 CALLERS = [*API_ROLES, "no-token", "bad-token", "basic-auth"]
 

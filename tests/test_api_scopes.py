@@ -66,6 +66,14 @@ OTHER_ROUTES = {
     ("POST", "/v1/cases/{case_id}/shares"),
     ("GET", "/v1/shares"),
     ("DELETE", "/v1/shares/{share_id}"),
+    # incidents and proposed links: a unit's incidents and its items' proposals only
+    # (test_incidents.py: test_api_incidents_are_scoped_and_proposals_decided)
+    ("POST", "/v1/incidents"),
+    ("GET", "/v1/incidents"),
+    ("GET", "/v1/incidents/{incident_id}"),
+    ("GET", "/v1/links/pending"),
+    ("POST", "/v1/links/{match_id}/confirm"),
+    ("POST", "/v1/links/{match_id}/reject"),
     # public by design, no token and so no scope: a signed checkpoint, aggregate
     # statistics without personal data, and a lookup by hash that names no
     # officer, unit or case unless the operator turns that on

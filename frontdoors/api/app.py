@@ -22,6 +22,7 @@ from frontdoors.api import (
     routes_console,
     routes_court,
     routes_evidence,
+    routes_incidents,
     routes_ledger,
     routes_ops,
     routes_public,
@@ -113,6 +114,7 @@ def create_app(archive: Archive, tokens: TokenBook | None = None) -> FastAPI:
     for module in (
         routes_evidence,
         routes_cases,
+        routes_incidents,
         routes_ledger,
         routes_ops,
         routes_reports,

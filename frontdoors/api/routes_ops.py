@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 
 from archive.cases import CaseLink
 from archive.db import Database
+from archive.heartbeat import HeartbeatCollector
 from archive.metrics import ERRORS, REGISTRY
 from archive.models import Evidence
 from frontdoors.api import auth
@@ -84,6 +85,7 @@ class CatalogCollector(Collector):
 def catalog_registry(db: Database) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(CatalogCollector(db))
+    registry.register(HeartbeatCollector(db))
     return registry
 
 

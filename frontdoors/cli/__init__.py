@@ -5,6 +5,7 @@ from frontdoors.cli import (
     catalog_cmds,  # noqa: F401  (registers commands)
     core,  # noqa: F401  (registers commands)
     court_cmds,  # noqa: F401  (registers commands)
+    incidents_cmds,  # noqa: F401  (registers commands)
     keys_cmds,  # noqa: F401  (registers commands)
     ledger_cmds,  # noqa: F401  (registers commands)
     names_cmds,  # noqa: F401  (registers commands)

@@ -52,6 +52,7 @@ from frontdoors.cli.common import (
     open_archive,
     settings_from,
 )
+from frontdoors.cli.stations_cmds import show_stations
 from ingest.dockfs import identity
 from ingest.pipeline import TERMINAL_STATES, Outcome, Pipeline
 from ingest.scan import Candidate, Rejected, scan_dock
@@ -372,9 +373,19 @@ def _describe_outcomes(db: Database, outcomes: list[Outcome]) -> list[dict]:
 
 
 @app.command()
-def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+def status(
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+    stations: Annotated[
+        bool, typer.Option("--stations", help="every station's heartbeat (silent ones flagged)")
+    ] = False,
+) -> None:
     """Items by state, the queue, last errors, last fixity and checkpoint."""
     from ingest.services import status_sections
+
+    if stations:
+        show_stations(config, as_json)
+        return
 
     settings = settings_from(config)
     document: dict = {"station": settings.station.name}

@@ -83,3 +83,39 @@ def test_show_json_keeps_its_values(archived):
     assert shown["officer"] == "012345" and shown["device"] == "ABC1234"
     assert [c["case_id"] for c in shown["cases"]] == ["K-1"]
     assert len(shown["sightings"]) == 1
+
+
+def test_find_at_80_columns_prints_whole_ids_that_show_accepts(archived):
+    station, first, second = archived
+    table = station.cli("find", env={"COLUMNS": "80"}).stdout
+    assert max(len(line) for line in table.splitlines()) <= 80, table
+    printed = re.findall(r"\bev-[0-9a-z]+\b", table)
+    assert sorted(printed) == sorted([first, second]), table
+    for evidence_id in printed:  # copied from the table into `show`
+        assert station.cli("show", evidence_id).returncode == 0
+
+
+def test_find_shows_recording_times_in_station_time(archived):
+    station, _, _ = archived
+    table = station.cli("find", env={"COLUMNS": "200"}).stdout
+    assert "2026-03-01 08:30:15 CST" in table, table
+
+
+def test_show_reads_as_sections_in_station_time_without_reprs(archived):
+    station, first, _ = archived
+    text = station.cli("show", first, env={"COLUMNS": "120"}).stderr
+    for repr_mark in ("{'", "['", "None", "True", "False"):
+        assert repr_mark not in text, f"{repr_mark!r} printed by show:\n{text}"
+    for title in ("original", "source", "retention", "case links", "playback copies", "events"):
+        assert re.search(rf"^\s*{title}\b", text, re.MULTILINE), f"no {title} section:\n{text}"
+    assert "2026-03-01 08:30:15 CST" in text  # the recording's start, in station time
+    assert first in text and "K-1" in text
+
+
+def test_status_prints_no_raw_json(archived):
+    station, _, _ = archived
+    text = station.cli("status", env={"COLUMNS": "120"}).stderr
+    for mark in ('{"', "{'", "None", "True", "False"):
+        assert mark not in text, f"{mark!r} printed by status:\n{text}"
+    for title in ("jobs", "evidence", "fixity", "ledger", "derivatives", "daemon"):
+        assert re.search(rf"^\s*{title}\b", text, re.MULTILINE), f"no {title}:\n{text}"

@@ -26,6 +26,7 @@ from frontdoors.api import (
     routes_ops,
     routes_public,
     routes_reports,
+    routes_retention,
     routes_share,
 )
 from frontdoors.api.auth import TokenBook
@@ -116,6 +117,7 @@ def create_app(archive: Archive, tokens: TokenBook | None = None) -> FastAPI:
         routes_ledger,
         routes_ops,
         routes_reports,
+        routes_retention,
         routes_court,
         routes_share,
         routes_public,

@@ -25,6 +25,7 @@ from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.orm import Session
 
+from archive.instants import station_time
 from archive.share_models import Share
 from archive.shares import (
     ShareGone,
@@ -110,9 +111,7 @@ def share_page(secret: Secret, request: Request) -> Response:
                     "file_name": evidence.file_name,
                     "size": evidence.size,
                     "sha256": evidence.sha256,
-                    "recorded": evidence.recorded_start.astimezone(zone).strftime(
-                        "%Y-%m-%d %H:%M:%S"
-                    )
+                    "recorded": station_time(evidence.recorded_start, zone)
                     if evidence.recorded_start
                     else None,
                     "officer": evidence.officer,
@@ -128,7 +127,7 @@ def share_page(secret: Secret, request: Request) -> Response:
         html = _TEMPLATES.get_template("share.html").render(
             share=share,
             items=items,
-            expires=share.expires_at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z"),
+            expires=station_time(share.expires_at, zone),
             station=archive.station,
             bundle=f"/share/{secret}/bundle" if share.allow == "download" else None,
         )

@@ -268,24 +268,13 @@ def item(evidence_id: str, request: Request) -> Response:
         # reading an item is a custody event, as it is through the API
         audit(session, "viewed", signed_in[0], request, evidence_id, via="console")
         identity = {
-            "evidence_id": evidence.evidence_id,
-            "file_name": evidence.file_name,
-            "officer": evidence.officer,
-            "device": evidence.device,
-            "unit": evidence.unit,
-            "station": evidence.station,
+            **evidence.summary(),
+            "keyid": evidence.keyid,
+            "lock_mode": evidence.lock_mode,
+            # times for a person: station time with the zone
             "recorded": _zone_time(request, evidence.recorded_start),
             "sealed_at": _zone_time(request, evidence.sealed_at),
-            "state": evidence.state,
-            "size": evidence.size,
-            "sha256": evidence.sha256,
-            "original_key": evidence.original_key,
-            "manifest_key": evidence.manifest_key,
-            "keyid": evidence.keyid,
-            "category": evidence.category,
-            "lock_mode": evidence.lock_mode,
             "retain_until": _zone_time(request, evidence.retain_until),
-            "legal_hold": evidence.legal_hold,
         }
     try:
         proof = proof_document(archive, evidence_id)

@@ -184,7 +184,7 @@ def found_table(items: list[dict[str, Any]], zone: tzinfo, width: int) -> Table:
     columns = list(FIND_COLUMNS)
     while len(columns) > 1 and _needed(shown, columns) > width:
         columns.pop()
-    table = render.rows(shown, zone, columns, whole=["evidence_id"])
+    table = render.rows(shown, zone, columns, whole=[c for c in columns if c != "file_name"])
     table.columns[0].min_width = max((len(i["evidence_id"]) for i in items), default=0)
     return table
 

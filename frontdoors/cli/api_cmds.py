@@ -12,7 +12,6 @@ import typer
 
 from archive.tokens import ROLES, hash_token, new_token
 from config.settings import ApiToken, ConfigError
-from frontdoors.api.server import ApiServer
 from frontdoors.cli.app import app
 from frontdoors.cli.common import (
     EXIT_FAILED,
@@ -33,6 +32,10 @@ def serve(
     config: ConfigOpt = None,
 ) -> None:
     """Run the HTTP API alone, in the foreground. SIGTERM/SIGINT stop it."""
+    # not at the top: FastAPI, uvicorn and Jinja would load for every command
+    # (start-up time, not layering: the CLI may import the HTTP server)
+    from frontdoors.api.server import ApiServer
+
     with open_archive(config, self_check=True) as archive:
         try:
             server = ApiServer(archive, listen).start()

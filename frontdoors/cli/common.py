@@ -20,6 +20,7 @@ from rich.markup import escape
 
 from archive.context import Archive
 from archive.db import CatalogUnavailable
+from archive.health import startup_check
 from archive.instants import parse_instant
 from config.settings import ConfigError, Settings, default_config_path, load_settings
 
@@ -63,8 +64,6 @@ def open_archive(
     waited for, with back-off, until it answers or the event is set."""
     settings = settings_from(config)
     if self_check:
-        from archive.health import startup_check
-
         refusal, _check = startup_check(settings)
         if refusal is not None:
             console.print(f"[bold red]{escape(refusal)}[/]", highlight=False, soft_wrap=True)

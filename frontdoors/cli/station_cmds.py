@@ -26,7 +26,6 @@ from archive.health import Health, run_dir
 from archive.models import Evidence, IngestJob, JobState
 from archive.store import ObjectStore, StoreError
 from config.settings import ConfigError, DockSettings
-from frontdoors.api.server import ApiServer
 from frontdoors.cli.app import app
 from frontdoors.cli.common import (
     EXIT_FAILED,
@@ -71,6 +70,10 @@ def init(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
 @app.command()
 def run(config: ConfigOpt = None) -> None:
     """Run the daemon in the foreground: watch docks, archive, run schedules. SIGTERM stops it."""
+    # not at the top: FastAPI, uvicorn and Jinja would load for every command
+    # (start-up time, not layering: the CLI may import the HTTP server)
+    from frontdoors.api.server import ApiServer
+
     stopping = threading.Event()
     daemon = None
 

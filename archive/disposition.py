@@ -42,6 +42,7 @@ from archive.custody import record_event
 from archive.db import utcnow
 from archive.derivatives import Derivative, items_sharing
 from archive.disposition_models import DispositionApproval, DispositionPlan
+from archive.instants import iso_z as _iso
 from archive.metrics import DISPOSED
 from archive.models import CustodyEvent, Evidence
 from archive.seal import store_manifest
@@ -504,7 +505,3 @@ def item_disposition(session: Session, evidence_id: str) -> dict[str, Any] | Non
             if item["evidence_id"] == evidence_id:
                 entry[group] = item.get("reason") or item.get("error")
     return entry
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None

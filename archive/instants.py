@@ -23,3 +23,30 @@ def parse_instant(text: str, default_tz: tzinfo = UTC) -> datetime:
         return (value if value.tzinfo else value.replace(tzinfo=default_tz)).astimezone(UTC)
     except (OverflowError, ValueError):
         raise ValueError(f"{text!r} is not an ISO date or time") from None
+
+
+def iso(value: datetime | None) -> str | None:
+    """A catalog time in the documents' one ISO form (``…+00:00``, what
+    ``show``/``find``/``status --json`` have always printed); None stays None."""
+    return value.isoformat() if value else None
+
+
+def iso_z(value: datetime | None) -> str | None:
+    """A UTC time in RFC 3339's ``Z`` form: the form of what is signed or
+    hashed (manifests, ledger events, plans), frozen because those bytes are."""
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def station_time(value: datetime | str | None, zone: tzinfo) -> str:
+    """A time for people: in the station's zone, with the zone's name
+    (``2026-03-01 08:30:15 CST``); an ISO string is read first; None is "–"."""
+    if value is None or value == "":
+        return "–"
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from archive.dsse import DERIVATIVE_PAYLOAD_TYPE
+from archive.instants import iso_z as _iso
 from archive.keys import StationKey
 from archive.seal import SealedManifest, derivative_key, original_key, store_manifest
 from archive.store import ObjectStore, Retention
@@ -56,10 +57,6 @@ def portable_args(args: Sequence[str], input_path: Path, output_dir: Path) -> li
         else:
             portable.append(arg)
     return portable
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 def derivative_payload(

@@ -16,6 +16,7 @@ from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, Stri
 from sqlalchemy.orm import Mapped, mapped_column
 
 from archive.db import Base, FsPath, UTCDateTime, utcnow
+from archive.instants import iso
 
 
 class JobState(enum.StrEnum):
@@ -98,12 +99,12 @@ class Evidence(Base):
             "device": self.device,
             "officer": self.officer,
             "unit": self.unit,
-            "recorded_start": _iso(self.recorded_start),
+            "recorded_start": iso(self.recorded_start),
             "category": self.category,
-            "retain_until": _iso(self.retain_until),
+            "retain_until": iso(self.retain_until),
             "legal_hold": self.legal_hold,
             "flags": list(self.flags or []),
-            "sealed_at": _iso(self.sealed_at),
+            "sealed_at": iso(self.sealed_at),
         }
 
 
@@ -163,10 +164,6 @@ class CustodyEvent(Base):
     details: Mapped[dict] = mapped_column(default=dict)
     leaf: Mapped[bytes] = mapped_column(LargeBinary)
     ledger_index: Mapped[int | None] = mapped_column(BigInteger, unique=True)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 class DockProblem(Base):

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from archive.instants import iso
 from archive.models import ACTIVE_STATES, CustodyEvent, DockProblem, Evidence, IngestJob, JobState
 
 
@@ -188,10 +189,6 @@ def derivative_summary(derivative) -> dict:
         "speed": derivative.speed,
         "attempts": derivative.attempts,
         "error": derivative.last_error,
-        "next_attempt_at": _iso(derivative.next_attempt_at),
-        "updated_at": _iso(derivative.updated_at),
+        "next_attempt_at": iso(derivative.next_attempt_at),
+        "updated_at": iso(derivative.updated_at),
     }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None

@@ -27,6 +27,7 @@ from archive.context import Archive
 from archive.custody import record_event
 from archive.derivatives import evidence_objects
 from archive.holds import apply_hold
+from archive.instants import iso_z
 from archive.metrics import RETENTION_CHANGES
 from archive.models import Evidence
 from config.settings import RetentionCategory, Settings
@@ -92,8 +93,8 @@ class RetentionChange:
             "evidence_id": self.evidence_id,
             "old_category": self.old_category,
             "new_category": self.new_category,
-            "old_retain_until": _iso(self.old_retain_until),
-            "new_retain_until": _iso(self.new_retain_until),
+            "old_retain_until": iso_z(self.old_retain_until),
+            "new_retain_until": iso_z(self.new_retain_until),
             "lock_mode": self.lock_mode,
             "legal_hold": self.legal_hold,
             "extended": self.extended,
@@ -160,8 +161,8 @@ def set_category(
             actor=actor,
             evidence_id=evidence_id,
             details={
-                "old": {"category": old_category, "retain_until": _iso(old_until)},
-                "new": {"category": category, "retain_until": _iso(new_until)},
+                "old": {"category": old_category, "retain_until": iso_z(old_until)},
+                "new": {"category": category, "retain_until": iso_z(new_until)},
                 "permanent": wanted.permanent,
                 "lock_mode": evidence.lock_mode,
                 "objects_extended": len(extended),
@@ -206,8 +207,4 @@ def _category(settings: Settings, name: str) -> RetentionCategory:
 
 
 def _describe(term: Term) -> str:
-    return "permanent" if term.permanent else f"until {_iso(term.until)}"
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+    return "permanent" if term.permanent else f"until {iso_z(term.until)}"

@@ -25,6 +25,7 @@ from archive.dsse import (
     sign_envelope,
     verify_envelope,
 )
+from archive.instants import iso_z as _iso
 from archive.keys import StationKey
 from archive.store import AlreadyExists, ObjectStore, Retention, StoredObject
 
@@ -60,10 +61,6 @@ class SealError(Exception):
 class SealedManifest:
     payload: dict[str, Any]
     stored: StoredObject
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 def evidence_payload(

@@ -6,8 +6,8 @@ cases, plus one case of 50 items scattered across the whole table. Then:
 
 1. ``GET /v1/cases/{id}`` against ``strongroom serve`` (uvicorn) on 127.0.0.1
    with a bearer token (keep-alive client, as a case system would hold it), and
-2. ``find --case`` as the CLI runs it (``services.find_with_case`` plus the
-   JSON summaries, in process; the CLI's own Python start-up is reported
+2. ``find --case`` as the CLI runs it (``verify.documents.find_items``: the
+   query plus the JSON summaries, in process; the CLI's own Python start-up is reported
    separately because no query can make it shorter),
 
 each timed per request after a warm-up. The bar (issue 4): p99 ≤ 20 ms for
@@ -219,11 +219,11 @@ def time_api(config: Path, token: str, requests: int) -> dict:
 
 
 def time_find(archive: Archive, requests: int) -> dict:
-    from ingest.services import find_with_case
+    from verify.documents import find_items
 
     def once() -> list[dict]:
         with archive.db.session() as session:
-            return [row.summary() for row in find_with_case(session, EvidenceFilter(), CASE, 1000)]
+            return find_items(session, EvidenceFilter(), CASE, 1000)
 
     for _ in range(20):
         once()

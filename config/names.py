@@ -67,6 +67,10 @@ class NameProfile:
         }
 
 
+#: the flag a recorder writes for "marked important" (``…_0001_IMP.MP4``): such a
+#: file goes to ``[retention] important_category``
+IMPORTANT_FLAG = "IMP"
+
 #: the end of every built-in pattern: an optional sequence number, an optional
 #: marker such as ``IMP`` (marked important on the recorder; any letters, 重要
 #: too), the extension

@@ -10,6 +10,7 @@ then no longer a secret.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import stat
@@ -21,7 +22,15 @@ from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -33,12 +42,15 @@ from config.intake import HeartbeatSettings, IncidentSettings
 from config.names import (
     BUILTIN_PROFILES,
     DEFAULT_NAME_PATTERN,
+    IMPORTANT_FLAG,
     NAME_PATTERN_GROUPS,
     NameProfile,
     check_name_pattern,
     check_time_format,
 )
 from config.transcode import TranscodeSettings
+
+log = logging.getLogger("strongroom.config")
 
 __all__ = ["DEFAULT_NAME_PATTERN", "NAME_PATTERN_GROUPS"]  # re-exported: older imports
 
@@ -71,6 +83,20 @@ class StationSettings(_Section):
     @property
     def tzinfo(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+
+def keep_days(after_archive: str) -> int | None:
+    """``keep:<days>`` → the days; anything else → None. A job carries the
+    dock's ``after_archive`` as it was when the file was registered, so the
+    release and the sweep of kept copies read that string, not today's dock."""
+    kind, _, arg = after_archive.partition(":")
+    return int(arg) if kind == "keep" and arg.isdigit() else None
+
+
+def move_to(after_archive: str) -> Path | None:
+    """``move:<dir>`` → the folder (relative to the dock when not absolute); else None."""
+    kind, _, arg = after_archive.partition(":")
+    return Path(arg) if kind == "move" and arg else None
 
 
 class DockSettings(_Section):
@@ -112,12 +138,7 @@ class DockSettings(_Section):
     @field_validator("after_archive")
     @classmethod
     def _after_archive(cls, value: str) -> str:
-        if value == "delete":
-            return value
-        kind, _, arg = value.partition(":")
-        if kind == "keep" and arg.isdigit():
-            return value
-        if kind == "move" and arg:
+        if value == "delete" or keep_days(value) is not None or move_to(value) is not None:
             return value
         raise ValueError('must be "delete", "keep:<days>" or "move:<dir>"')
 
@@ -143,16 +164,6 @@ class DockSettings(_Section):
     @property
     def label(self) -> str:
         return self.name or self.path.name or str(self.path)
-
-    @property
-    def keep_days(self) -> int | None:
-        kind, _, arg = self.after_archive.partition(":")
-        return int(arg) if kind == "keep" else None
-
-    @property
-    def move_to(self) -> Path | None:
-        kind, _, arg = self.after_archive.partition(":")
-        return Path(arg) if kind == "move" else None
 
 
 class NameProfileSettings(_Section):
@@ -314,7 +325,11 @@ def _default_categories() -> dict[str, RetentionCategory]:
 
 class RetentionSettings(_Section):
     default_category: str = "routine"
-    important_category: str = "important"
+    important_category: str = Field(
+        "important",
+        description="where a file flagged important (IMP) goes; when not set and there is "
+        "no 'important' category, the default category (with a warning at start)",
+    )
     case_category: str = "evidence"
     categories: dict[str, RetentionCategory] = Field(default_factory=_default_categories)
     archive_deadline_hours: float = Field(24.0, gt=0)
@@ -328,13 +343,38 @@ class RetentionSettings(_Section):
         3, ge=0, le=23, description="hour of day (station time zone) of the daily retention sweep"
     )
 
+    #: what the configuration left to a default the reader should know about
+    _notices: list[str] = PrivateAttr(default_factory=list)
+
     def model_post_init(self, _context: Any) -> None:
+        if (
+            "important_category" not in self.model_fields_set
+            and self.important_category not in self.categories
+            and self.default_category in self.categories
+        ):
+            # categories such as the contract's routine + evidence: the user never
+            # wrote important_category, so its default must not refuse the file
+            self._notices.append(
+                f"retention: no {self.important_category!r} category and no "
+                f"important_category set: files flagged {IMPORTANT_FLAG} go to the "
+                f"default category {self.default_category!r}"
+            )
+            self.important_category = self.default_category
         for key in ("default_category", "important_category", "case_category"):
             name = getattr(self, key)
             if name not in self.categories:
                 raise ValueError(
                     f"{key} {name!r} is not one of the categories {sorted(self.categories)}"
                 )
+
+    def category_for(self, flags: list[str]) -> str:
+        """The category of a new item: flagged important on the recorder → the
+        important category, else the default."""
+        return self.important_category if IMPORTANT_FLAG in flags else self.default_category
+
+    @property
+    def notices(self) -> list[str]:
+        return list(self._notices)
 
 
 class PipelineSettings(_Section):
@@ -682,6 +722,8 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         _CURRENT_FILE["path"] = None
     settings.source_file = path
     _check_secrets_are_private(settings, path)
+    for notice in settings.retention.notices:
+        log.warning("%s", notice)
     return settings
 
 

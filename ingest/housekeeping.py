@@ -11,6 +11,7 @@ from sqlalchemy import select
 from archive.context import Archive
 from archive.db import display_path, utcnow
 from archive.models import IngestJob, JobState
+from config.settings import keep_days
 from ingest.pipeline import work_dir
 
 log = logging.getLogger("strongroom.housekeeping")
@@ -28,7 +29,7 @@ def sweep_kept(archive: Archive) -> int:
             )
         ).all()
     for job in jobs:
-        days = int(job.after_archive.split(":", 1)[1])
+        days = keep_days(job.after_archive) or 0
         kept = work_dir(job.dock_root) / "kept" / str(job.id)
         if (
             job.released_at

@@ -54,7 +54,7 @@ from archive.store import (
     StoreError,
     sha256_b64,
 )
-from config.settings import DockSettings, NameRule
+from config.settings import DockSettings, NameRule, keep_days, move_to
 from ingest import dockfs
 from ingest.identify import identify_with
 from ingest.prehash import PreHasher
@@ -590,10 +590,9 @@ class Pipeline:
             pass  # `strongroom ingest` of files outside a dock leaves them where they are
         elif action == "delete":
             dockfs.unlink_claimed(job.dock_root, spool, job.source_identity)
-        elif action.startswith("keep:"):
+        elif keep_days(action) is not None:
             destination = work_dir(job.dock_root) / "kept" / str(job.id)
-        elif action.startswith("move:"):
-            target = Path(action.split(":", 1)[1])
+        elif (target := move_to(action)) is not None:
             if not target.is_absolute():
                 target = Path(job.dock_root) / target
             destination = target / os.path.relpath(job.source_path, job.dock_root)
@@ -699,8 +698,7 @@ class Pipeline:
 
     def _category(self, flags: list[str]) -> str:
         """Marked important on the recorder → the important category, else the default."""
-        retention = self.settings.retention
-        return retention.important_category if "IMP" in flags else retention.default_category
+        return self.settings.retention.category_for(flags)
 
     def _name_rule(self, dock_label: str) -> NameRule:
         """The dock's naming rule; files from outside any dock use the default."""

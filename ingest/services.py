@@ -15,9 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy.orm import Session
 
-from archive.caselinks import case_section, case_status, filter_by_case
 from archive.catalog_backup import (
     START_DELAY,
     backup_check_minutes,
@@ -26,21 +24,14 @@ from archive.catalog_backup import (
 )
 from archive.context import Archive
 from archive.db import utcnow
-from archive.disposition import item_disposition
 from archive.health import UNEXPECTED, Health, classify
-from archive.incidents import incidents_section
-from archive.ledger import ledger_summary, scheduled_checkpoint
-from archive.models import Evidence
-from archive.queries import EvidenceFilter, evidence_query
-from archive.recorded_time import bad_timestamp_section
-from config.settings import Settings
+from archive.ledger import scheduled_checkpoint
 from ingest.heartbeat import heartbeat
 from ingest.housekeeping import sweep_kept
 from ingest.incident_matcher import IncidentMatcher
 from ingest.pipeline import Pipeline
-from ingest.playback import PlaybackWorker, item_section, status_section
-from verify.fixity import fixity_summary, item_fixity, scheduled_sweep
-from verify.reports import deadline_section
+from ingest.playback import PlaybackWorker
+from verify.fixity import scheduled_sweep
 from verify.retention_sweep import scheduled_plan
 
 log = logging.getLogger("strongroom.services")
@@ -214,33 +205,3 @@ class _GuardedScheduler(BackgroundScheduler):
     def add_job(self, func: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         name = kwargs.get("id") or getattr(func, "__name__", "job")
         return super().add_job(guarded(self._health, name, func), *args, **kwargs)
-
-
-def status_sections(settings: Settings, session: Session) -> dict[str, Any]:
-    """Extra ``strongroom status`` sections contributed by features."""
-    sections: dict[str, Any] = {}
-    sections["fixity"] = fixity_summary(session, settings.fixity.cycle_days)
-    sections["ledger"] = ledger_summary(session)
-    sections["derivatives"] = status_section(session)
-    sections["cases"] = case_status(session)
-    sections["archive_deadline"] = deadline_section(settings, session)
-    sections["bad_timestamps"] = bad_timestamp_section(session)
-    sections["incidents"] = incidents_section(session)
-    return sections
-
-
-def item_sections(settings: Settings, session: Session, evidence: Evidence) -> dict[str, Any]:
-    """Extra ``strongroom show`` fields contributed by features."""
-    fields: dict[str, Any] = {}
-    fields["fixity"] = item_fixity(session, evidence.evidence_id)
-    fields["derivatives"] = item_section(session, evidence.evidence_id)
-    fields.update(case_section(settings, session, evidence))
-    fields["disposition"] = item_disposition(session, evidence.evidence_id)
-    return fields
-
-
-def find_with_case(
-    session: Session, filters: EvidenceFilter, case: str, limit: int
-) -> list[Evidence]:
-    """``find --case C``: the other filters, restricted to the case's items."""
-    return list(session.scalars(filter_by_case(evidence_query(filters), case).limit(limit)))

@@ -334,5 +334,16 @@ def test_api_serves_the_report_to_auditors(station, api):
     )
     assert answer.json()["totals"] == cli["totals"] and answer.json()["groups"] == cli["groups"]
     assert answer.json()["totals"]["items"] == 90
-    bad = handle.get("/v1/reports/summary", "auditor", params={"by": "colour"})
-    assert bad.status_code == 422 and bad.json()["error"]["code"] == "bad_parameter"
+    # one code for every bad query value: a grouping, a report time, a search time
+    for path, params in (
+        ("/v1/reports/summary", {"by": "colour"}),
+        ("/v1/reports/summary", {"from": "yesterday"}),
+        ("/v1/reports/summary", {"to": "2026-13-01"}),
+        ("/v1/evidence", {"since": "2026-03-01T25:00:00"}),
+    ):
+        bad = handle.get(path, "auditor", params=params)
+        assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_request", (
+            path,
+            params,
+            bad.text,
+        )

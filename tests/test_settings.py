@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -122,3 +123,64 @@ def test_tls_needs_both_files(tmp_path):
     config = _write(tmp_path / "tls.toml", '[api]\ntls_cert = "api.crt"\n')
     with pytest.raises(ConfigError, match="tls_key"):
         load_settings(config)
+
+
+# --- categories as the design contract writes them (issue 14) -------------------
+
+CONTRACT_RETENTION = """
+[retention]
+default_category = "routine"
+[retention.categories.routine]
+days = 183
+[retention.categories.evidence]
+permanent = true
+"""
+
+
+def test_the_contracts_routine_and_evidence_categories_load_and_imp_goes_to_the_default(
+    tmp_path, caplog
+):
+    config = _write(tmp_path / "s.toml", CONTRACT_RETENTION)
+    with caplog.at_level("WARNING", logger="strongroom.config"):
+        settings = load_settings(config)
+    retention = settings.retention
+    assert retention.important_category == "routine"
+    assert retention.category_for(["IMP"]) == "routine"
+    assert retention.category_for([]) == "routine"
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "strongroom.config"]
+    assert "IMP" in warning and "'routine'" in warning and "important" in warning
+
+
+def test_an_important_category_the_user_wrote_must_exist(tmp_path):
+    text = CONTRACT_RETENTION.replace(
+        'default_category = "routine"', 'default_category = "routine"\nimportant_category = "vip"'
+    )
+    with pytest.raises(ConfigError, match="important_category 'vip'"):
+        load_settings(_write(tmp_path / "s.toml", text))
+
+
+def test_the_default_categories_keep_important_without_a_warning(tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="strongroom.config"):
+        settings = load_settings(_write(tmp_path / "s.toml", '[station]\nname = "a"\n'))
+    assert settings.retention.category_for(["IMP"]) == "important"
+    assert not [r for r in caplog.records if r.name == "strongroom.config"]
+
+
+def test_the_warning_is_printed_when_a_command_starts(tmp_path):
+    config = _write(tmp_path / "s.toml", CONTRACT_RETENTION)
+    result = subprocess.run(
+        [sys.executable, "-m", "frontdoors.main", "names", "profiles", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "files flagged IMP go to the default category 'routine'" in result.stderr
+
+
+def test_after_archive_forms_are_read_in_one_place():
+    from config.settings import keep_days, move_to
+
+    assert keep_days("keep:3") == 3 and keep_days("delete") is None and keep_days("keep:x") is None
+    assert move_to("move:done") == Path("done") and move_to("move:") is None
+    assert move_to("keep:3") is None

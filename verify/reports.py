@@ -32,6 +32,7 @@ from sqlalchemy import func, inspect, select, text
 from sqlalchemy.orm import Session
 
 from archive.derivatives import Derivative
+from archive.instants import iso_z
 from archive.models import ACTIVE_STATES, Evidence, IngestJob
 from archive.queries import EvidenceFilter, evidence_query
 from archive.recorded_time import TIME_SOURCES, item_time, item_time_columns
@@ -194,9 +195,9 @@ def build_report(
     )
     ids = query.with_only_columns(Evidence.evidence_id).order_by(None).subquery()
     return {
-        "generated_at": _iso(now or datetime.now(UTC)),
-        "from": _iso(start),
-        "to": _iso(end),
+        "generated_at": iso_z(now or datetime.now(UTC)),
+        "from": iso_z(start),
+        "to": iso_z(end),
         "by": by,
         "timezone": settings.station.timezone,
         "deadline_hours": settings.retention.archive_deadline_hours,
@@ -214,8 +215,8 @@ def build_report(
                 "unit": f.unit,
                 "station": f.station,
                 "reference": f.reference,
-                "reference_at": _iso(f.reference_at),
-                "sealed_at": _iso(f.sealed_at),
+                "reference_at": iso_z(f.reference_at),
+                "sealed_at": iso_z(f.sealed_at),
                 "delay_hours": (f.delay_seconds or 0) / 3600,
                 "time_source": f.time_source,
             }
@@ -227,7 +228,7 @@ def build_report(
                 "evidence_id": f.evidence_id,
                 "file_name": f.file_name,
                 "time_source": f.time_source,
-                "time": _iso(f.time),
+                "time": iso_z(f.time),
                 "day": f.day.isoformat(),
                 "time_problem": f.time_problem,
             }
@@ -424,7 +425,7 @@ def deadline_section(
                 {
                     "file": job.display_name,
                     "state": job.state,
-                    "since": _iso(since),
+                    "since": iso_z(since),
                     "age_hours": round(age.total_seconds() / 3600, 2),
                     "overdue": age > deadline,
                     "error": job.last_error,
@@ -436,10 +437,6 @@ def deadline_section(
         "overdue": sum(1 for i in items if i["overdue"]),
         "items": items[:50],
     }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 def _hours(seconds: float | None) -> str:

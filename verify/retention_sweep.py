@@ -36,6 +36,7 @@ from archive.disposition import (
     store_refusal,
 )
 from archive.disposition_models import DispositionPlan
+from archive.instants import iso_z as _iso
 from archive.metrics import DISPOSITION_PLANS, ERRORS
 from archive.models import Evidence
 
@@ -314,7 +315,3 @@ def _size(n: int | None) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value} B"
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None

@@ -27,6 +27,7 @@ from frontdoors.api import (
     routes_ops,
     routes_public,
     routes_reports,
+    routes_retention,
     routes_share,
 )
 from frontdoors.api.auth import TokenBook
@@ -118,6 +119,7 @@ def create_app(archive: Archive, tokens: TokenBook | None = None) -> FastAPI:
         routes_ledger,
         routes_ops,
         routes_reports,
+        routes_retention,
         routes_court,
         routes_share,
         routes_public,

@@ -3,7 +3,7 @@ and the lookups that turn a missing row into the right 404."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from fastapi import Request
@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from archive.context import Archive
 from archive.custody import record_event
+from archive.instants import parse_instant
 from archive.models import Evidence
 from frontdoors.api.auth import Principal
 from frontdoors.api.errors import ApiError
@@ -61,13 +62,18 @@ TIME_PATTERN = (
 )
 
 
-def parse_time(value: str | None, name: str) -> datetime | None:
-    """A query time as aware UTC (no offset means UTC, as in the CLI). Only the
-    RFC 3339 shape is accepted – not the Unix numbers pydantic would take."""
+def parse_time(value: str | None, name: str, zone: tzinfo = UTC) -> datetime | None:
+    """A time in the query (``since``, ``until``, the report's ``from``/``to``),
+    read as the CLI reads its options (:func:`archive.instants.parse_instant`):
+    an ISO date (its midnight) or date-time; without an offset it is in
+    ``zone`` – UTC for the searches, the station's zone for reports, as each
+    route documents. A bad one is ``422 invalid_request``, like every other bad
+    query value."""
     if value is None:
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("z", "Z"))
-        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    except (OverflowError, ValueError):
-        raise ApiError(422, "invalid_request", f"query.{name}: not a valid time") from None
+        return parse_instant(value.replace("z", "Z"), zone)
+    except ValueError:
+        raise ApiError(
+            422, "invalid_request", f"query.{name}: not a valid time (an ISO date or time)"
+        ) from None

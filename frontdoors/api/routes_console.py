@@ -17,21 +17,21 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import inspect, text
 
-from archive.caselinks import case_section
+from archive.caselinks import link_dict, links_of
+from archive.instants import station_time
+from archive.ledger import ledger_summary, proof_document
 from archive.models import Evidence
 from archive.queries import (
     EvidenceFilter,
     derivative_counts,
-    derivative_summary,
     derivatives_of,
-    events_for,
     evidence_counts,
     evidence_query,
     job_counts,
@@ -41,6 +41,10 @@ from frontdoors.api import auth, web
 from frontdoors.api.auth import Principal
 from frontdoors.api.deps import audit, get_archive, parse_time
 from frontdoors.api.errors import ApiError
+from frontdoors.api.paging import page
+from frontdoors.api.transfer import parse_range, ranged, unsatisfiable
+from verify.documents import copies_of, events_of, fixity_counts, fixity_of
+from verify.reports import build_report
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 COOKIE = "sr_console"
@@ -197,11 +201,9 @@ def _render(
     )
 
 
-def _zone_time(request: Request, value) -> str:
-    if value is None:
-        return "–"
-    zone = get_archive(request).settings.station.tzinfo
-    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+def _zone_time(request: Request, value: datetime | str | None) -> str:
+    """A time for the page: station time with the zone's name."""
+    return station_time(value, get_archive(request).settings.station.tzinfo)
 
 
 @router.get("")
@@ -210,10 +212,7 @@ def search(request: Request) -> Response:
     if signed_in is None:
         return _to_login(request)
     params = {k: (request.query_params.get(k) or "").strip() for k in FILTERS}
-    try:
-        offset = max(0, int(request.query_params.get("offset") or 0))
-    except ValueError:
-        offset = 0
+    cursor = request.query_params.get("cursor") or None
     archive = get_archive(request)
     try:
         filters = EvidenceFilter(
@@ -221,7 +220,14 @@ def search(request: Request) -> Response:
             since=parse_time(params["since"] or None, "since"),
             until=parse_time(params["until"] or None, "until"),
         )
-    except ApiError as exc:  # a bad time: say so on the page, search nothing
+        with archive.db.session() as session:
+            # the API's paging: stable order, a cursor that never repeats nor skips
+            rows, next_cursor = page(session, evidence_query(filters), cursor, PAGE)
+            items = [
+                {**row[0].summary(), "recorded": _zone_time(request, row[0].recorded_start)}
+                for row in rows
+            ]
+    except ApiError as exc:  # a bad time or cursor: say so on the page, search nothing
         return _render(
             request,
             "console_search.html",
@@ -232,39 +238,12 @@ def search(request: Request) -> Response:
             error=exc.message,
             status_code=422,
         )
-    with archive.db.session() as session:
-        rows = list(session.scalars(evidence_query(filters).offset(offset).limit(PAGE + 1)))
-        items = [
-            {
-                "evidence_id": e.evidence_id,
-                "file_name": e.file_name,
-                "officer": e.officer,
-                "unit": e.unit,
-                "recorded": _zone_time(request, e.recorded_start),
-                "state": e.state,
-                "sha256": e.sha256,
-            }
-            for e in rows[:PAGE]
-        ]
     more = None
-    if len(rows) > PAGE:
-        more = "?" + urlencode({**{k: v for k, v in params.items() if v}, "offset": offset + PAGE})
+    if next_cursor:
+        more = "?" + urlencode({**{k: v for k, v in params.items() if v}, "cursor": next_cursor})
     return _render(
         request, "console_search.html", signed_in, params=params, items=items, more=more, error=None
     )
-
-
-def _fixity_of(session, evidence_id: str) -> dict[str, Any] | None:
-    if not inspect(session.get_bind()).has_table("fixity_records"):
-        return None
-    row = session.execute(
-        text(
-            "SELECT result, last_checked_at, last_verified_at FROM fixity_records "
-            "WHERE evidence_id = :e"
-        ),
-        {"e": evidence_id},
-    ).first()
-    return None if row is None else {"result": row[0], "checked": row[1], "verified": row[2]}
 
 
 @router.get("/item/{evidence_id}")
@@ -278,46 +257,28 @@ def item(evidence_id: str, request: Request) -> Response:
         if evidence is None:
             raise ApiError(404, "evidence_not_found", f"no evidence {evidence_id!r}")
         events = [
-            {
-                "seq": e.seq,
-                "at": _zone_time(request, e.at),
-                "kind": e.kind,
-                "actor": e.actor,
-                "details": e.details,
-            }
-            for e in events_for(session, evidence_id)
+            {**event, "at": _zone_time(request, event["at"])}
+            for event in events_of(session, evidence_id)
         ]
-        copies = [derivative_summary(d) for d in derivatives_of(session, evidence_id)]
-        cases = case_section(archive.settings, session, evidence)["cases"]
-        fixity = _fixity_of(session, evidence_id)
+        copies = copies_of(session, evidence_id)
+        cases = [link_dict(row) for row in links_of(session, evidence_id)]
+        fixity = fixity_of(session, evidence_id)
+        if fixity is not None:
+            fixity["checked"] = _zone_time(request, fixity["last_checked_at"])
         # reading an item is a custody event, as it is through the API
         audit(session, "viewed", signed_in[0], request, evidence_id, via="console")
         identity = {
-            "evidence_id": evidence.evidence_id,
-            "file_name": evidence.file_name,
-            "officer": evidence.officer,
-            "device": evidence.device,
-            "unit": evidence.unit,
-            "station": evidence.station,
+            **evidence.summary(),
+            "keyid": evidence.keyid,
+            "lock_mode": evidence.lock_mode,
+            # times for a person: station time with the zone
             "recorded": _zone_time(request, evidence.recorded_start),
             "sealed_at": _zone_time(request, evidence.sealed_at),
-            "state": evidence.state,
-            "size": evidence.size,
-            "sha256": evidence.sha256,
-            "original_key": evidence.original_key,
-            "manifest_key": evidence.manifest_key,
-            "keyid": evidence.keyid,
-            "category": evidence.category,
-            "lock_mode": evidence.lock_mode,
             "retain_until": _zone_time(request, evidence.retain_until),
-            "legal_hold": evidence.legal_hold,
         }
-    proof = None
     try:
-        from archive import ledger
-
-        proof = ledger.proof_document(archive, evidence_id)
-    except (ImportError, LookupError):
+        proof = proof_document(archive, evidence_id)
+    except LookupError:  # not in the ledger yet
         proof = None
     playable = [c for c in copies if c["state"] == "stored" and c["key"]]
     return _render(
@@ -338,11 +299,6 @@ def item(evidence_id: str, request: Request) -> Response:
 def play(evidence_id: str, request: Request) -> Response:
     """The newest stored playback copy, streamed with range requests (the
     store's address stays inside)."""
-    from fastapi.responses import StreamingResponse
-
-    from archive.shares import open_range
-    from frontdoors.api.routes_share import _parse_range
-
     signed_in = console_principal(request)
     if signed_in is None:
         return _to_login(request)
@@ -355,11 +311,10 @@ def play(evidence_id: str, request: Request) -> Response:
         key, version_id, size = copy.key, copy.version_id, copy.size or 0
         media_type = "audio/mp4" if copy.action == "audio" else "video/mp4"
         try:
-            wanted = _parse_range(request.headers.get("range"), size)
+            wanted = parse_range(request.headers.get("range"), size)
         except ValueError:
-            return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
-        start, end = wanted or (0, size - 1)
-        if start == 0:  # one event per play, not per range request of it
+            return unsatisfiable(size)
+        if wanted is None or wanted[0] == 0:  # one event per play, not per range request of it
             audit(
                 session,
                 "playback_issued",
@@ -371,19 +326,7 @@ def play(evidence_id: str, request: Request) -> Response:
                 key=key,
                 version_id=version_id,
             )
-    headers = {
-        **web.HEADERS,
-        "Accept-Ranges": "bytes",
-        "Content-Length": str(end - start + 1),
-    }
-    if wanted is not None:
-        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    return StreamingResponse(
-        open_range(archive, key, version_id, start, end),
-        status_code=206 if wanted is not None else 200,
-        media_type=media_type,
-        headers=headers,
-    )
+    return ranged(archive, key or "", version_id, size, wanted, media_type, web.HEADERS)
 
 
 @router.get("/status")
@@ -397,19 +340,8 @@ def status(request: Request) -> Response:
         problems = recent_problems(session)
         items = evidence_counts(session)
         copies = derivative_counts(session)
-        fixity = None
-        if inspect(session.get_bind()).has_table("fixity_records"):
-            fixity = dict(
-                session.execute(
-                    text("SELECT result, count(*) FROM fixity_records GROUP BY result")
-                ).all()
-            )
-        try:
-            from archive.ledger import ledger_summary
-
-            ledger = ledger_summary(session)
-        except ImportError:
-            ledger = None
+        fixity = fixity_counts(session) or None
+        ledger = ledger_summary(session)
     return _render(
         request,
         "console_status.html",
@@ -426,8 +358,6 @@ def status(request: Request) -> Response:
 @router.get("/report")
 def report(request: Request) -> Response:
     """The report grouped by unit (``strongroom report --by unit``) with bars."""
-    from verify.reports import build_report
-
     signed_in = console_principal(request)
     if signed_in is None:
         return _to_login(request)

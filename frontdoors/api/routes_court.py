@@ -17,7 +17,7 @@ callers whose units cover every item of the share (all-unit tokens: all).
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
@@ -38,6 +38,9 @@ from frontdoors.api import auth
 from frontdoors.api.auth import Principal
 from frontdoors.api.deps import evidence_or_404, get_archive, not_found
 from frontdoors.api.errors import ApiError
+from verify.custody_report import MEDIA_TYPES, EmptyCase, UnknownEvidence, issue_report
+from verify.receipt import make_receipt
+from verify.report_pdf import FontMissing
 
 router = APIRouter(tags=["court"])
 Format = Annotated[Literal["pdf", "csv", "json"], Query(description="pdf, csv or json")]
@@ -45,9 +48,6 @@ CaseId = Annotated[str, "case id"]
 
 
 def _report(request: Request, principal: Principal, fmt: str, **scope) -> Response:
-    from verify.custody_report import MEDIA_TYPES, EmptyCase, UnknownEvidence, issue_report
-    from verify.report_pdf import FontMissing
-
     archive = get_archive(request)
     try:
         issued = issue_report(
@@ -131,9 +131,6 @@ def create(
     request: Request,
     principal: Annotated[Principal, Depends(auth.require(auth.LINK))],
 ) -> dict:
-    from verify.receipt import make_receipt
-    from verify.report_pdf import FontMissing
-
     archive = get_archive(request)
     try:
         created = create_share(
@@ -151,24 +148,20 @@ def create(
     except ShareError as exc:
         raise ApiError(422, "invalid_request", str(exc)) from None
     base = str(request.base_url).rstrip("/")
-    try:
-        receipt = make_receipt(archive, created)
-    except FontMissing as exc:  # the share stands; say plainly why there is no receipt
-        return {
-            "share_id": created.share.share_id,
-            "url": f"{base}/share/{created.secret}",
-            "expires_at": created.share.expires_at.isoformat(),
-            "allow": created.share.allow,
-            "evidence_ids": [i["evidence_id"] for i in created.items],
-            "receipt_error": str(exc),
-        }
-    set_receipt(archive, created.share.share_id, receipt.sha256)
-    return {
+    answer: dict[str, Any] = {
         "share_id": created.share.share_id,
         "url": f"{base}/share/{created.secret}",
         "expires_at": created.share.expires_at.isoformat(),
         "allow": created.share.allow,
         "evidence_ids": [i["evidence_id"] for i in created.items],
+    }
+    try:
+        receipt = make_receipt(archive, created)
+    except FontMissing as exc:  # the share stands; say plainly why there is no receipt
+        return {**answer, "receipt_error": str(exc)}
+    set_receipt(archive, created.share.share_id, receipt.sha256)
+    return {
+        **answer,
         "receipt_sha256": receipt.sha256,
         "receipt_pdf_base64": base64.b64encode(receipt.pdf).decode("ascii"),
         "receipt_envelope": receipt.envelope.decode("utf-8"),

@@ -13,17 +13,12 @@ answers exactly like a missing one.
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
-import zipfile
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
 from sqlalchemy import select
-from starlette.background import BackgroundTask
 
 from archive.caselinks import MAX_CASE_ID, filter_by_case
 from archive.custody import record_event
@@ -39,11 +34,13 @@ from frontdoors.api.deps import (
     not_found,
     parse_time,
 )
-from frontdoors.api.documents import item_document
 from frontdoors.api.errors import ApiError
 from frontdoors.api.middleware import request_id
 from frontdoors.api.paging import DEFAULT_LIMIT, MAX_LIMIT, page
 from frontdoors.api.schemas import EvidenceDetail, EvidencePage, PlaybackOut
+from frontdoors.api.transfer import bundle_zip, zip_response
+from verify.documents import evidence_detail
+from verify.export import ExportError
 
 log = logging.getLogger("strongroom.api")
 router = APIRouter(tags=["evidence"])
@@ -127,7 +124,7 @@ def get_evidence(
     archive = get_archive(request)
     with archive.db.session() as session:
         evidence = evidence_or_404(session, evidence_id, principal)
-        document = item_document(archive, session, evidence)
+        document = evidence_detail(archive, session, evidence)
         audit(session, "viewed", principal, request, evidence.evidence_id)
     return document
 
@@ -214,49 +211,21 @@ def bundle(
     with archive.db.session() as session:
         evidence_or_404(session, evidence_id, principal)
     try:
-        from verify.export import ExportError, export_bundle
-    except ImportError:
-        raise ApiError(503, "feature_unavailable", "export bundles are not installed") from None
-    scratch_root = archive.settings.data_dir / "tmp"
-    scratch_root.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="bundle-", dir=scratch_root))
-    try:
-        bag = export_bundle(
+        target = bundle_zip(
             archive,
             [evidence_id],
-            work / f"{evidence_id}-bundle",
+            f"{evidence_id}-bundle",
             actor=principal.actor,
             include_derivatives=False,
         )
-        archive_path = work / f"{bag.name}.zip"
-        _zip_folder(bag, archive_path)
     except KeyError as exc:
-        shutil.rmtree(work, ignore_errors=True)
         if exc.args != (evidence_id,):  # not "unknown id": a bug, answered as one
             raise
         raise not_found(evidence_id) from None
     except ExportError as exc:
-        shutil.rmtree(work, ignore_errors=True)
         # the reason names server paths and object keys: the log gets it, the client an id
         log.error(
             "export of %s failed (request id %s): %s", evidence_id, request_id(request.scope), exc
         )
         raise ApiError(500, "export_failed", "the bundle could not be made") from None
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    return FileResponse(
-        archive_path,
-        media_type="application/zip",
-        filename=archive_path.name,
-        background=BackgroundTask(shutil.rmtree, work, ignore_errors=True),
-    )
-
-
-def _zip_folder(folder: Path, target: Path) -> None:
-    """Zip ``folder`` under its own name; stored, not deflated (video does not
-    compress, and the auditor's checksums are over the files, not the zip)."""
-    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                zf.write(path, Path(folder.name) / path.relative_to(folder))
+    return zip_response(target)

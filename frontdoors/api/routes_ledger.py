@@ -1,9 +1,5 @@
 """Ledger and key routes: the latest signed checkpoint, an item's inclusion
-proofs, and the station's public keys.
-
-The ledger module is imported inside the routes, so the rest of the API does
-not depend on it being installed.
-"""
+proofs, and the station's public keys."""
 
 from __future__ import annotations
 
@@ -12,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from archive.dsse import key_fingerprint, key_id
+from archive.ledger import checkpoint_document, ledger_key_name, proof_document
 from archive.note import encode_vkey
 from frontdoors.api import auth
 from frontdoors.api.auth import Principal
@@ -20,14 +17,6 @@ from frontdoors.api.errors import ApiError
 from frontdoors.api.schemas import KeysOut
 
 router = APIRouter(tags=["ledger"])
-
-
-def _ledger():
-    try:
-        from archive import ledger
-    except ImportError:
-        raise ApiError(503, "feature_unavailable", "the custody ledger is not installed") from None
-    return ledger
 
 
 @router.get(
@@ -39,9 +28,8 @@ def get_checkpoint(
     request: Request, principal: Annotated[Principal, Depends(auth.require(auth.AUDIT))]
 ) -> dict[str, Any]:
     """origin, size, root_hash, the signed note text, key name and vkey."""
-    ledger = _ledger()
     try:
-        return ledger.checkpoint_document(get_archive(request))
+        return checkpoint_document(get_archive(request))
     except LookupError:
         raise ApiError(404, "no_checkpoint", "the ledger has no checkpoint yet") from None
 
@@ -61,9 +49,8 @@ def get_proof(
     archive = get_archive(request)
     with archive.db.session() as session:
         evidence_or_404(session, evidence_id, principal)
-    ledger = _ledger()
     try:
-        document = ledger.proof_document(archive, evidence_id)
+        document = proof_document(archive, evidence_id)
     except KeyError:
         raise not_found(evidence_id) from None
     except LookupError:
@@ -83,15 +70,6 @@ def get_proof(
     return document
 
 
-def key_name(request: Request) -> str:
-    settings = get_archive(request).settings
-    try:
-        from archive.ledger import ledger_key_name
-    except ImportError:
-        return settings.ledger.key_name or f"strongroom-{settings.station.name}"
-    return ledger_key_name(settings)
-
-
 @router.get("/v1/keys", response_model=KeysOut, summary="The station's public keys")
 def get_keys(
     request: Request, principal: Annotated[Principal, Depends(auth.require(auth.READ))]
@@ -101,7 +79,7 @@ def get_keys(
     then the retired keys still trusted (``[[signing.trusted]]``) with the
     time each was valid."""
     key = get_archive(request).key
-    name = key_name(request)
+    name = ledger_key_name(get_archive(request).settings)
     keys = [_key_document(name, key.public_key, True, None, None)]
     for raw, valid_from, valid_until in key.trusted:
         if raw != key.public_key:

@@ -1,41 +1,21 @@
-"""Statistics and retention routes: the compliance report for auditors, and
-changing an item's retention category (admin).
-
-The report is computed by :mod:`verify.reports` (read-only), imported inside
-the route as the bundle route does with :mod:`verify.export`, so the API
-package does not depend on ``verify`` at import time.
-"""
+"""Statistics routes: the compliance report for auditors, computed by
+:mod:`verify.reports` (read-only) – the same document as ``strongroom report``."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, Query, Request
 
-from archive.instants import parse_instant
-from archive.retention import RetentionError, RetentionRefused, UnknownEvidence, set_category
 from frontdoors.api import auth
 from frontdoors.api.auth import Principal
-from frontdoors.api.deps import evidence_or_404, get_archive, not_found
+from frontdoors.api.deps import get_archive, parse_time
 from frontdoors.api.errors import ApiError
+from verify.reports import build_report
 
 router = APIRouter(tags=["reports"])
 
 GROUPINGS = ("officer", "device", "unit", "station", "day")
-
-
-class RetentionRequest(BaseModel):
-    category: str = Field(min_length=1, max_length=64, description="retention category name")
-    reason: str = Field(min_length=1, max_length=2000, description="why (kept in the ledger)")
-
-
-def _when(text: str | None, tz, name: str) -> datetime | None:
-    try:
-        return None if text is None else parse_instant(text, tz)
-    except ValueError:
-        raise ApiError(422, "bad_parameter", f"{name} must be an ISO date or time") from None
 
 
 @router.get(
@@ -54,43 +34,12 @@ def get_summary(
 ) -> dict[str, Any]:
     """The same document as ``strongroom report --json``: totals, groups, daily
     rows, late items, derivative and fixity status."""
-    from verify.reports import build_report
-
     if by is not None and by not in GROUPINGS:
-        raise ApiError(422, "bad_parameter", f"by must be one of {', '.join(GROUPINGS)}")
+        raise ApiError(422, "invalid_request", f"query.by: one of {', '.join(GROUPINGS)}")
     archive = get_archive(request)
-    tz = archive.settings.station.tzinfo
-    start, end = _when(from_, tz, "from"), _when(to, tz, "to")
+    zone = archive.settings.station.tzinfo
+    start, end = parse_time(from_, "from", zone), parse_time(to, "to", zone)
     with archive.db.session() as session:
         return build_report(
             session, archive.settings, start=start, end=end, by=by, scope=principal.scope
         )
-
-
-@router.put(
-    "/v1/evidence/{evidence_id}/retention",
-    response_model=dict[str, Any],
-    summary="Move an item to a longer (or permanent) retention category",
-)
-def put_retention(
-    evidence_id: str,
-    request: Request,
-    principal: Annotated[Principal, Depends(auth.require(frozenset({auth.ADMIN})))],
-    body: Annotated[RetentionRequest, Body()],
-) -> dict[str, Any]:
-    """Extends the Object Lock of every object of the item; a permanent category
-    sets a legal hold. A shorter category is refused (409): retention only grows."""
-    archive = get_archive(request)
-    with archive.db.session() as session:
-        evidence_or_404(session, evidence_id, principal)  # a scoped admin: its units only
-    try:
-        change = set_category(
-            archive, evidence_id, body.category, actor=principal.actor, reason=body.reason
-        )
-    except RetentionRefused as exc:
-        raise ApiError(409, "retention_refused", str(exc)) from None
-    except UnknownEvidence:
-        raise not_found(evidence_id) from None
-    except RetentionError as exc:
-        raise ApiError(422, "bad_retention_request", str(exc)) from None
-    return change.to_dict()

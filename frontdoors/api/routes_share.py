@@ -17,25 +17,26 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from starlette.background import BackgroundTask
+from sqlalchemy.orm import Session
 
+from archive.instants import station_time
+from archive.share_models import Share
 from archive.shares import (
     ShareGone,
     ShareNotFound,
-    open_range,
     open_share,
     record_access,
     shared_items,
 )
 from frontdoors.api.deps import get_archive
+from frontdoors.api.transfer import bundle_zip, parse_range, ranged, unsatisfiable, zip_response
+from verify.export import ExportError
 
 log = logging.getLogger("strongroom.api")
 router = APIRouter(tags=["share pages"], include_in_schema=False)
@@ -43,7 +44,6 @@ _TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(["html"]),
 )
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 Secret = Annotated[str, "the share's secret"]
 _PLAIN = {
     "Cache-Control": "no-store",
@@ -80,6 +80,17 @@ def _closed(status: int) -> HTMLResponse:
     )
 
 
+def _opened(session: Session, secret: str) -> Share | HTMLResponse:
+    """The share, or the page that says why there is none: 404 for a secret
+    never issued, 410 once it expired or was revoked."""
+    try:
+        return open_share(session, secret)
+    except ShareNotFound:
+        return _closed(404)
+    except ShareGone:
+        return _closed(410)
+
+
 def _client(request: Request) -> str | None:
     return request.client.host if request.client else None
 
@@ -89,12 +100,9 @@ def share_page(secret: Secret, request: Request) -> Response:
     archive = get_archive(request)
     zone = archive.settings.station.tzinfo
     with archive.db.session() as session:
-        try:
-            share = open_share(session, secret)
-        except ShareNotFound:
-            return _closed(404)
-        except ShareGone:
-            return _closed(410)
+        share = _opened(session, secret)
+        if not isinstance(share, Share):
+            return share
         items = []
         for evidence, copy in shared_items(session, share):
             items.append(
@@ -103,9 +111,7 @@ def share_page(secret: Secret, request: Request) -> Response:
                     "file_name": evidence.file_name,
                     "size": evidence.size,
                     "sha256": evidence.sha256,
-                    "recorded": evidence.recorded_start.astimezone(zone).strftime(
-                        "%Y-%m-%d %H:%M:%S"
-                    )
+                    "recorded": station_time(evidence.recorded_start, zone)
                     if evidence.recorded_start
                     else None,
                     "officer": evidence.officer,
@@ -121,40 +127,19 @@ def share_page(secret: Secret, request: Request) -> Response:
         html = _TEMPLATES.get_template("share.html").render(
             share=share,
             items=items,
-            expires=share.expires_at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z"),
+            expires=station_time(share.expires_at, zone),
             station=archive.station,
             bundle=f"/share/{secret}/bundle" if share.allow == "download" else None,
         )
     return HTMLResponse(html, headers=_PLAIN)
 
 
-def _parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """(start, end) inclusive, or None for the whole object; ValueError if unsatisfiable."""
-    if not header:
-        return None
-    match = _RANGE.match(header.strip())
-    if not match or (not match.group(1) and not match.group(2)):
-        raise ValueError(header)
-    first, last = match.group(1), match.group(2)
-    if first:
-        start = int(first)
-        end = min(int(last), size - 1) if last else size - 1
-    else:
-        start, end = max(size - int(last), 0), size - 1
-    if start > end or start >= size:
-        raise ValueError(header)
-    return start, end
-
-
 def _stream(request: Request, secret: str, evidence_id: str, kind: str) -> Response:
     archive = get_archive(request)
     with archive.db.session() as session:
-        try:
-            share = open_share(session, secret)
-        except ShareNotFound:
-            return _closed(404)
-        except ShareGone:
-            return _closed(410)
+        share = _opened(session, secret)
+        if not isinstance(share, Share):
+            return share
         found = {ev.evidence_id: (ev, copy) for ev, copy in shared_items(session, share)}
         if evidence_id not in found:
             return _closed(404)
@@ -177,32 +162,18 @@ def _stream(request: Request, secret: str, evidence_id: str, kind: str) -> Respo
             safe = re.sub(r"[^A-Za-z0-9._-]", "_", evidence.file_name)[:150] or evidence_id
             disposition = f'attachment; filename="{safe}"'
         try:
-            wanted = _parse_range(request.headers.get("range"), size)
+            wanted = parse_range(request.headers.get("range"), size)
         except ValueError:
-            return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
-        start, end = wanted or (0, size - 1)
-        if start == 0:  # one event per play or download, not per range request of it
+            return unsatisfiable(size)
+        # one event per play or download, not per range request of it
+        if wanted is None or wanted[0] == 0:
             record_access(
                 session, kind, share, evidence_id, _client(request), sha256=sha256, key=key
             )
-    headers = {
-        **_PLAIN,
-        "Accept-Ranges": "bytes",
-        "Content-Length": str(end - start + 1),
-        "X-Content-SHA256": sha256 or "",
-    }
+    headers = {**_PLAIN, "X-Content-SHA256": sha256 or ""}
     if disposition:
         headers["Content-Disposition"] = disposition
-    if wanted is not None:
-        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    if size == 0:
-        return Response(b"", media_type=media_type, headers=headers)
-    return StreamingResponse(
-        open_range(archive, key, version_id, start, end),
-        status_code=206 if wanted is not None else 200,
-        media_type=media_type,
-        headers=headers,
-    )
+    return ranged(archive, key, version_id, size, wanted, media_type, headers)
 
 
 @router.get("/share/{secret}/play/{evidence_id}")
@@ -219,17 +190,11 @@ def download(secret: Secret, evidence_id: str, request: Request) -> Response:
 def bundle(secret: Secret, request: Request) -> Response:
     """The shared items as one BagIt bundle (zip) with proofs, the checkpoint,
     the public key and VERIFY.txt – when the share allows downloads."""
-    from frontdoors.api.routes_evidence import _zip_folder
-    from verify.export import ExportError, export_bundle
-
     archive = get_archive(request)
     with archive.db.session() as session:
-        try:
-            share = open_share(session, secret)
-        except ShareNotFound:
-            return _closed(404)
-        except ShareGone:
-            return _closed(410)
+        share = _opened(session, secret)
+        if not isinstance(share, Share):
+            return share
         if share.allow != "download":
             return _closed(404)
         share_id, ids = share.share_id, list(share.evidence_ids or [])
@@ -237,24 +202,9 @@ def bundle(secret: Secret, request: Request) -> Response:
             record_access(
                 session, "share_downloaded", share, evidence_id, _client(request), variant="bundle"
             )
-    scratch = archive.settings.data_dir / "tmp"
-    scratch.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="share-bundle-", dir=scratch))
     try:
-        bag = export_bundle(archive, ids, work / f"{share_id}-bundle", actor=f"share:{share_id}")
-        target = work / f"{bag.name}.zip"
-        _zip_folder(bag, target)
+        target = bundle_zip(archive, ids, f"{share_id}-bundle", actor=f"share:{share_id}")
     except (ExportError, KeyError):
-        shutil.rmtree(work, ignore_errors=True)
         log.error("bundle of share %s failed", share_id, exc_info=True)
         return _closed(404)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    return FileResponse(
-        target,
-        media_type="application/zip",
-        filename=target.name,
-        headers=_PLAIN,
-        background=BackgroundTask(shutil.rmtree, work, ignore_errors=True),
-    )
+    return zip_response(target, _PLAIN)

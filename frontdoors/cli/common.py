@@ -10,6 +10,7 @@ import sys
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +20,8 @@ from rich.markup import escape
 
 from archive.context import Archive
 from archive.db import CatalogUnavailable
+from archive.health import startup_check
+from archive.instants import parse_instant
 from config.settings import ConfigError, Settings, default_config_path, load_settings
 
 ConfigOpt = Annotated[
@@ -61,8 +64,6 @@ def open_archive(
     waited for, with back-off, until it answers or the event is set."""
     settings = settings_from(config)
     if self_check:
-        from archive.health import startup_check
-
         refusal, _check = startup_check(settings)
         if refusal is not None:
             console.print(f"[bold red]{escape(refusal)}[/]", highlight=False, soft_wrap=True)
@@ -105,3 +106,14 @@ def print_problems(problems: Iterable[Any]) -> None:
 def config_error(exc: Exception) -> typer.Exit:
     console.print(f"[bold red]configuration error:[/] {exc}", highlight=False, soft_wrap=True)
     return typer.Exit(EXIT_CONFIG)
+
+
+def instant_option(text: str | None, option: str, zone: tzinfo = UTC) -> datetime | None:
+    """A time typed on the command line: an ISO date (its midnight) or date-time,
+    read by :func:`archive.instants.parse_instant` as the API reads its query
+    times; without an offset it is in ``zone`` (UTC for ``find``, the station's
+    zone for ``report``, as documented for each). A bad one is a usage error."""
+    try:
+        return None if text is None else parse_instant(text, zone)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None

@@ -10,6 +10,14 @@ import typer
 from rich.markup import escape
 
 from archive.custody import cli_actor
+from archive.shares import (
+    ShareError,
+    create_share,
+    list_shares,
+    parse_expiry,
+    revoke_share,
+    set_receipt,
+)
 from archive.store import StoreError
 from frontdoors.cli.app import app
 from frontdoors.cli.common import EXIT_FAILED, ConfigOpt, JsonOpt, console, emit_json, open_archive
@@ -43,6 +51,7 @@ def custody_report(
         raise typer.BadParameter("-o FILE is required", param_hint="-o")
     if fmt not in FORMATS:
         raise typer.BadParameter(f"must be one of {', '.join(FORMATS)}", param_hint="--format")
+    # here, not at the top: reportlab would load for every command (start-up time)
     from verify.report_pdf import FontMissing
 
     with open_archive(config) as archive:
@@ -129,7 +138,7 @@ def share_create(
 ) -> None:
     """A new share: prints its link once (only a hash of the secret is kept) and
     writes a signed receipt (PDF + .dsse.json)."""
-    from archive.shares import ShareError, create_share, parse_expiry, set_receipt
+    # here, not at the top: reportlab would load for every command (start-up time)
     from verify.receipt import make_receipt
     from verify.report_pdf import FontMissing
 
@@ -191,8 +200,6 @@ def share_list(
     as_json: JsonOpt = False,
 ) -> None:
     """Every share with its status (active, expired, revoked)."""
-    from archive.shares import list_shares
-
     with open_archive(config) as archive:
         shares = list_shares(archive, case)
     if as_json:
@@ -216,8 +223,6 @@ def share_revoke(
     as_json: JsonOpt = False,
 ) -> None:
     """Revoke a share now: every URL of it answers 410 from then on."""
-    from archive.shares import revoke_share
-
     with open_archive(config) as archive:
         try:
             document = revoke_share(archive, share_id, actor=cli_actor())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 
 from archive.custody import cli_actor, record_event
+from archive.keys import load_station_key, station_trust_entry
+from archive.rotation import rotate
 from archive.store import StoreError
 from frontdoors.cli.app import app
 from frontdoors.cli.common import EXIT_FAILED, ConfigOpt, JsonOpt, console, emit_json, open_archive
@@ -20,8 +22,6 @@ def keys_rotate(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
 
     Add the printed ``[[signing.trusted]]`` entry to the configuration so what
     the old key signed keeps verifying, then restart the daemon and the API."""
-    from archive.rotation import rotate
-
     with open_archive(config) as archive:
         try:
             rotation = rotate(archive)
@@ -71,8 +71,6 @@ def keys_show(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """This station's signing key: its key id, public key, and the
     ``[[signing.trusted]]`` entry every other station of the archive adds so it
     verifies what this station signs (manifests, ledger checkpoints)."""
-    from archive.keys import load_station_key, station_trust_entry
-
     with open_archive(config) as archive:
         key = load_station_key(archive.settings)
         entry = station_trust_entry(archive.station, key)

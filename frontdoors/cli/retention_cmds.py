@@ -1,5 +1,4 @@
-"""Retention and statistics commands: ``retention set|plan|approve|apply|plans``
-and ``report``.
+"""Retention commands: ``retention set|plan|approve|apply|plans``.
 
 Custody events name the operating-system user who typed the command
 (``os:<user>@<host>``); an approval also names the approver given with
@@ -9,8 +8,6 @@ Custody events name the operating-system user who typed the command
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -19,7 +16,6 @@ import typer
 from archive import disposition
 from archive.custody import cli_actor
 from archive.db import Database
-from archive.instants import parse_instant
 from archive.retention import RetentionError, set_category
 from archive.store import StoreError
 from frontdoors.cli.app import app
@@ -206,67 +202,3 @@ def plans(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
             highlight=False,
             markup=False,
         )
-
-
-class By(StrEnum):
-    officer = "officer"
-    device = "device"
-    unit = "unit"
-    station = "station"
-    day = "day"
-
-
-class Format(StrEnum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-
-
-@app.command()
-def report(
-    from_: Annotated[
-        str | None, typer.Option("--from", help="date or ISO time (station time zone)")
-    ] = None,
-    to: Annotated[str | None, typer.Option("--to", help="exclusive end, like --from")] = None,
-    by: Annotated[By | None, typer.Option("--by", help="group rows by")] = None,
-    fmt: Annotated[Format, typer.Option("--format", help="table, json or csv")] = Format.table,
-    chart: Annotated[
-        Path | None, typer.Option("--chart", help="draw daily volume and delay to this PNG")
-    ] = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Counts, recorded hours, bytes, archive delay (median, p95) and deadline
-    compliance, per officer / device / unit / station / day."""
-    from verify.reports import build_report, draw_chart, report_csv, report_table
-
-    settings = settings_from(config)  # the catalog only: no store, no key needed
-    tz = settings.station.tzinfo
-    start, end = _when(from_, tz, "--from"), _when(to, tz, "--to")
-    db = Database(settings.catalog_url)
-    try:
-        with db.session() as session:
-            document = build_report(
-                session, settings, start=start, end=end, by=by.value if by else None
-            )
-    finally:
-        db.dispose()
-    if chart is not None:
-        draw_chart(document, chart)
-        document["chart"] = str(chart)
-    if as_json or fmt is Format.json:
-        emit_json(document)
-    elif fmt is Format.csv:
-        typer.echo(report_csv(document), nl=False)
-    else:
-        from rich.console import Console
-
-        Console().print(report_table(document))
-
-
-def _when(text: str | None, tz, option: str) -> datetime | None:
-    """A date (midnight) or ISO time; without a zone, the station's time zone."""
-    try:
-        return None if text is None else parse_instant(text, tz)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint=option) from None

@@ -1,9 +1,8 @@
-"""Station commands: init, run, ingest, status, find, show, local-store."""
+"""Running the station: init, run, ingest, local-store."""
 
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import os
 import signal
@@ -11,34 +10,20 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlparse
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 from sqlalchemy import select
-from sqlalchemy.exc import DatabaseError, DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from archive import localstore
 from archive.bootstrap import initialize, station_ready
-from archive.custody import cli_actor, record_event
 from archive.db import Database, display_path
-from archive.health import classify, daemon_section, queue_entry
-from archive.instants import parse_instant
+from archive.health import Health, run_dir
 from archive.models import Evidence, IngestJob, JobState
-from archive.queries import (
-    EvidenceFilter,
-    active_jobs,
-    events_for,
-    evidence_counts,
-    find_evidence,
-    job_counts,
-    recent_problems,
-)
-from archive.recorded_time import item_time, item_time_columns
 from archive.store import ObjectStore, StoreError
 from config.settings import ConfigError, DockSettings
 from frontdoors.cli.app import app
@@ -52,10 +37,12 @@ from frontdoors.cli.common import (
     open_archive,
     settings_from,
 )
-from frontdoors.cli.stations_cmds import show_stations
+from ingest.daemon import Daemon
 from ingest.dockfs import identity
+from ingest.identity import StationIdentity
 from ingest.pipeline import TERMINAL_STATES, Outcome, Pipeline
 from ingest.scan import Candidate, Rejected, scan_dock
+from ingest.services import start_services
 
 log = logging.getLogger("strongroom.cli")
 
@@ -83,11 +70,9 @@ def init(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
 @app.command()
 def run(config: ConfigOpt = None) -> None:
     """Run the daemon in the foreground: watch docks, archive, run schedules. SIGTERM stops it."""
-    from archive.health import Health, run_dir
+    # not at the top: FastAPI, uvicorn and Jinja would load for every command
+    # (start-up time, not layering: the CLI may import the HTTP server)
     from frontdoors.api.server import ApiServer
-    from ingest.daemon import Daemon
-    from ingest.identity import StationIdentity
-    from ingest.services import start_services
 
     stopping = threading.Event()
     daemon = None
@@ -209,8 +194,6 @@ def ingest(
     released per the dock's after_archive); files elsewhere are archived in
     place and left untouched.
     """
-    from ingest.services import start_services
-
     with open_archive(config, self_check=True) as archive:
         try:
             station_ready(archive.settings, archive.store, archive.key)
@@ -372,251 +355,6 @@ def _describe_outcomes(db: Database, outcomes: list[Outcome]) -> list[dict]:
     return results
 
 
-@app.command()
-def status(
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
-    stations: Annotated[
-        bool, typer.Option("--stations", help="every station's heartbeat (silent ones flagged)")
-    ] = False,
-) -> None:
-    """Items by state, the queue, last errors, last fixity and checkpoint."""
-    from ingest.services import status_sections
-
-    if stations:
-        show_stations(config, as_json)
-        return
-
-    settings = settings_from(config)
-    document: dict = {"station": settings.station.name}
-    daemon = daemon_section(settings.data_dir)
-    catalog_failed = False
-    try:
-        db = Database(settings.catalog_url)
-        try:
-            with db.session() as session:
-                document.update(
-                    {
-                        "jobs": job_counts(session),
-                        "evidence": evidence_counts(session),
-                        "queue": [queue_entry(job, daemon) for job in active_jobs(session)],
-                        "problems": recent_problems(session),
-                    }
-                )
-                for name, section in status_sections(settings, session).items():
-                    document[name] = section
-        finally:
-            db.dispose()
-    except DatabaseError as exc:  # a damaged or unreachable catalog: say so, show the rest
-        catalog_failed = True
-        document["catalog_error"] = classify(exc)[1]
-    document.update(daemon)
-    if as_json:
-        emit_json(document)
-        if catalog_failed:
-            raise typer.Exit(EXIT_FAILED)
-        return
-    console.print(f"[bold]station {document['station']}[/]")
-    if catalog_failed:
-        console.print(f"[red]{escape(document['catalog_error'])}[/]", highlight=False)
-        raise typer.Exit(EXIT_FAILED)
-    for fault in document["faults"]:
-        console.print(
-            f"[red]fault[/] {fault['where']}: {escape(fault['message'])}", highlight=False
-        )
-    console.print("jobs:     " + _pairs(document["jobs"]))
-    console.print("evidence: " + _pairs(document["evidence"]))
-    if document["queue"]:
-        console.print(f"queue ({len(document['queue'])}):")
-        for job in document["queue"][:20]:
-            console.print(
-                f"  {job['state']:<9} {job['file']}  {job['error'] or ''}", highlight=False
-            )
-    if document["problems"]:
-        console.print("[red]problems:[/]")
-        for problem in document["problems"]:
-            console.print(
-                f"  {problem['state']:<11} {problem['file']}: {problem['error']}", highlight=False
-            )
-    bad = document.get("bad_timestamps") or {}
-    if bad.get("items") or bad.get("in_pipeline"):
-        console.print(
-            f"[red]bad_timestamp[/] (file-name time refused): {bad['items']} archived, "
-            f"{len(bad['in_pipeline'])} in the pipeline"
-        )
-        for item in bad["recent"]:
-            console.print(
-                f"  {item['evidence_id']} {item['file']}: {item['reason']} "
-                f"(counted by {item['time_source']} time)",
-                highlight=False,
-                markup=False,
-            )
-        for job in bad["in_pipeline"]:
-            console.print(f"  {job['state']:<9} {job['file']}", highlight=False, markup=False)
-    for name, section in document.items():
-        if name not in (
-            "station",
-            "jobs",
-            "evidence",
-            "queue",
-            "problems",
-            "bad_timestamps",
-            "faults",
-        ):
-            console.print(
-                f"{name}: {json.dumps(section, ensure_ascii=False, default=str)}", highlight=False
-            )
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def _pairs(counts: dict[str, int]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
-
-
-def _when(text: str | None) -> datetime | None:
-    try:
-        return None if text is None else parse_instant(text)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
-
-
-@app.command()
-def find(
-    case: Annotated[str | None, typer.Option(help="case id")] = None,
-    officer: Annotated[str | None, typer.Option(help="police number (警号)")] = None,
-    device: Annotated[str | None, typer.Option(help="recorder serial")] = None,
-    unit: Annotated[str | None, typer.Option(help="unit code")] = None,
-    sha256: Annotated[str | None, typer.Option(help="SHA-256 of the original")] = None,
-    since: Annotated[str | None, typer.Option(help="recorded at or after (ISO 8601)")] = None,
-    until: Annotated[str | None, typer.Option(help="recorded before (ISO 8601)")] = None,
-    limit: Annotated[int, typer.Option(help="at most this many")] = 1000,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Query the catalog."""
-    from ingest.services import find_with_case
-
-    settings = settings_from(config)
-    db = Database(settings.catalog_url)
-    filters = EvidenceFilter(
-        officer=officer,
-        device=device,
-        unit=unit,
-        sha256=sha256,
-        since=_when(since),
-        until=_when(until),
-    )
-    with db.session() as session:
-        rows = (
-            find_with_case(session, filters, case, limit)
-            if case
-            else find_evidence(session, filters, limit)
-        )
-        items = [row.summary() for row in rows]
-        asked = {"case": case, **filters.to_dict(), "limit": limit}
-        # a search is a custody event: who asked for what (not what was found)
-        record_event(
-            session,
-            "searched",
-            actor=cli_actor(),
-            evidence_id=None,
-            details={
-                "via": "cli",
-                "scope": {"all_units": True},
-                "filters": {k: v for k, v in asked.items() if v is not None},
-            },
-        )
-    db.dispose()
-    if as_json:
-        emit_json({"items": items, "count": len(items)})
-        return
-    table = Table("evidence id", "recorded", "officer", "device", "size", "file")
-    for item in items:
-        table.add_row(
-            item["evidence_id"],
-            item["recorded_start"] or "",
-            item["officer"] or "",
-            item["device"] or "",
-            str(item["size"]),
-            item["file_name"],
-        )
-    Console().print(table)
-
-
-@app.command()
-def show(
-    evidence_id: Annotated[str, typer.Argument(help="evidence id (ev-…) or a SHA-256")],
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """One item: hashes, source, manifests, derivatives, links, retention, fixity, events."""
-    from ingest.services import item_sections
-
-    settings = settings_from(config)
-    db = Database(settings.catalog_url)
-    with db.session() as session:
-        evidence = (
-            session.get(Evidence, evidence_id)
-            or session.scalars(
-                select(Evidence).where(Evidence.sha256 == evidence_id.lower())
-            ).first()
-        )
-        if evidence is None:
-            console.print(f"[red]no evidence {evidence_id}[/]")
-            raise typer.Exit(EXIT_FAILED)
-        document = evidence.summary()
-        document.update(
-            {
-                "media_type": evidence.media_type,
-                "original_version_id": evidence.original_version_id,
-                "original_checksum": evidence.original_checksum,
-                "manifest_version_id": evidence.manifest_version_id,
-                "keyid": evidence.keyid,
-                "dock": evidence.dock,
-                "source_path": evidence.source_path,
-                "recorded_end": evidence.recorded_end.isoformat()
-                if evidence.recorded_end
-                else None,
-                # the witnesses of the recording time, and the one the item counts by
-                "file_mtime": _iso(evidence.file_mtime),
-                "media_created": _iso(evidence.media_created),
-                "time_source": item_time(*item_time_columns(evidence))[1],
-                "time_problem": evidence.time_problem,
-                "lock_mode": evidence.lock_mode,
-                "ingested_at": evidence.ingested_at.isoformat(),
-                "probe": evidence.probe,
-                "sightings": [],
-                "events": [],
-            }
-        )
-        for event in events_for(session, evidence.evidence_id):
-            entry = {
-                "seq": event.seq,
-                "kind": event.kind,
-                "actor": event.actor,
-                "at": event.at.isoformat(),
-                "details": event.details,
-            }
-            document["events"].append(entry)
-            if event.kind == "sighted":
-                document["sightings"].append(entry)
-        document.update(item_sections(settings, session, evidence))
-    db.dispose()
-    if as_json:
-        emit_json(document)
-        return
-    for key, value in document.items():
-        if key in ("events", "probe"):
-            continue
-        console.print(f"[bold]{key:>20}[/] {value}", highlight=False)
-    console.print("[bold]events:[/]")
-    for event in document["events"]:
-        console.print(f"  {event['at']} {event['kind']:<18} {event['actor']}", highlight=False)
-
-
 def _notify_ready() -> None:
     """Tell systemd (``Type=notify``) that S3 answers, so units ordered after
     the store start only then; does nothing outside systemd."""
@@ -654,9 +392,6 @@ def local_store(
     forwarded to 127.0.0.1 on the host. Writes the daemon's credentials to
     <folder>/credentials.json (mode 0600); point store.credentials_file at it.
     """
-    from urllib.parse import urlparse
-
-    from archive import localstore
 
     settings = settings_from(config)
     folder = folder or settings.data_dir / "seaweedfs"

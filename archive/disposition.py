@@ -42,6 +42,7 @@ from archive.custody import record_event
 from archive.db import utcnow
 from archive.derivatives import Derivative, items_sharing
 from archive.disposition_models import DispositionApproval, DispositionPlan
+from archive.layout import certificate_key
 from archive.metrics import DISPOSED
 from archive.models import CustodyEvent, Evidence
 from archive.seal import store_manifest
@@ -61,10 +62,6 @@ class DispositionError(Exception):
 
 class DispositionRefused(DispositionError):
     """Not allowed (yet): too few approvers, or the plan was already applied."""
-
-
-def certificate_key(plan_id: str) -> str:
-    return f"dispositions/{plan_id}.dsse.json"
 
 
 def content_sha256(document: dict[str, Any]) -> str:

@@ -107,7 +107,7 @@ def store_manifest(
     key: str,
     payload: JSONObject,
     payload_type: str,
-    retention: Retention,
+    retention: Retention | None,
     *,
     identity_fields: tuple[str, ...],
 ) -> SealedManifest:

@@ -40,7 +40,13 @@ from sqlalchemy.engine import make_url
 from archive import leases
 from archive.context import Archive
 from archive.db import utcnow
-from archive.layout import BACKUP_SUFFIX, backup_key, backup_prefix, parse_backup_key
+from archive.layout import (
+    BACKUP_SUFFIX,
+    LayoutError,
+    backup_key,
+    backup_prefix,
+    parse_backup_key,
+)
 from archive.metrics import ERRORS
 from archive.store import NotFound, ObjectStore, Retention
 from config.settings import Settings
@@ -292,7 +298,11 @@ def scheduled_backup(archive: Archive, hours: float) -> None:
 
 def list_backups(store: ObjectStore, station: str) -> list[str]:
     """Backup keys of ``station``, oldest first."""
-    return sorted(key for key in store.list_keys(backup_prefix(station)) if _key_time(key))
+    try:
+        prefix = backup_prefix(station)
+    except LayoutError as exc:  # e.g. --station ../x: no backups can be named by it
+        raise BackupError(f"no station's backups can be named {station!r}: {exc}") from exc
+    return sorted(key for key in store.list_keys(prefix) if _key_time(key))
 
 
 def latest_backup_time(store: ObjectStore, station: str) -> datetime | None:

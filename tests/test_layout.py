@@ -7,11 +7,14 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from archive import layout
+from archive.catalog_backup import BackupError, list_backups
 from archive.layout import LayoutError
+from archive.store import ObjectStore
 
 SHA = "5c866cb78e1f0a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f70819203"
 EV = "ev-5c866cb78e1f0a2b3c4d5e6f"
@@ -210,3 +213,10 @@ def test_no_other_module_spells_a_bucket_key() -> None:
         if _SPELLED.search(line)
     ]
     assert found == []
+
+
+@pytest.mark.parametrize("bad", ["../x", "a/b", "..", "a\x00"])
+def test_a_station_name_no_key_can_carry_is_a_clear_backup_error(bad: str) -> None:
+    """``catalog backups --station ../x`` says why in one line; the store is not asked."""
+    with pytest.raises(BackupError, match="no station's backups can be named"):
+        list_backups(cast(ObjectStore, object()), bad)

@@ -28,11 +28,10 @@ import hashlib
 import io
 import logging
 import os
-import re
 import sqlite3
 import tempfile
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -41,16 +40,19 @@ from sqlalchemy.engine import make_url
 from archive import leases
 from archive.context import Archive
 from archive.db import utcnow
+from archive.layout import (
+    BACKUP_SUFFIX,
+    LayoutError,
+    backup_key,
+    backup_prefix,
+    parse_backup_key,
+)
 from archive.metrics import ERRORS
 from archive.store import NotFound, ObjectStore, Retention
 from config.settings import Settings
 
 log = logging.getLogger("strongroom.catalog_backup")
 
-BACKUP_PREFIX = "catalog/backups/"
-SUFFIX = ".sqlite.gz"
-TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
-_TIMESTAMP = re.compile(r"\d{8}T\d{6}Z")
 CHUNK = 1024 * 1024
 #: the scheduled job first looks this long after the daemon starts
 START_DELAY = timedelta(seconds=60)
@@ -115,15 +117,6 @@ class RestoreResult:
         }
 
 
-def backup_prefix(station: str) -> str:
-    return f"{BACKUP_PREFIX}{station}/"
-
-
-def backup_key(station: str, at: datetime) -> str:
-    """``catalog/backups/<station>/<YYYYMMDDTHHMMSSZ>.sqlite.gz`` (sorts by time)."""
-    return f"{backup_prefix(station)}{at.astimezone(UTC).strftime(TIMESTAMP_FORMAT)}{SUFFIX}"
-
-
 def sqlite_path(url: str) -> Path | None:
     """The catalog's file if it is a SQLite file, else None."""
     parsed = make_url(url)
@@ -154,7 +147,7 @@ def backup_catalog(
     with tempfile.TemporaryDirectory(dir=work) as folder:
         snapshot = Path(folder) / "catalog.sqlite"
         _snapshot(source, snapshot)
-        packed = Path(folder) / ("catalog" + SUFFIX)
+        packed = Path(folder) / ("catalog" + BACKUP_SUFFIX)
         raw_sha, raw_size, sha, size = _gzip(snapshot, packed)
         retention = Retention.for_days(
             settings.catalog.backup_retention_days, settings.catalog.backup_lock_mode
@@ -305,12 +298,11 @@ def scheduled_backup(archive: Archive, hours: float) -> None:
 
 def list_backups(store: ObjectStore, station: str) -> list[str]:
     """Backup keys of ``station``, oldest first."""
-    prefix = backup_prefix(station)
-    return sorted(
-        key
-        for key in store.list_keys(prefix)
-        if key.endswith(SUFFIX) and _TIMESTAMP.fullmatch(key[len(prefix) : -len(SUFFIX)])
-    )
+    try:
+        prefix = backup_prefix(station)
+    except LayoutError as exc:  # e.g. --station ../x: no backups can be named by it
+        raise BackupError(f"no station's backups can be named {station!r}: {exc}") from exc
+    return sorted(key for key in store.list_keys(prefix) if _key_time(key))
 
 
 def latest_backup_time(store: ObjectStore, station: str) -> datetime | None:
@@ -318,9 +310,14 @@ def latest_backup_time(store: ObjectStore, station: str) -> datetime | None:
     return _key_time(keys[-1]) if keys else None
 
 
-def _key_time(key: str) -> datetime:
-    stamp = key.rsplit("/", 1)[-1][: -len(SUFFIX)]
-    return datetime.strptime(stamp, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+def _key_time(key: str) -> datetime | None:
+    parsed = parse_backup_key(key)
+    return parsed[1] if parsed else None
+
+
+def _stamp(key: str) -> str:
+    """The UTC timestamp a backup key is named by (what ``--at`` takes)."""
+    return key.rsplit("/", 1)[-1].removesuffix(BACKUP_SUFFIX)
 
 
 def _choose(store: ObjectStore, station: str, at: str | None) -> str:
@@ -329,11 +326,11 @@ def _choose(store: ObjectStore, station: str, at: str | None) -> str:
         raise BackupError(f"no catalog backups of station {station} in bucket {store.bucket}")
     if at is None:
         return keys[-1]
-    stamp = at.rsplit("/", 1)[-1].removesuffix(SUFFIX)
+    stamp = _stamp(at)
     for key in keys:
-        if key.endswith(f"/{stamp}{SUFFIX}"):
+        if _stamp(key) == stamp:
             return key
-    recent = ", ".join(k.rsplit("/", 1)[-1][: -len(SUFFIX)] for k in keys[-5:])
+    recent = ", ".join(_stamp(k) for k in keys[-5:])
     raise BackupError(f"no backup {stamp!r} of station {station}; the latest: {recent}")
 
 
@@ -365,7 +362,7 @@ def restore_backup(
         raise BackupError(f"{key} carries no SHA-256 to verify it against")
     into.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=into.parent, prefix=f".{into.name}.") as folder:
-        packed = Path(folder) / ("catalog" + SUFFIX)
+        packed = Path(folder) / ("catalog" + BACKUP_SUFFIX)
         sha, size = _download(store, key, info.version_id, packed)
         if expected and sha != expected:
             raise BackupError(f"{key}: downloaded SHA-256 {sha}, recorded {expected}")

@@ -43,6 +43,7 @@ from archive.db import utcnow
 from archive.derivatives import Derivative, items_sharing
 from archive.disposition_models import DispositionApproval, DispositionPlan
 from archive.instants import iso_z as _iso
+from archive.layout import certificate_key
 from archive.metrics import DISPOSED
 from archive.models import CustodyEvent, Evidence
 from archive.seal import store_manifest
@@ -62,10 +63,6 @@ class DispositionError(Exception):
 
 class DispositionRefused(DispositionError):
     """Not allowed (yet): too few approvers, or the plan was already applied."""
-
-
-def certificate_key(plan_id: str) -> str:
-    return f"dispositions/{plan_id}.dsse.json"
 
 
 def content_sha256(document: dict[str, Any]) -> str:

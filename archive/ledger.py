@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 from archive import leases
 from archive.context import Archive
 from archive.db import utcnow
+from archive.layout import checkpoint_key, segment_key
 from archive.ledger_models import LedgerCheckpoint, LedgerState
 from archive.merkle import CompactRange, inclusion_proof, leaf_hash, verify_inclusion
 from archive.metrics import ERRORS, LEDGER_SIZE
@@ -46,22 +47,11 @@ from config.settings import ConfigError, Settings
 
 log = logging.getLogger("strongroom.ledger")
 
-SEGMENT_PREFIX = "ledger/leaves/"
-CHECKPOINT_PREFIX = "ledger/checkpoints/"
 _STATE_ID = 1
 
 
 class LedgerError(Exception):
     """The ledger cannot be extended or proved as it stands (the message says why)."""
-
-
-def segment_key(first: int, last: int) -> str:
-    """Object key of the leaves ``first..last`` (inclusive)."""
-    return f"{SEGMENT_PREFIX}{first}-{last}.jsonl"
-
-
-def checkpoint_key(size: int) -> str:
-    return f"{CHECKPOINT_PREFIX}{size}"
 
 
 def ledger_origin(settings: Settings) -> str:

@@ -19,24 +19,23 @@ import os
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from archive.dsse import DERIVATIVE_PAYLOAD_TYPE
-from archive.instants import iso_z as _iso
 from archive.keys import StationKey
-from archive.seal import SealedManifest, derivative_key, original_key, store_manifest
+from archive.layout import derivative_manifest_key
+from archive.manifests import (
+    INPUT_PLACEHOLDER,
+    OUTPUT_PLACEHOLDER,
+    CopyPart,
+    JSONObject,
+    LineageManifest,
+    LineageOriginal,
+)
+from archive.seal import SealedManifest, store_manifest
 from archive.store import ObjectStore, Retention
 
-LINEAGE_SCHEMA = "strongroom/derivative/v1"
-INPUT_PLACEHOLDER = "{input}"
-OUTPUT_PLACEHOLDER = "{output}"
 #: the fields a stored lineage manifest must agree on before a retry adopts it
 IDENTITY_FIELDS = ("evidence_id", "original.sha256", "derivative.sha256")
-
-
-def derivative_manifest_key(evidence_id: str, derivative_sha256: str) -> str:
-    """``manifests/<evidence_id>.derivative.<sha256[:16]>.dsse.json`` (next to the item's own)."""
-    return f"manifests/{evidence_id}.derivative.{derivative_sha256[:16]}.dsse.json"
 
 
 def portable_args(args: Sequence[str], input_path: Path, output_dir: Path) -> list[str]:
@@ -59,7 +58,7 @@ def portable_args(args: Sequence[str], input_path: Path, output_dir: Path) -> li
     return portable
 
 
-def derivative_payload(
+def lineage_manifest(
     *,
     evidence_id: str,
     original_sha256: str,
@@ -70,63 +69,52 @@ def derivative_payload(
     media_type: str | None,
     version_id: str | None,
     store_checksum: str | None,
-    probe: dict[str, Any] | None,
-    plan: dict[str, Any],
+    probe: JSONObject | None,
+    plan: JSONObject,
     ffmpeg_version: str,
     args: Sequence[str],
     created_at: datetime,
     retention: Retention | None,
     keyid: str,
-) -> dict[str, Any]:
-    """The lineage manifest body (canonical JSON once signed)."""
-    return {
-        "schema": LINEAGE_SCHEMA,
-        "evidence_id": evidence_id,
-        "original": {
-            "sha256": original_sha256,
-            "size": original_size,
-            "key": original_key(original_sha256),
-            "version_id": original_version_id,
-        },
-        "derivative": {
-            "sha256": sha256,
-            "size": size,
-            "media_type": media_type,
-            "key": derivative_key(sha256),
-            "version_id": version_id,
-            "store_checksum": store_checksum,
-            "probe": probe,
-        },
-        "plan": dict(plan),
-        "tool": {
-            "ffmpeg_version": ffmpeg_version,
-            "args": list(args),
-            "placeholders": {
-                INPUT_PLACEHOLDER: "the original named above, verified by its sha256",
-                OUTPUT_PLACEHOLDER: "the derivative named above",
-            },
-        },
-        "created_at": _iso(created_at),
-        "lock_mode": retention.mode if retention else None,
-        "retain_until": _iso(retention.retain_until) if retention else None,
-        "legal_hold": retention.legal_hold if retention else False,
-        "keyid": keyid,
-    }
+) -> LineageManifest:
+    """The lineage manifest of a playback copy; the lock it states is ``retention``."""
+    return LineageManifest(
+        evidence_id=evidence_id,
+        original=LineageOriginal(
+            sha256=original_sha256, size=original_size, version_id=original_version_id
+        ),
+        derivative=CopyPart(
+            sha256=sha256,
+            size=size,
+            media_type=media_type,
+            version_id=version_id,
+            store_checksum=store_checksum,
+            probe=probe,
+        ),
+        plan=dict(plan),
+        ffmpeg_version=ffmpeg_version,
+        args=tuple(args),
+        created_at=created_at,
+        lock_mode=retention.mode if retention else None,
+        retain_until=retention.retain_until if retention else None,
+        legal_hold=retention.legal_hold if retention else False,
+        keyid=keyid,
+    )
 
 
 def seal_derivative(
     store: ObjectStore,
     station_key: StationKey,
-    payload: dict[str, Any],
+    lineage: LineageManifest,
     retention: Retention | None,
 ) -> SealedManifest:
     """Sign and store the lineage manifest create-only; a retry adopts an identical one."""
-    key = derivative_manifest_key(payload["evidence_id"], payload["derivative"]["sha256"])
+    key = derivative_manifest_key(lineage.evidence_id, lineage.derivative.sha256)
     return store_manifest(
         store,
         station_key,
         key,
-        payload,
+        lineage.to_payload(),
         DERIVATIVE_PAYLOAD_TYPE,
         retention,
         identity_fields=IDENTITY_FIELDS,

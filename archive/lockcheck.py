@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from archive.layout import canary_key
 from archive.store import ObjectStore, Retention, StoreError
 
 
@@ -31,7 +32,7 @@ class LockCheck:
 
 def check_object_lock(store: ObjectStore, lock_seconds: int = 60) -> LockCheck:
     """Write a canary locked for ``lock_seconds`` and try to undo the lock."""
-    key = f"canary/{uuid.uuid4().hex}"
+    key = canary_key(uuid.uuid4().hex)
     result = LockCheck(enforced=True, canary_key=key)
     if not store.bucket_lock_enabled():
         result.enforced = False

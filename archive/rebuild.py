@@ -32,9 +32,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -43,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert
+from sqlalchemy.orm import Session
 
 from archive.cases import CaseLink
 from archive.context import Archive
@@ -56,30 +56,37 @@ from archive.dsse import (
     key_id,
     verify_envelope,
 )
-from archive.ledger import (
-    CHECKPOINT_PREFIX,
-    SEGMENT_PREFIX,
+from archive.layout import (
+    CHECKPOINTS,
+    DISPOSITIONS,
+    KEYS,
+    MANIFESTS,
+    SEGMENTS,
     checkpoint_key,
-    ledger_key_name,
-    ledger_origin,
+    is_public_key_name,
+    parse_derivative_manifest_key,
+    parse_manifest_key,
+    parse_public_key_key,
+    parse_segment_key,
 )
+from archive.ledger import ledger_key_name, ledger_origin
 from archive.ledger_models import LedgerCheckpoint, LedgerState
-from archive.lineage import LINEAGE_SCHEMA
+from archive.manifest_rows import DerivativeRow, EvidenceRow, derivative_row, evidence_row
+from archive.manifests import (
+    EvidenceManifest,
+    JSONObject,
+    LineageManifest,
+    ManifestError,
+    disposed_ids,
+    parse_time,
+)
 from archive.merkle import CompactRange, leaf_hash
 from archive.models import CustodyEvent, Evidence
-from archive.seal import MANIFEST_SCHEMA, evidence_id_for, original_key
+from archive.seal import evidence_id_for
 from archive.store import NotFound, ObjectInfo, StoreError
 
 log = logging.getLogger("strongroom.rebuild")
 
-MANIFEST_PREFIX = "manifests/"
-KEY_PREFIX = "keys/"
-DISPOSITION_PREFIX = "dispositions/"
-_EVIDENCE_MANIFEST = re.compile(r"manifests/(ev-[0-9a-f]{24})\.dsse\.json")
-_DERIVATIVE_MANIFEST = re.compile(
-    r"manifests/(ev-[0-9a-f]{24})\.derivative\.[0-9a-f]{16}\.dsse\.json"
-)
-_SEGMENT_NAME = re.compile(r"ledger/leaves/(0|[1-9][0-9]*)-(0|[1-9][0-9]*)\.jsonl")
 #: rows per INSERT batch (bounds memory and statement size)
 BATCH = 500
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -182,10 +189,10 @@ def rebuild_catalog(archive: Archive, ledger: LedgerRead) -> RebuildReport:
     report.events = len(ledger.leaves)
     _write_ledger_state(archive, ledger, report)
     evidence_keys, derivative_keys = [], []
-    for version in _latest_versions(archive, MANIFEST_PREFIX, report, "manifest"):
-        if _EVIDENCE_MANIFEST.fullmatch(version.key):
+    for version in _latest_versions(archive, MANIFESTS, report, "manifest"):
+        if parse_manifest_key(version.key):
             evidence_keys.append(version)
-        elif _DERIVATIVE_MANIFEST.fullmatch(version.key):
+        elif parse_derivative_manifest_key(version.key):
             derivative_keys.append(version)
         else:
             report.add("manifest.name", version.key, "not a manifest name Strongroom writes")
@@ -252,10 +259,10 @@ def _trusted_keys(archive: Archive, report: RebuildReport) -> dict[str, bytes]:
     whoever can write to the bucket can publish a key, so a published key
     that is not configured is a problem, never a reason to trust."""
     trusted = dict(archive.key.public_keys())
-    for version in _latest_versions(archive, KEY_PREFIX, report, "key"):
-        if not version.key.endswith(".pub"):
-            continue  # rotation statements (keys/<keyid>.rotation.json)
-        name = version.key[len(KEY_PREFIX) :].removesuffix(".pub")
+    for version in _latest_versions(archive, KEYS, report, "key"):
+        if not is_public_key_name(version.key):
+            continue  # rotation statements (keys/<keyid>.rotation.dsse.json)
+        name = parse_public_key_key(version.key)
         try:
             document = json.loads(archive.store.get_bytes(version.key, version.version_id))
             raw = bytes.fromhex(document["public_key"])
@@ -281,7 +288,7 @@ def _verified(
     trusted: dict[str, bytes],
     payload_type: str,
     report: RebuildReport,
-) -> dict[str, Any] | None:
+) -> JSONObject | None:
     """The payload of a signed object, or None (with the problem reported)."""
     try:
         data = archive.store.get_bytes(version.key, version.version_id)
@@ -330,7 +337,7 @@ def _event_rows(leaves: list[bytes], report: RebuildReport) -> Iterator[dict[str
     """
     for index, leaf in enumerate(leaves):
         document = _leaf_document(leaf) or {}
-        at = _dt(document.get("at"))
+        at = parse_time(document.get("at"))
         if not document or at is None:
             report.add("event.format", f"leaf {index}", "is not a readable custody event")
         yield {
@@ -358,7 +365,7 @@ def _replay_ledger(leaves: list[bytes], report: RebuildReport) -> _Replay:
             replay.links[(details.get("case_id"), evidence_id)] = {
                 "linked_by": document.get("actor"),
                 "reason": details.get("reason") or "",
-                "linked_at": _dt(document.get("at")),
+                "linked_at": parse_time(document.get("at")),
                 "linked_scope": details.get("scope"),
             }
         elif kind in ("unlinked", "unlinked_by_admin"):
@@ -382,11 +389,11 @@ def _write_ledger_state(archive: Archive, ledger: LedgerRead, report: RebuildRep
     tree = CompactRange()
     tree.extend(leaf_hash(leaf) for leaf in leaves)
     segments = {
-        int(m[2]): (int(m[1]), v)
-        for v in _latest_versions(archive, SEGMENT_PREFIX, audited, "segment")
-        if (m := _SEGMENT_NAME.fullmatch(v.key))
+        m[1]: (m[0], v)
+        for v in _latest_versions(archive, SEGMENTS, audited, "segment")
+        if (m := parse_segment_key(v.key))
     }
-    stored = {v.key: v for v in _latest_versions(archive, CHECKPOINT_PREFIX, audited, "checkpoint")}
+    stored = {v.key: v for v in _latest_versions(archive, CHECKPOINTS, audited, "checkpoint")}
     rows = []
     for size, (root, note) in sorted(ledger.signed.items()):
         if size > len(leaves) or size - 1 not in segments:
@@ -433,13 +440,11 @@ def _disposed_by_certificates(
 ) -> set[str]:
     """Ids of the items the signed disposition certificates say were deleted."""
     disposed: set[str] = set()
-    for version in _latest_versions(archive, DISPOSITION_PREFIX, report, "certificate"):
+    for version in _latest_versions(archive, DISPOSITIONS, report, "certificate"):
         payload = _verified(archive, version, trusted, DISPOSITION_PAYLOAD_TYPE, report)
         if payload is None:
             continue
-        for item in payload.get("disposed") or []:
-            if isinstance(item, dict) and item.get("evidence_id"):
-                disposed.add(item["evidence_id"])
+        disposed.update(disposed_ids(payload))
     return disposed
 
 
@@ -474,7 +479,7 @@ def _rebuild_evidence(
 
 def _read_evidence(
     archive: Archive, version: _Version, trusted: dict[str, bytes], replay: _Replay
-) -> tuple[dict[str, Any] | None, list[Problem]]:
+) -> tuple[EvidenceRow | None, list[Problem]]:
     """(row, problems) for one evidence manifest; row None when it is refused.
 
     Runs in a worker thread: problems are returned, not added to the report.
@@ -484,11 +489,12 @@ def _read_evidence(
     if payload is None:
         return None, local.problems
     try:
-        row = _evidence_row(payload, version)
-    except (KeyError, TypeError, ValueError) as exc:
-        local.add("manifest.format", version.key, f"is not an evidence manifest: {exc!r}")
+        manifest = EvidenceManifest.from_payload(payload)
+    except ManifestError as exc:
+        local.add("manifest.format", version.key, f"is not an evidence manifest: {exc}")
         return None, local.problems
-    expected_id = _EVIDENCE_MANIFEST.fullmatch(version.key)[1]  # type: ignore[index]
+    row = evidence_row(manifest, manifest_key=version.key, manifest_version_id=version.version_id)
+    expected_id = parse_manifest_key(version.key)
     if row["evidence_id"] != expected_id or evidence_id_for(row["sha256"]) != expected_id:
         local.add("manifest.identity", version.key, "names another item than its key")
         return None, local.problems
@@ -510,51 +516,7 @@ def _read_evidence(
     return row, local.problems
 
 
-def _evidence_row(payload: dict[str, Any], version: _Version) -> dict[str, Any]:
-    """An ``evidence`` row from what the manifest says (see archive.seal.evidence_payload)."""
-    if payload.get("schema") != MANIFEST_SCHEMA:
-        raise ValueError(f"schema {payload.get('schema')!r}")
-    original = payload["original"]
-    source = payload.get("source") or {}
-    sha256 = original["sha256"]
-    if original.get("key") != original_key(sha256):
-        raise ValueError(f"original key {original.get('key')!r}")
-    return {
-        "evidence_id": payload["evidence_id"],
-        "sha256": sha256,
-        "size": int(original["size"]),
-        "media_type": original["media_type"],
-        "file_name": original["file_name"],
-        "original_key": original["key"],
-        "original_version_id": original.get("version_id"),
-        "original_checksum": original.get("store_checksum") or "",
-        "manifest_key": version.key,
-        "manifest_version_id": version.version_id,
-        "keyid": payload["keyid"],
-        "station": source.get("station") or "",
-        "dock": source.get("dock") or "",
-        "source_path": source.get("path") or "",
-        "device": source.get("device"),
-        "officer": source.get("officer"),
-        "unit": source.get("unit"),
-        "recorded_start": _dt(source.get("recorded_start")),
-        "recorded_end": _dt(source.get("recorded_end")),
-        "file_mtime": _dt(source.get("file_mtime")),
-        "media_created": _dt(source.get("media_created")),
-        "time_problem": source.get("time_problem"),
-        "flags": list(source.get("flags") or []),
-        "probe": payload.get("probe"),
-        "category": payload["category"],
-        "lock_mode": payload["lock_mode"],
-        "retain_until": _dt(payload.get("retain_until")),
-        "legal_hold": bool(payload.get("legal_hold")),
-        "state": "sealed",
-        "ingested_at": _required_dt(payload["ingested_at"]),
-        "sealed_at": _required_dt(payload["sealed_at"]),
-    }
-
-
-def _take_lock_state(row: dict[str, Any], info: ObjectInfo, report: RebuildReport) -> None:
+def _take_lock_state(row: EvidenceRow, info: ObjectInfo, report: RebuildReport) -> None:
     """Lock mode, retain-until and hold as the store holds them now; the stored
     object must still be the one the manifest describes."""
     if info.size != row["size"]:
@@ -586,20 +548,22 @@ def _rebuild_derivatives(
     replay: _Replay,
     report: RebuildReport,
 ) -> None:
-    rows = []
+    rows: list[DerivativeRow] = []
     for version in versions:
         payload = _verified(archive, version, trusted, DERIVATIVE_PAYLOAD_TYPE, report)
         if payload is None:
             continue
         try:
-            row = _derivative_row(payload, version)
-        except (KeyError, TypeError, ValueError) as exc:
-            report.add("manifest.format", version.key, f"is not a lineage manifest: {exc!r}")
+            lineage = LineageManifest.from_payload(payload)
+        except ManifestError as exc:
+            report.add("manifest.format", version.key, f"is not a lineage manifest: {exc}")
             continue
+        row = derivative_row(
+            lineage, manifest_key=version.key, manifest_version_id=version.version_id
+        )
         evidence_id = row["evidence_id"]
-        if evidence_id not in items or not version.key.startswith(
-            f"{MANIFEST_PREFIX}{evidence_id}."
-        ):
+        named = parse_derivative_manifest_key(version.key)
+        if evidence_id not in items or named is None or named[0] != evidence_id:
             report.add(
                 "derivative.orphan", version.key, f"names {evidence_id}, which was not rebuilt"
             )
@@ -610,38 +574,6 @@ def _rebuild_derivatives(
     with archive.db.session() as session:
         _insert(session, Derivative, rows)
     report.derivatives = len(rows)
-
-
-def _derivative_row(payload: dict[str, Any], version: _Version) -> dict[str, Any]:
-    """A stored ``derivatives`` row from its lineage manifest (see archive.lineage)."""
-    if payload.get("schema") != LINEAGE_SCHEMA:
-        raise ValueError(f"schema {payload.get('schema')!r}")
-    copy = payload["derivative"]
-    plan = payload.get("plan") or {}
-    tool = payload.get("tool") or {}
-    created = _dt(payload.get("created_at")) or _EPOCH
-    reason = plan.get("reason")
-    if reason and plan.get("rule"):
-        reason = f"{reason} (rule {plan['rule']})"  # as ingest.playback words it
-    return {
-        "evidence_id": payload["evidence_id"],
-        "state": "stored",
-        "action": plan.get("action"),
-        "reason": reason,
-        "sha256": copy["sha256"],
-        "size": int(copy["size"]),
-        "key": copy["key"],
-        "version_id": copy.get("version_id"),
-        "checksum": copy.get("store_checksum"),
-        "manifest_key": version.key,
-        "manifest_version_id": version.version_id,
-        "probe": copy.get("probe"),
-        "ffmpeg_version": tool.get("ffmpeg_version"),
-        "ffmpeg_args": tool.get("args"),
-        "progress": 100.0,
-        "created_at": created,
-        "updated_at": created,
-    }
 
 
 # -- case links ------------------------------------------------------------------------
@@ -723,7 +655,7 @@ def _version(entry: dict[str, Any], *, marker: bool) -> _Version:
     )
 
 
-def _insert(session: Any, model: type, rows: Iterable[dict[str, Any]]) -> None:
+def _insert(session: Session, model: type, rows: Iterable[Mapping[str, object]]) -> None:
     for batch in _batches(list(rows), BATCH):
         session.execute(insert(model), batch)
 
@@ -731,21 +663,3 @@ def _insert(session: Any, model: type, rows: Iterable[dict[str, Any]]) -> None:
 def _batches(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _dt(value: Any) -> datetime | None:
-    """An ISO 8601 time from a manifest or leaf (``Z`` or an offset), aware."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _required_dt(value: Any) -> datetime:
-    parsed = _dt(value)
-    if parsed is None:
-        raise ValueError(f"not a time: {value!r}")
-    return parsed

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from archive.context import Archive
 from archive.dsse import envelope_bytes, sign_envelope
 from archive.keys import StationKey, rotate_key
+from archive.layout import rotation_key
 from archive.seal import publish_public_key
 from archive.store import Retention
 
@@ -61,7 +62,7 @@ def rotate(archive: Archive) -> Rotation:
         ROTATION_PAYLOAD_TYPE,
         old.signing_key,
     )
-    statement_key = f"keys/{new.keyid}.rotation.dsse.json"
+    statement_key = rotation_key(new.keyid)
     archive.store.put_bytes(
         statement_key, envelope_bytes(statement), retention, content_type="application/json"
     )

@@ -16,7 +16,6 @@ import contextlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from archive.dsse import (
     EVIDENCE_PAYLOAD_TYPE,
@@ -25,32 +24,21 @@ from archive.dsse import (
     sign_envelope,
     verify_envelope,
 )
-from archive.instants import iso_z as _iso
 from archive.keys import StationKey
+from archive.layout import manifest_key, public_key_key
+from archive.manifests import (
+    EvidenceManifest,
+    JSONObject,
+    ManifestError,
+    OriginalPart,
+    Source,
+)
 from archive.store import AlreadyExists, ObjectStore, Retention, StoredObject
-
-MANIFEST_SCHEMA = "strongroom/evidence/v1"
 
 
 def evidence_id_for(sha256_hex: str) -> str:
     """Evidence ids name content: the same bytes always get the same id (96 bits)."""
     return f"ev-{sha256_hex[:24]}"
-
-
-def original_key(sha256_hex: str) -> str:
-    return f"originals/sha256/{sha256_hex}"
-
-
-def derivative_key(sha256_hex: str) -> str:
-    return f"derivatives/sha256/{sha256_hex}"
-
-
-def manifest_key(evidence_id: str) -> str:
-    return f"manifests/{evidence_id}.dsse.json"
-
-
-def public_key_key(keyid: str) -> str:
-    return f"keys/{keyid}.pub"
 
 
 class SealError(Exception):
@@ -59,11 +47,21 @@ class SealError(Exception):
 
 @dataclass(frozen=True)
 class SealedManifest:
-    payload: dict[str, Any]
+    """A signed payload as stored: ours, or the identical one a retry adopted."""
+
+    payload: JSONObject
     stored: StoredObject
 
 
-def evidence_payload(
+@dataclass(frozen=True)
+class SealedEvidence:
+    """An evidence manifest as stored (the adopted one, if a retry found it there)."""
+
+    manifest: EvidenceManifest
+    stored: StoredObject
+
+
+def evidence_manifest(
     *,
     evidence_id: str,
     sha256: str,
@@ -72,46 +70,44 @@ def evidence_payload(
     media_type: str,
     original_version_id: str | None,
     original_checksum: str,
-    source: dict[str, Any],
-    probe: dict[str, Any] | None,
+    source: Source,
+    probe: JSONObject | None,
     ingested_at: datetime,
     sealed_at: datetime,
     category: str,
     retention: Retention,
     keyid: str,
-) -> dict[str, Any]:
-    """The manifest body, in the field layout DESIGN.md fixes."""
-    return {
-        "schema": MANIFEST_SCHEMA,
-        "evidence_id": evidence_id,
-        "original": {
-            "sha256": sha256,
-            "size": size,
-            "file_name": file_name,
-            "media_type": media_type,
-            "key": original_key(sha256),
-            "version_id": original_version_id,
-            "store_checksum": original_checksum,
-        },
-        "source": source,
-        "probe": probe,
-        "ingested_at": _iso(ingested_at),
-        "sealed_at": _iso(sealed_at),
-        "category": category,
-        "lock_mode": retention.mode,
-        "retain_until": _iso(retention.retain_until),
-        "legal_hold": retention.legal_hold,
-        "keyid": keyid,
-    }
+) -> EvidenceManifest:
+    """The manifest of an original; the lock it states is ``retention``."""
+    return EvidenceManifest(
+        evidence_id=evidence_id,
+        original=OriginalPart(
+            sha256=sha256,
+            size=size,
+            file_name=file_name,
+            media_type=media_type,
+            version_id=original_version_id,
+            store_checksum=original_checksum,
+        ),
+        source=source,
+        probe=probe,
+        ingested_at=ingested_at,
+        sealed_at=sealed_at,
+        category=category,
+        lock_mode=retention.mode,
+        retain_until=retention.retain_until,
+        legal_hold=retention.legal_hold,
+        keyid=keyid,
+    )
 
 
 def store_manifest(
     store: ObjectStore,
     station_key: StationKey,
     key: str,
-    payload: dict[str, Any],
+    payload: JSONObject,
     payload_type: str,
-    retention: Retention,
+    retention: Retention | None,
     *,
     identity_fields: tuple[str, ...],
 ) -> SealedManifest:
@@ -146,18 +142,25 @@ def store_manifest(
 
 
 def seal_evidence(
-    store: ObjectStore, station_key: StationKey, payload: dict[str, Any], retention: Retention
-) -> SealedManifest:
-    """Store the evidence manifest for ``payload`` (see :func:`store_manifest`)."""
-    return store_manifest(
+    store: ObjectStore, station_key: StationKey, manifest: EvidenceManifest, retention: Retention
+) -> SealedEvidence:
+    """Store ``manifest`` (see :func:`store_manifest`); returns the stored one."""
+    sealed = store_manifest(
         store,
         station_key,
-        manifest_key(payload["evidence_id"]),
-        payload,
+        manifest_key(manifest.evidence_id),
+        manifest.to_payload(),
         EVIDENCE_PAYLOAD_TYPE,
         retention,
         identity_fields=("evidence_id", "original.sha256", "original.size"),
     )
+    try:
+        stored = EvidenceManifest.from_payload(sealed.payload)
+    except ManifestError as exc:  # signed by us, same identity, yet not readable
+        raise SealError(
+            f"{sealed.stored.key} exists but is not an evidence manifest: {exc}"
+        ) from exc
+    return SealedEvidence(stored, sealed.stored)
 
 
 def publish_public_key(store: ObjectStore, station_key: StationKey, retention: Retention) -> str:
@@ -176,8 +179,8 @@ def publish_public_key(store: ObjectStore, station_key: StationKey, retention: R
     return key
 
 
-def _dig(document: dict[str, Any], dotted: str) -> Any:
-    value: Any = document
+def _dig(document: JSONObject, dotted: str) -> object:
+    value: object = document
     for part in dotted.split("."):
         value = value.get(part) if isinstance(value, dict) else None
     return value

@@ -36,15 +36,12 @@ from archive.db import display_path, utcnow
 from archive.derivatives import Derivative
 from archive.groupcommit import GroupCommitter
 from archive.hashing import FileDigest, FileIdentity, NotRegularFile, hash_file
+from archive.layout import original_key
+from archive.manifest_rows import evidence_row
+from archive.manifests import Source
 from archive.models import ACTIVE_STATES, Evidence, IngestJob, JobState
 from archive.recorded_time import item_time, media_time
-from archive.seal import (
-    SealError,
-    evidence_id_for,
-    evidence_payload,
-    original_key,
-    seal_evidence,
-)
+from archive.seal import SealError, evidence_id_for, evidence_manifest, seal_evidence
 from archive.store import (
     AlreadyExists,
     ContentChanged,
@@ -472,7 +469,7 @@ class Pipeline:
             _, time_source = item_time(
                 source.recorded_start, media_created, _dt_ns(job.mtime_ns), sealed_at
             )
-            source_doc = {
+            source_doc: Source = {
                 "station": job.station,
                 "dock": job.dock,
                 "path": job.display_name,
@@ -493,7 +490,7 @@ class Pipeline:
                 source_doc["media_time_problem"] = media_problem
             if probe_error:
                 source_doc["probe_error"] = probe_error
-            payload = evidence_payload(
+            manifest = evidence_manifest(
                 evidence_id=evidence_id,
                 sha256=job.sha256,
                 size=job.size,
@@ -509,41 +506,13 @@ class Pipeline:
                 retention=retention,
                 keyid=self.archive.key.keyid,
             )
-            sealed = seal_evidence(self.archive.store, self.archive.key, payload, retention)
-            doc = sealed.payload  # the stored one, if a retry adopted it
-
-            evidence = {
-                "evidence_id": evidence_id,
-                "sha256": job.sha256,
-                "size": job.size,
-                "media_type": doc["original"]["media_type"],
-                "file_name": doc["original"]["file_name"],
-                "original_key": original_key(job.sha256),
-                "original_version_id": job.original_version_id,
-                "original_checksum": job.original_checksum or "",
-                "manifest_key": sealed.stored.key,
-                "manifest_version_id": sealed.stored.version_id,
-                "keyid": doc["keyid"],
-                "station": doc["source"]["station"],
-                "dock": doc["source"]["dock"],
-                "source_path": doc["source"]["path"],
-                "device": source.device,
-                "officer": source.officer,
-                "unit": source.unit,
-                "recorded_start": source.recorded_start,
-                "recorded_end": source.recorded_end,
-                "file_mtime": _dt_ns(job.mtime_ns),
-                "media_created": _dt(doc["source"].get("media_created")),
-                "time_problem": doc["source"].get("time_problem"),
-                "flags": doc["source"]["flags"],
-                "probe": doc["probe"],
-                "category": doc["category"],
-                "lock_mode": doc["lock_mode"],
-                "retain_until": retention.retain_until,
-                "legal_hold": retention.legal_hold,
-                "ingested_at": ingested_at,
-                "sealed_at": sealed_at,
-            }
+            sealed = seal_evidence(self.archive.store, self.archive.key, manifest, retention)
+            # the row says what the stored manifest says (the adopted one, on a retry)
+            evidence = evidence_row(
+                sealed.manifest,
+                manifest_key=sealed.stored.key,
+                manifest_version_id=sealed.stored.version_id,
+            )
 
             def commit_seal(session: Session) -> dict:
                 session.connection().execute(_INSERT_EVIDENCE, evidence)
@@ -985,10 +954,6 @@ def _media_type(file_name: str, probe_summary: dict | None) -> str:
 
 def _dt_ns(mtime_ns: int | None) -> datetime | None:
     return datetime.fromtimestamp(mtime_ns / 1e9, UTC) if mtime_ns else None
-
-
-def _dt(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
 
 
 def _iso_ns(mtime_ns: int | None) -> str | None:

@@ -50,12 +50,12 @@ from archive.custody import record_event, system_actor
 from archive.db import utcnow
 from archive.derivatives import Derivative
 from archive.health import UNEXPECTED, Health, classify
-from archive.lineage import derivative_payload, portable_args, seal_derivative
+from archive.layout import derivative_key
+from archive.lineage import lineage_manifest, portable_args, seal_derivative
 from archive.metrics import DERIVATIVE_SECONDS, DERIVATIVES, ERRORS
 from archive.models import Evidence
 from archive.owner import owner_gone, process_owner
 from archive.retention import stronger_mode
-from archive.seal import derivative_key
 from archive.store import (
     AlreadyExists,
     NotFound,
@@ -501,7 +501,7 @@ class PlaybackWorker:
         retention = self._retention_like_original(evidence)
         stored = self._put_copy(copy, retention, evidence)
         args = portable_args(copy.args, original, out_dir)
-        payload = derivative_payload(
+        payload = lineage_manifest(
             evidence_id=evidence.evidence_id,
             original_sha256=evidence.sha256,
             original_size=evidence.size,

@@ -105,8 +105,8 @@ def add_stored_copy(
     Locked like the original, or for ``days`` when given. Returns (key, version).
     """
     from archive.derivatives import Derivative
+    from archive.layout import derivative_key
     from archive.models import Evidence
-    from archive.seal import derivative_key
     from archive.store import Retention
 
     archive = station.archive()

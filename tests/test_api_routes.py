@@ -13,9 +13,9 @@ from conftest import wait_until
 from sqlalchemy import select
 
 from archive.dsse import verify_envelope
+from archive.layout import derivative_key
 from archive.models import CustodyEvent
 from archive.note import parse_vkey
-from archive.seal import derivative_key
 from archive.store import Retention
 
 pytestmark = pytest.mark.catalogs("sqlite", "postgresql")

@@ -18,9 +18,10 @@ from sqlalchemy import select, update
 from archive.db import utcnow
 from archive.derivatives import Derivative
 from archive.dsse import DERIVATIVE_PAYLOAD_TYPE, envelope_bytes, sign_envelope
+from archive.layout import derivative_key
 from archive.metrics import REGISTRY
 from archive.models import CustodyEvent, Evidence
-from archive.seal import derivative_key, store_manifest
+from archive.seal import store_manifest
 from archive.store import Retention
 from tests.conftest import wait_until
 from tests.test_ledger import ingest_files

@@ -14,7 +14,6 @@ it finds, never only the first.
 from __future__ import annotations
 
 import json
-import re
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -24,9 +23,15 @@ from sqlalchemy import select
 
 from archive.canonical import canonical_json
 from archive.context import Archive
+from archive.layout import (
+    CHECKPOINTS,
+    LEDGER,
+    SEGMENTS,
+    parse_checkpoint_key,
+    parse_segment_key,
+    segment_key,
+)
 from archive.ledger import (
-    CHECKPOINT_PREFIX,
-    SEGMENT_PREFIX,
     LedgerError,
     ledger_key_name,
     ledger_origin,
@@ -43,9 +48,6 @@ from archive.merkle import (
 )
 from archive.models import CustodyEvent
 from archive.note import NoteError, open_checkpoint
-
-_SEGMENT_NAME = re.compile(r"(0|[1-9][0-9]*)-(0|[1-9][0-9]*)\.jsonl")
-_CHECKPOINT_NAME = re.compile(r"0|[1-9][0-9]*")
 
 
 @dataclass(frozen=True)
@@ -197,12 +199,12 @@ def read_bucket_leaves(archive: Archive) -> tuple[list[bytes], list[Problem]]:
 def _read_segments(archive: Archive, report: AuditReport) -> list[bytes]:
     """The contiguous leaves ``0..n-1`` as stored; gaps and overlaps are problems."""
     segments: list[tuple[int, int, str]] = []
-    for key in archive.store.list_keys(SEGMENT_PREFIX):
-        match = _SEGMENT_NAME.fullmatch(key[len(SEGMENT_PREFIX) :])
-        if not match or int(match[1]) > int(match[2]):
+    for key in archive.store.list_keys(SEGMENTS):
+        span = parse_segment_key(key)
+        if span is None:
             report.add("segment.name", key, "not a ledger segment name (<first>-<last>.jsonl)")
             continue
-        segments.append((int(match[1]), int(match[2]), key))
+        segments.append((*span, key))
     segments.sort()
     leaves: list[bytes] = []
     contiguous = True
@@ -211,7 +213,7 @@ def _read_segments(archive: Archive, report: AuditReport) -> list[bytes]:
             if first > len(leaves):
                 report.add(
                     "segment.missing",
-                    segment_name(len(leaves), first - 1),
+                    segment_key(len(leaves), first - 1),
                     f"leaves {len(leaves)}..{first - 1} are not in the bucket",
                 )
             else:
@@ -239,10 +241,6 @@ def _read_segments(archive: Archive, report: AuditReport) -> list[bytes]:
     return leaves
 
 
-def segment_name(first: int, last: int) -> str:
-    return f"{SEGMENT_PREFIX}{first}-{last}.jsonl"
-
-
 def _check_leaf_form(report: AuditReport, index: int, leaf: bytes) -> None:
     try:
         document = json.loads(leaf)
@@ -256,7 +254,7 @@ def _check_leaf_form(report: AuditReport, index: int, leaf: bytes) -> None:
 def _check_versions(archive: Archive, report: AuditReport) -> None:
     """Our ledger writes are create-only: more than one version means a rewrite."""
     counts: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for entry in _versions(archive, "ledger/"):
+    for entry in _versions(archive, LEDGER):
         counts[entry["key"]].append(entry)
     for key, entries in sorted(counts.items()):
         markers = sum(1 for e in entries if e["marker"])
@@ -293,12 +291,12 @@ def _check_checkpoints(
     verifier_sets = [{name: raw} for raw in archive.key.public_keys().values()]
     origin = ledger_origin(settings)
     sizes: list[tuple[int, str]] = []
-    for key in archive.store.list_keys(CHECKPOINT_PREFIX):
-        name = key[len(CHECKPOINT_PREFIX) :]
-        if not _CHECKPOINT_NAME.fullmatch(name):
+    for key in archive.store.list_keys(CHECKPOINTS):
+        size = parse_checkpoint_key(key)
+        if size is None:
             report.add("checkpoint.name", key, "not a checkpoint name (a tree size)")
             continue
-        sizes.append((int(name), key))
+        sizes.append((size, key))
     sizes.sort()
     report.checkpoints = len(sizes)
     signed: dict[int, tuple[bytes, str]] = {}

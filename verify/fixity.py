@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -44,6 +43,7 @@ from archive.db import utcnow
 from archive.derivatives import Derivative
 from archive.dsse import EnvelopeError, key_id, verify_envelope
 from archive.fixity_models import FixityRecord, FixityRun
+from archive.layout import KEYS, MANIFESTS, is_public_key_name, parse_manifest_key
 from archive.metrics import FIXITY_BYTES, FIXITY_FAILURES, FIXITY_ITEMS, FIXITY_UNRESOLVED
 from archive.models import Evidence
 from archive.payloads import derivative_sha256
@@ -579,9 +579,6 @@ def sweep(
     return run
 
 
-_MANIFEST = re.compile(r"manifests/(ev-[0-9a-f]{24})\.dsse\.json")
-
-
 def check_bucket_keys(archive: Archive) -> list[Problem]:
     """Keys published under ``keys/`` that are not configured, and evidence
     manifests the catalog does not know that no configured key signed – what
@@ -589,8 +586,8 @@ def check_bucket_keys(archive: Archive) -> list[Problem]:
     manifests of catalogued items are checked item by item as always."""
     trusted = archive.key.public_keys()
     problems: list[Problem] = []
-    for key in archive.store.list_keys("keys/"):
-        if not key.endswith(".pub"):
+    for key in archive.store.list_keys(KEYS):
+        if not is_public_key_name(key):
             continue
         try:
             raw = bytes.fromhex(json.loads(archive.store.get_bytes(key))["public_key"])
@@ -602,9 +599,9 @@ def check_bucket_keys(archive: Archive) -> list[Problem]:
                 Problem("key.untrusted", key, "published in the bucket but not a configured key")
             )
     pending: dict[str, str] = {}
-    for key in archive.store.list_keys("manifests/"):
-        if match := _MANIFEST.fullmatch(key):
-            pending[match[1]] = key
+    for key in archive.store.list_keys(MANIFESTS):
+        if evidence_id := parse_manifest_key(key):
+            pending[evidence_id] = key
         if len(pending) >= 500:
             problems += _unknown_manifests(archive, pending, trusted)
             pending = {}

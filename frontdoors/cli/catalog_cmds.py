@@ -185,7 +185,7 @@ def catalog_backups(
         raise config_error(exc) from None
     try:
         keys = list_backups(store, name)
-    except StoreError as exc:
+    except (StoreError, BackupError) as exc:
         raise _fail(f"cannot list backups: {exc}") from None
     finally:
         store.close()

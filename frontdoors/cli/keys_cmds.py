@@ -6,6 +6,7 @@ import typer
 
 from archive.custody import cli_actor, record_event
 from archive.keys import load_station_key, station_trust_entry
+from archive.layout import public_key_key
 from archive.rotation import rotate
 from archive.store import StoreError
 from frontdoors.cli.app import app
@@ -81,14 +82,15 @@ def keys_show(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
                 "station": archive.station,
                 "keyid": key.keyid,
                 "public_key": key.public_key.hex(),
-                "published": f"keys/{key.keyid}.pub",
+                "published": public_key_key(key.keyid),
                 "trusted_keyids": trusted,
                 "trusted_entry": entry,
             }
         )
         return
+    published = public_key_key(key.keyid)
     console.print(
-        f"station {archive.station} signs with key {key.keyid} (published keys/{key.keyid}.pub);"
+        f"station {archive.station} signs with key {key.keyid} (published {published});"
         f" also trusted here: {', '.join(trusted) or 'none'}.\n"
         "Every other station and API server of this archive adds:\n\n" + entry,
         highlight=False,

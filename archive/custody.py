@@ -57,6 +57,8 @@ EVENT_KINDS = frozenset(
         "share_viewed",
         "share_played",
         "share_downloaded",
+        "uploaded",  # a complete upload through the API, by its token (issue 19)
+        "upload_refused",  # an upload whose bytes were not its declared SHA-256
     }
 )
 

@@ -40,6 +40,7 @@ MODEL_MODULES = [
     "archive.disposition_models",
     "archive.share_models",
     "archive.leases",
+    "archive.upload_models",
 ]
 
 

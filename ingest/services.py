@@ -35,6 +35,7 @@ from config.settings import Settings
 from ingest.housekeeping import sweep_kept
 from ingest.pipeline import Pipeline
 from ingest.playback import PlaybackWorker, item_section, status_section
+from ingest.uploads import expire_uploads, upload_area
 from verify.fixity import fixity_summary, item_fixity, scheduled_sweep
 from verify.reports import deadline_section
 from verify.retention_sweep import scheduled_plan
@@ -113,7 +114,7 @@ def start_services(
     if api and archive.settings.api.listen:
         from archive.api.server import ApiServer
 
-        server = ApiServer(archive).start()
+        server = ApiServer(archive, uploads=upload_area(archive)).start()
         services.stoppers.append(server.stop)
     return services
 
@@ -173,6 +174,10 @@ def build_scheduler(archive: Archive, health: Health | None = None) -> Backgroun
         args=[archive],
         id="retention-sweep",
     )
+    if archive.settings.uploads.enabled:  # stale partial uploads: discarded after expire_hours
+        scheduler.add_job(
+            expire_uploads, "interval", minutes=15, args=[archive], id="upload-expiry"
+        )
     backup_hours = backup_interval_hours(archive.settings)  # None: off, or not SQLite
     if backup_hours:
         scheduler.add_job(  # looks hourly; backs up when the newest backup is backup_hours old

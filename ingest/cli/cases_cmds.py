@@ -28,6 +28,7 @@ from ingest.cli.common import (
     emit_json,
     open_archive,
 )
+from ingest.uploads import upload_area
 
 ReasonOpt = Annotated[str, typer.Option("--reason", "-r", help="why (kept in the custody ledger)")]
 CaseArg = Annotated[str, typer.Argument(help="case id in the case system")]
@@ -97,7 +98,7 @@ def serve(
 
     with open_archive(config, self_check=True) as archive:
         try:
-            server = ApiServer(archive, listen).start()
+            server = ApiServer(archive, listen, uploads=upload_area(archive)).start()
         except ConfigError as exc:
             raise config_error(exc) from None
         stopping = threading.Event()

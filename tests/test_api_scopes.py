@@ -72,6 +72,14 @@ OTHER_ROUTES = {
     # (test_web_browser.py: test_lookup_answers_by_hash_only_and_guards_itself,
     # test_lookup_shows_details_only_when_the_operator_says_so)
     ("GET", "/checkpoint"),
+    # resumable uploads (test_uploads.py): only case-system and admin create; a scoped
+    # token must name a unit of its own (test_roles_scopes_and_limits); an upload is
+    # its creator's alone, any other token gets 404; test_upload_routes_answer_by_role
+    ("OPTIONS", "/v1/uploads"),
+    ("POST", "/v1/uploads"),
+    ("HEAD", "/v1/uploads/{upload_id}"),
+    ("PATCH", "/v1/uploads/{upload_id}"),
+    ("DELETE", "/v1/uploads/{upload_id}"),
     ("GET", "/public/stats.csv"),
     ("GET", "/v1/public/lookup/{sha256}"),
 }

@@ -366,10 +366,11 @@ def test_roles_scopes_and_limits(served):
     assert unauthenticated.status_code == 401
     wrong_type = served.patch("police", location, 0, data, **{"Content-Type": "text/plain"})
     assert wrong_type.status_code == 415
-    no_version = httpx.head(
-        served.url + location, headers={"Authorization": f"Bearer {served.tokens['police']}"}
-    )
-    assert no_version.status_code == 412 and no_version.headers["Tus-Version"] == "1.0.0"
+    bearer = {"Authorization": f"Bearer {served.tokens['police']}"}
+    no_version = httpx.head(served.url + location, headers=bearer)
+    assert no_version.status_code == 428 and no_version.headers["Tus-Version"] == "1.0.0"
+    old_version = httpx.head(served.url + location, headers={**bearer, "Tus-Resumable": "0.2.2"})
+    assert old_version.status_code == 412 and old_version.headers["Tus-Version"] == "1.0.0"
     # per-token concurrency (max_active_per_token = 2), then termination frees a slot
     second = served.create("police", data, unit="police")
     assert second.status_code == 201

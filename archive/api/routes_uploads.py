@@ -18,13 +18,14 @@ import asyncio
 from email.utils import format_datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from archive.api import auth
 from archive.api.auth import Principal
 from archive.api.errors import ApiError
+from archive.api.schemas import ErrorResponse
 from archive.uploads import (
     CHECKSUM_ALGORITHMS,
     TUS_EXTENSIONS,
@@ -44,8 +45,30 @@ OCTETS = "application/offset+octet-stream"
 WRITE_BYTES = 1024 * 1024
 _TUS = {"Tus-Resumable": TUS_VERSION}
 
+
+def _documented(*statuses: int) -> dict[int | str, dict]:
+    """The tus answers of a route, in the one error shape (HEAD: status only)."""
+    described = {
+        409: "Upload-Offset is not the upload's offset, or the upload is complete",
+        410: "the upload expired, was aborted, or was refused",
+        412: "Tus-Resumable is not 1.0.0",
+        428: "Tus-Resumable is missing",
+        413: "larger than [uploads] max_bytes, or the body goes past Upload-Length",
+        415: "Content-Type is not application/offset+octet-stream",
+        423: "another request is appending to this upload",
+        429: "the token has [uploads] max_active_per_token unfinished uploads",
+        460: "checksum mismatch: Upload-Checksum of this body, or (sha256_mismatch) the "
+        "declared SHA-256 of the whole file – the upload is then refused",
+        507: "not enough free space in the upload folder",
+    }
+    return {s: {"model": ErrorResponse, "description": described[s]} for s in statuses}
+
+
 Uploading = Annotated[Principal, Depends(auth.require(auth.UPLOAD))]
-UploadId = Annotated[str, "32 hex digits, from the Location of the creating POST"]
+UploadId = Annotated[
+    str,
+    Path(pattern=r"^[0-9a-f]{32}$", description="from the Location of the creating POST"),
+]
 
 
 def _area(request: Request):
@@ -67,6 +90,15 @@ def _uploader(request: Request, principal: Principal) -> Uploader:
 
 
 def _tus_version(value: str | None) -> None:
+    """412 for a version we do not speak (tus core); a request without the header
+    at all is not a tus request: 428, the precondition it lacks."""
+    if value is None:
+        raise ApiError(
+            428,
+            "tus_resumable_required",
+            f"send Tus-Resumable: {TUS_VERSION} (this is a tus endpoint)",
+            {"Tus-Version": TUS_VERSION, **_TUS},
+        )
     if value != TUS_VERSION:
         raise ApiError(
             412,
@@ -94,7 +126,13 @@ def _headers(progress: Progress) -> dict[str, str]:
     return headers
 
 
-@router.options(PREFIX, status_code=204, summary="What this tus server supports")
+@router.options(
+    PREFIX,
+    status_code=204,
+    response_class=Response,
+    responses={204: {"description": "Tus-Version, Tus-Extension, Tus-Max-Size headers"}},
+    summary="What this tus server supports",
+)
 def options(request: Request, principal: Uploading) -> Response:
     area = _area(request)
     return Response(
@@ -109,7 +147,16 @@ def options(request: Request, principal: Uploading) -> Response:
     )
 
 
-@router.post(PREFIX, status_code=201, summary="Create an upload (tus creation)")
+@router.post(
+    PREFIX,
+    status_code=201,
+    response_class=Response,
+    responses={
+        201: {"description": "created: Location names the upload"},
+        **_documented(412, 413, 428, 429, 507),
+    },
+    summary="Create an upload (tus creation)",
+)
 def create(
     request: Request,
     principal: Uploading,
@@ -145,7 +192,15 @@ def create(
     )
 
 
-@router.head(f"{PREFIX}/{{upload_id}}", summary="How far an upload got (tus core)")
+@router.head(
+    f"{PREFIX}/{{upload_id}}",
+    response_class=Response,
+    responses={
+        200: {"description": "Upload-Offset and Upload-Length"},
+        **_documented(410, 412, 428),
+    },
+    summary="How far an upload got (tus core)",
+)
 def head(
     upload_id: UploadId,
     request: Request,
@@ -164,7 +219,17 @@ def head(
     return Response(status_code=200, headers=_headers(progress))
 
 
-@router.patch(f"{PREFIX}/{{upload_id}}", status_code=204, summary="Append bytes (tus core)")
+@router.patch(
+    f"{PREFIX}/{{upload_id}}",
+    status_code=204,
+    response_class=Response,
+    responses={
+        204: {"description": "appended: Upload-Offset is the new durable offset"},
+        400: {"model": ErrorResponse, "description": "the client went away mid-body"},
+        **_documented(409, 410, 412, 413, 415, 423, 428, 460),
+    },
+    summary="Append bytes (tus core)",
+)
 async def append(
     upload_id: UploadId,
     request: Request,
@@ -220,7 +285,14 @@ async def append(
 
 
 @router.delete(
-    f"{PREFIX}/{{upload_id}}", status_code=204, summary="Abort an upload (tus termination)"
+    f"{PREFIX}/{{upload_id}}",
+    status_code=204,
+    response_class=Response,
+    responses={
+        204: {"description": "aborted, the partial removed"},
+        **_documented(409, 410, 412, 428),
+    },
+    summary="Abort an upload (tus termination)",
 )
 def abort(
     upload_id: UploadId,

@@ -29,7 +29,7 @@ from archive.context import Archive
 from archive.db import utcnow
 from archive.models import IngestJob, JobState
 from archive.upload_models import Upload
-from archive.uploads import SPOOL, UPLOAD_DOCK, UploadArea
+from archive.uploads import PARTIAL, SPOOL, UPLOAD_DOCK, UploadArea
 from ingest import dockfs
 from ingest.identify import identify_with
 
@@ -73,7 +73,7 @@ def hand_off(
     again after a restart); the claim checks the partial's device and inode
     recorded here before it renames it into the spool.
     """
-    source = root / "partial" / upload.upload_id
+    source = root / PARTIAL / upload.upload_id
     flags = list(identify_with(archive.settings.name_rule(None), upload.file_name).flags)
     now = utcnow()
     job = IngestJob(

@@ -157,7 +157,7 @@ def test_pre_alembic_catalog_is_refused_then_upgraded_losing_nothing(station, tm
         assert kept == rows, name
         added = {column for row in after[name] for column in row} - {c for r in rows for c in r}
         assert all(row[column] is None for row in after[name] for column in added), name
-    assert set(after) - set(before) == {"job_leases", "shares"}  # tables of later revisions
+    assert set(after) - set(before) == {"job_leases", "shares", "uploads"}  # later revisions
     engine = create_engine(station.absolute_catalog_url)
     with engine.connect() as connection:
         assert schema.read_state(connection).revision == migrations.HEAD

@@ -60,6 +60,8 @@ EVENT_KINDS = frozenset(
         "incidents_imported",  # dispatch incidents stored (issue 19): created/updated ids
         "link_proposed",  # an incident-window match waits for a person (confirm mode)
         "link_rejected",  # a person refused a proposed link
+        "uploaded",  # a complete upload through the API, by its token (issue 19)
+        "upload_refused",  # an upload whose bytes were not its declared SHA-256
     }
 )
 

@@ -42,6 +42,7 @@ MODEL_MODULES = [
     "archive.leases",
     "archive.incident_models",
     "archive.heartbeat_models",
+    "archive.upload_models",
 ]
 
 

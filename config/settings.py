@@ -520,6 +520,32 @@ class PlaybackSettings(_Section):
     retry_max_seconds: float = Field(1800.0, gt=0)
 
 
+class UploadSettings(_Section):
+    """Resumable uploads through the API (tus 1.0.0; ``/v1/uploads``)."""
+
+    enabled: bool = Field(True, description="accept uploads from outside the docks")
+    folder: Path | None = Field(
+        None,
+        description="where partial uploads and their spool live (default <data_dir>/uploads); "
+        "one file system, so the claim is a rename",
+    )
+    max_bytes: int = Field(
+        16 * 1024**3, ge=1, description="largest upload (Upload-Length) accepted, in bytes"
+    )
+    max_active_per_token: int = Field(
+        4, ge=1, le=1000, description="unfinished uploads one token may hold at once"
+    )
+    expire_hours: float = Field(
+        24.0, gt=0, description="an upload untouched this long is discarded (partial removed)"
+    )
+    sync_every_mb: int = Field(
+        64,
+        ge=1,
+        le=4096,
+        description="during a long PATCH, fsync and record the offset after this many MiB",
+    )
+
+
 class Settings(BaseSettings):
     """The whole configuration. Build with :func:`load_settings`."""
 
@@ -540,6 +566,7 @@ class Settings(BaseSettings):
     transcode: TranscodeSettings = Field(default_factory=TranscodeSettings)
     playback: PlaybackSettings = Field(default_factory=PlaybackSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    uploads: UploadSettings = Field(default_factory=UploadSettings)
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     fixity: FixitySettings = Field(default_factory=FixitySettings)
     names: NamesSettings = Field(default_factory=NamesSettings)
@@ -580,6 +607,12 @@ class Settings(BaseSettings):
     @property
     def data_dir(self) -> Path:
         return self.resolve(self.station.data_dir)
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Partial uploads and their spool (``[uploads] folder``)."""
+        folder = self.uploads.folder
+        return self.resolve(folder) if folder is not None else self.data_dir / "uploads"
 
     @property
     def key_file(self) -> Path:

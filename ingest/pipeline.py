@@ -51,6 +51,7 @@ from archive.store import (
     StoreError,
     sha256_b64,
 )
+from archive.uploads import UPLOAD_DOCK
 from config.settings import DockSettings, NameRule, keep_days, move_to
 from ingest import dockfs
 from ingest.identify import identify_with
@@ -59,6 +60,7 @@ from ingest.probe import ProbeError, probe
 from ingest.sandbox import sandbox_for
 from ingest.scan import WORK_DIR, Candidate
 from ingest.sniff import media_signature
+from ingest.uploads import UploadOrigin, upload_origin
 
 log = logging.getLogger("strongroom.pipeline")
 
@@ -342,6 +344,9 @@ class Pipeline:
             self._commit(job, JobState.VANISHED, error="the file was removed before it was claimed")
             return
         details = _claim_details(job.dock, job.display_name, job.spool_path)
+        origin = self._origin(job)
+        if origin is not None:
+            details.update(origin.details())
         self._commit(job, JobState.CLAIMED, event=("claimed", None, details))
 
     def _hash(self, job: IngestJob) -> None:
@@ -445,6 +450,15 @@ class Pipeline:
             if dock is not None and dock.unit is not None:
                 # the dock belongs to one agency: its unit is the item's, whatever the name says
                 source = replace(source, unit=dock.unit)
+            origin = self._origin(job)
+            if origin is not None:
+                # what the uploader declared wins (its unit was checked against the token's scope)
+                source = replace(
+                    source,
+                    unit=origin.unit or source.unit,
+                    officer=origin.officer or source.officer,
+                    device=origin.device or source.device,
+                )
             flags = list(dict.fromkeys([*(job.flags or []), *source.flags]))
             summary, probe_error = self._probe(job.spool_path)
             media_created, media_problem = media_time(
@@ -484,6 +498,11 @@ class Pipeline:
             }
             if source.unit is not None:
                 source_doc["unit_source"] = "name" if source.unit == name_unit else "dock"
+            if origin is not None:
+                if origin.unit is not None:
+                    source_doc["unit_source"] = "upload"
+                source_doc["uploaded_by"] = origin.actor
+                source_doc["upload_id"] = origin.upload_id
             if name_unit is not None and name_unit != source.unit:
                 source_doc["name_unit"] = name_unit  # what the file name claimed instead
             if media_problem:
@@ -531,6 +550,7 @@ class Pipeline:
                         "sha256": job.sha256,
                         "category": category,
                         "flags": flags,
+                        **(origin.details() if origin is not None else {}),
                     },
                     insert_now=True,
                 )
@@ -685,6 +705,9 @@ class Pipeline:
             "seen_at": job.first_seen_at.isoformat(),
             "job": job.id,
         }
+        origin = self._origin(job)
+        if origin is not None:
+            details.update(origin.details())
 
         def work(session: Session) -> dict:
             values = _transition(JobState.SIGHTED, evidence_id=existing.evidence_id, **fields)
@@ -719,6 +742,13 @@ class Pipeline:
             details={"action": IN_PLACE, "path": job.display_name, "to": None},
             insert_now=True,
         )
+
+    def _origin(self, job: IngestJob) -> UploadOrigin | None:
+        """The upload a job came from (None for dock files, without a catalog read)."""
+        if job.dock != UPLOAD_DOCK:
+            return None
+        with self.archive.db.session() as session:
+            return upload_origin(session, job)
 
     def _sha_lock(self, sha256: str) -> threading.Lock:
         return self._sha_locks[int(sha256[:2], 16) % len(self._sha_locks)]

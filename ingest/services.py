@@ -31,6 +31,7 @@ from ingest.housekeeping import sweep_kept
 from ingest.incident_matcher import IncidentMatcher
 from ingest.pipeline import Pipeline
 from ingest.playback import PlaybackWorker
+from ingest.uploads import expire_uploads
 from verify.fixity import scheduled_sweep
 from verify.retention_sweep import scheduled_plan
 
@@ -182,6 +183,10 @@ def build_scheduler(archive: Archive, health: Health | None = None) -> Backgroun
         args=[archive],
         id="retention-sweep",
     )
+    if archive.settings.uploads.enabled:  # stale partial uploads: discarded after expire_hours
+        scheduler.add_job(
+            expire_uploads, "interval", minutes=15, args=[archive], id="upload-expiry"
+        )
     backup_hours = backup_interval_hours(archive.settings)  # None: off, or not SQLite
     if backup_hours:
         scheduler.add_job(  # looks hourly; backs up when the newest backup is backup_hours old

@@ -336,6 +336,7 @@ def start_api(
     more ``[api]`` keys), and serve the API on a free port."""
     from frontdoors.api.auth import hash_token, new_token
     from frontdoors.api.server import ApiServer
+    from ingest.uploads import upload_area
 
     tokens = {role: new_token() for role in [*API_ROLES, *(scoped or {})]}
     entries = []
@@ -350,7 +351,7 @@ def start_api(
     path.chmod(0o600)
     station.write_config(f'tokens_file = "{path}"\n{extra}')
     archive = station.archive()
-    server = ApiServer(archive).start()
+    server = ApiServer(archive, uploads=upload_area(archive)).start()
     return ApiHandle(server.url, tokens, archive, server)
 
 

@@ -10,6 +10,7 @@ scoped too.
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -80,6 +81,14 @@ OTHER_ROUTES = {
     # (test_web_browser.py: test_lookup_answers_by_hash_only_and_guards_itself,
     # test_lookup_shows_details_only_when_the_operator_says_so)
     ("GET", "/checkpoint"),
+    # resumable uploads (test_uploads.py): only case-system and admin create; a scoped
+    # token must name a unit of its own (test_roles_scopes_and_limits); an upload is
+    # its creator's alone, any other token gets 404; test_upload_routes_answer_by_role
+    ("OPTIONS", "/v1/uploads"),
+    ("POST", "/v1/uploads"),
+    ("HEAD", "/v1/uploads/{upload_id}"),
+    ("PATCH", "/v1/uploads/{upload_id}"),
+    ("DELETE", "/v1/uploads/{upload_id}"),
     ("GET", "/public/stats.csv"),
     ("GET", "/v1/public/lookup/{sha256}"),
 }
@@ -312,3 +321,49 @@ def test_shares_are_scoped(served, role):
         assert _events_after(handle, last) == [], "an out-of-scope revocation was recorded"
     assert handle.request("DELETE", f"/v1/shares/{own}", caller).json()["status"] == "revoked"
     assert handle.request("DELETE", f"/v1/shares/{theirs}", role).json()["status"] == "revoked"
+
+
+def _create_upload(handle, caller, unit):
+    fields = {"filename": "matrix.mp4", "sha256": "ab" * 32, **({"unit": unit} if unit else {})}
+    meta = ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in fields.items())
+    headers = {"Tus-Resumable": "1.0.0", "Upload-Length": "10", "Upload-Metadata": meta}
+    return handle.request("POST", "/v1/uploads", caller, headers=headers)
+
+
+@pytest.mark.parametrize("scoped", [True, False], ids=["police", "all-units"])
+@pytest.mark.parametrize("role", API_ROLES)
+def test_upload_routes_answer_by_role(served, role, scoped):
+    """Uploads create evidence: case-system and admin only. A police token may
+    upload into police-b1 (its sub-unit), never into city or without a unit;
+    all-unit tokens into any unit. Each of the four upload routes answers an
+    upload of another token exactly like an unknown one."""
+    handle, _ = served
+    caller = f"{role}-police" if scoped else role
+    tus = {"Tus-Resumable": "1.0.0"}
+    if role not in LINKERS:
+        assert _create_upload(handle, caller, "police-b1").status_code == 403
+        assert handle.request("OPTIONS", "/v1/uploads", caller).status_code == 403
+        return
+    city = _create_upload(handle, caller, "city")
+    without = _create_upload(handle, caller, None)
+    if scoped:
+        assert city.status_code == 403 and city.json()["error"]["code"] == "unit_not_in_scope"
+        assert without.status_code == 422
+    else:
+        assert city.status_code == without.status_code == 201
+    own = _create_upload(handle, caller, "police-b1")
+    assert own.status_code == 201, own.text
+    location = own.headers["Location"]
+    unknown = "/v1/uploads/" + "0" * 32
+    other = f"{'admin' if role != 'admin' else 'case-system'}-police"
+    patch = {**tus, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}
+    for method, headers in (("HEAD", tus), ("PATCH", patch), ("DELETE", tus)):
+        theirs = handle.request(method, location, other, headers=headers, content=b"0123456789")
+        missing = handle.request(method, unknown, other, headers=headers, content=b"0123456789")
+        assert theirs.status_code == missing.status_code == 404, (method, theirs.text)
+        assert theirs.text.replace(location[-32:], "0" * 32) == missing.text
+    assert handle.request("HEAD", location, caller, headers=tus).status_code == 200
+    for response in (own, city, without):
+        if response.status_code == 201:
+            gone = handle.request("DELETE", response.headers["Location"], caller, headers=tus)
+            assert gone.status_code == 204

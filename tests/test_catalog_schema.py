@@ -165,6 +165,7 @@ def test_pre_alembic_catalog_is_refused_then_upgraded_losing_nothing(station, tm
         "incident_matches",
         "incident_checks",
         "station_heartbeats",
+        "uploads",
     }
     assert set(after) - set(before) == later_revisions
     engine = create_engine(station.absolute_catalog_url)

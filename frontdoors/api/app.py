@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from archive.context import Archive
 from archive.metrics import API_REQUESTS, API_SECONDS, ERRORS
+from archive.uploads import UploadArea
 from frontdoors.api import (
     routes_cases,
     routes_console,
@@ -29,6 +30,7 @@ from frontdoors.api import (
     routes_reports,
     routes_retention,
     routes_share,
+    routes_uploads,
 )
 from frontdoors.api.auth import TokenBook
 from frontdoors.api.errors import install_error_handlers
@@ -91,8 +93,12 @@ def _version() -> str:
         return "0"
 
 
-def create_app(archive: Archive, tokens: TokenBook | None = None) -> FastAPI:
-    """The API over an opened archive. Raises ConfigError for a bad tokens file."""
+def create_app(
+    archive: Archive, tokens: TokenBook | None = None, uploads: UploadArea | None = None
+) -> FastAPI:
+    """The API over an opened archive. Raises ConfigError for a bad tokens file.
+
+    ``uploads``: the station's upload area (``/v1/uploads`` answers 503 without one)."""
     app = FastAPI(
         title="Strongroom evidence archive",
         version=_version(),
@@ -107,6 +113,7 @@ def create_app(archive: Archive, tokens: TokenBook | None = None) -> FastAPI:
     app.state.archive = archive
     app.state.tokens = tokens or TokenBook(archive.settings)
     app.state.presigner = Presigner(archive.settings)
+    app.state.uploads = uploads
     app.state.catalog_metrics = routes_ops.catalog_registry(archive.db)
     if app.state.tokens.count() == 0:
         log.warning("no API tokens configured: every request except /healthz will get 401")
@@ -124,6 +131,7 @@ def create_app(archive: Archive, tokens: TokenBook | None = None) -> FastAPI:
         routes_share,
         routes_public,
         routes_console,
+        routes_uploads,
     ):
         app.include_router(module.router)
         for route in module.router.routes:
@@ -132,6 +140,10 @@ def create_app(archive: Archive, tokens: TokenBook | None = None) -> FastAPI:
     app.add_middleware(RequestMetrics)
     # outermost last: every request gets an id, then its body is bounded – both
     # before routing, so before a route reads a body or authenticates anyone
-    app.add_middleware(BodyLimit, limit=archive.settings.api.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        limit=archive.settings.api.max_body_bytes,
+        streamed=(("PATCH", routes_uploads.PREFIX + "/"),),
+    )
     app.add_middleware(RequestContext)
     return app

@@ -54,6 +54,7 @@ LINK = frozenset({CASE_SYSTEM, ADMIN})
 PLAYBACK = frozenset(ROLES)
 AUDIT = frozenset({AUDITOR, ADMIN})  # bundles, proofs, checkpoints
 METRICS = frozenset({AUDITOR, ADMIN})
+UPLOAD = frozenset({CASE_SYSTEM, ADMIN})  # evidence from outside the docks (routes_uploads)
 
 _MAX_TOKEN = 512
 _TOKENS = TypeAdapter(list[ApiToken])

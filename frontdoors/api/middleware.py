@@ -37,15 +37,23 @@ def request_id(scope: Scope) -> str:
 class BodyLimit:
     """413 for a request body over ``limit`` bytes, read no further."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: int, streamed: tuple[tuple[str, str], ...] = ()
+    ) -> None:
         self.app = app
         self.limit = limit
+        #: (method, path prefix) of routes that stream their body to disk and bound
+        #: it themselves, after authentication (tus PATCH: up to [uploads] max_bytes)
+        self.streamed = streamed
 
     def _too_large(self) -> str:
         return f"the request body is larger than {self.limit} bytes"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or any(
+            scope.get("method") == method and scope.get("path", "").startswith(prefix)
+            for method, prefix in self.streamed
+        ):
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", ()):

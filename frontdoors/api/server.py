@@ -27,6 +27,7 @@ import time
 import uvicorn
 
 from archive.context import Archive
+from archive.uploads import UploadArea
 from config.settings import ConfigError, Settings
 from frontdoors.api.app import create_app
 
@@ -105,12 +106,14 @@ def check_transport(settings: Settings, listen: str) -> tuple[str, str] | None:
 class ApiServer:
     """uvicorn serving :func:`create_app` on one bound socket, in a thread."""
 
-    def __init__(self, archive: Archive, listen: str | None = None) -> None:
+    def __init__(
+        self, archive: Archive, listen: str | None = None, uploads: UploadArea | None = None
+    ) -> None:
         listen = listen or archive.settings.api.listen
         if not listen:
             raise ConfigError("api.listen is not set")
         tls = check_transport(archive.settings, listen)
-        self.app = create_app(archive)
+        self.app = create_app(archive, uploads=uploads)
         self.socket = bind(listen)
         host, port = self.socket.getsockname()[:2]
         scheme = "https" if tls else "http"

@@ -22,6 +22,7 @@ from frontdoors.cli.common import (
     emit_json,
     open_archive,
 )
+from ingest.uploads import upload_area
 
 
 @app.command()
@@ -38,7 +39,7 @@ def serve(
 
     with open_archive(config, self_check=True) as archive:
         try:
-            server = ApiServer(archive, listen).start()
+            server = ApiServer(archive, listen, uploads=upload_area(archive)).start()
         except ConfigError as exc:
             raise config_error(exc) from None
         stopping = threading.Event()

@@ -43,6 +43,7 @@ from ingest.identity import StationIdentity
 from ingest.pipeline import TERMINAL_STATES, Outcome, Pipeline
 from ingest.scan import Candidate, Rejected, scan_dock
 from ingest.services import start_services
+from ingest.uploads import upload_area
 
 log = logging.getLogger("strongroom.cli")
 
@@ -109,7 +110,8 @@ def run(config: ConfigOpt = None) -> None:
                 raise config_error(exc) from None
             try:
                 if archive.settings.api.listen:
-                    services.stoppers.append(ApiServer(archive).start().stop)
+                    api = ApiServer(archive, uploads=upload_area(archive))
+                    services.stoppers.append(api.start().stop)
             except (ConfigError, OSError) as exc:  # e.g. the API port is taken
                 services.stop()
                 raise config_error(exc) from None

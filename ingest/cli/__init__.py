@@ -3,6 +3,7 @@
 from ingest.cli import (
     cases_cmds,  # noqa: F401  (registers commands)
     catalog_cmds,  # noqa: F401  (registers commands)
+    cluster_cmds,  # noqa: F401  (registers commands)
     core,  # noqa: F401  (registers commands)
     court_cmds,  # noqa: F401  (registers commands)
     keys_cmds,  # noqa: F401  (registers commands)

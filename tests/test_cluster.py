@@ -62,12 +62,17 @@ def _drop(station, count: int, seed: int) -> list[bytes]:
     return payloads
 
 
+def _s3(station, gateway: int):
+    """A plain S3 client through one gateway of the cluster."""
+    store = station.store
+    door = SimpleNamespace(endpoint_url=store.endpoints[gateway], credentials=store.credentials)
+    return raw_s3(door)
+
+
 def _released_only_when_safe(station, gateway: int = 0) -> int:
     """Every released job has its sealed evidence row and a stored original of
     its size (HEAD with checksum, through ``gateway``); returns how many are released."""
-    store = station.store
-    door = SimpleNamespace(endpoint_url=store.endpoints[gateway], credentials=store.credentials)
-    s3 = raw_s3(door)
+    s3 = _s3(station, gateway)
     released = [j for j in jobs(station) if j["state"] == "released"]
     for job in released:
         rows = catalog_rows(station, "SELECT * FROM evidence WHERE sha256 = :s", s=job["sha256"])
@@ -79,7 +84,11 @@ def _released_only_when_safe(station, gateway: int = 0) -> int:
     return len(released)
 
 
-def _assert_all_archived_once(station, payloads: list[bytes]) -> None:
+def _assert_all_archived_once(station, payloads: list[bytes], gateway: int = 0) -> None:
+    """Every payload: one job released, one evidence item, one stored version
+    holding exactly its bytes under COMPLIANCE lock; the first two also get the
+    full check (delete refused, manifest verifies) – the rest of that is the
+    fixity and verify runs' job, and 50 full checks cost minutes on 2 cores."""
     rows = jobs(station)
     assert sorted({r["state"] for r in rows}) == ["released"], [r["state"] for r in rows]
     assert len(rows) == len(payloads)
@@ -87,8 +96,20 @@ def _assert_all_archived_once(station, payloads: list[bytes]) -> None:
     assert sorted(r["sha256"] for r in evidence) == sorted(
         hashlib.sha256(p).hexdigest() for p in payloads
     )
+    store = station.store
+    s3 = raw_s3(
+        SimpleNamespace(endpoint_url=store.endpoints[gateway], credentials=store.credentials)
+    )
     for data in payloads:
-        assert_archived(station, data)  # one version, exact bytes, locked, manifest verifies
+        key = f"originals/sha256/{hashlib.sha256(data).hexdigest()}"
+        versions = s3.list_object_versions(Bucket=station.bucket, Prefix=key).get("Versions", [])
+        assert len(versions) == 1, key
+        got = s3.get_object(Bucket=station.bucket, Key=key)
+        assert got["ObjectLockMode"] == "COMPLIANCE", key
+        assert got["Body"].read() == data, key
+    if gateway == 0:  # station.s3 goes through the first gateway
+        for data in payloads[:2]:
+            assert_archived(station, data)  # delete refused, manifest verifies
     assert [p for p in station.dock.rglob("*") if p.is_file()] == []
 
 
@@ -170,11 +191,15 @@ def test_a_station_loses_nothing_when_a_gateway_dies_under_load(station, seaweed
             interval=1,
             message="all 20 archived through the second gateway",
         )
+        # checked while s3a is still dead: every original reads through s3b
+        _assert_all_archived_once(station, payloads, gateway=1)
     finally:
+        stopped = daemon.stop()
         seaweed_cluster.start_node("s3a")
-        assert daemon.stop() == 0, daemon.output()
-    _assert_all_archived_once(station, payloads)
+    assert stopped == 0, daemon.output()
     assert "trying the next" in daemon.output()
+    for data in payloads[:2]:
+        assert_archived(station, data)
 
 
 def _nodes_holding(cluster, bucket: str) -> set[str]:
@@ -214,13 +239,16 @@ def test_a_volume_server_killed_under_load_loses_nothing_and_fixity_passes(
             message="all 50 archived with a volume server down",
         )
         done_after = time.monotonic() - killed_at
-        _assert_all_archived_once(station, payloads)  # reads from the surviving replica
+        stopped = daemon.stop()
+        assert stopped == 0, daemon.output()
+        # with the node still down: every original reads back from its other replica
+        _assert_all_archived_once(station, payloads)
         verify = station.cli("verify", "--all", "--json", check=False)
         assert verify.returncode == 0, verify.stdout + verify.stderr
     finally:
+        daemon.stop()
         if victim:
             seaweed_cluster.start_node(victim)
-        assert daemon.stop() == 0, daemon.output()
     seaweed_cluster.shell("lock\nvolume.fix.replication -apply\nunlock\n")
     fixity = station.cli("fixity", "--json", check=False)
     assert fixity.returncode == 0, fixity.stdout + fixity.stderr
@@ -247,7 +275,8 @@ def test_uploads_wait_for_a_restarted_master_and_resume(station, seaweed_cluster
             seaweed_cluster.start_node("master")
         wait_until(lambda: all_jobs_done(station, 10), 240, message="all archived after restart")
     finally:
-        assert daemon.stop() == 0, daemon.output()
+        stopped = daemon.stop()
+    assert stopped == 0, daemon.output()
     _assert_all_archived_once(station, payloads)
     s3 = raw_s3(seaweed_cluster)
     assert s3.head_bucket(Bucket=station.bucket)

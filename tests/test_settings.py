@@ -122,3 +122,23 @@ def test_tls_needs_both_files(tmp_path):
     config = _write(tmp_path / "tls.toml", '[api]\ntls_cert = "api.crt"\n')
     with pytest.raises(ConfigError, match="tls_key"):
         load_settings(config)
+
+
+def test_store_endpoints_list_names_endpoint_url_and_keeps_the_single_form(tmp_path, monkeypatch):
+    """``[store] endpoints``: tried in order; ``endpoint_url`` alone still works;
+    with only the list, ``endpoint_url`` is its first entry; bad entries are named."""
+    config = tmp_path / "strongroom.toml"
+    config.write_text('[store]\nendpoints = ["http://127.0.0.1:40000", "http://127.0.0.1:40001"]\n')
+    store = load_settings(config).store
+    assert store.endpoint_list == ["http://127.0.0.1:40000", "http://127.0.0.1:40001"]
+    assert store.endpoint_url == "http://127.0.0.1:40000"
+    config.write_text('[store]\nendpoint_url = "http://10.0.0.5:8333"\n')
+    store = load_settings(config).store
+    assert store.endpoint_list == ["http://10.0.0.5:8333"]
+    monkeypatch.setenv("STRONGROOM_STORE__ENDPOINTS", '["http://a:1", "http://b:2"]')
+    assert load_settings(config).store.endpoint_list == ["http://a:1", "http://b:2"]
+    monkeypatch.delenv("STRONGROOM_STORE__ENDPOINTS")
+    for bad in ('["127.0.0.1:40000"]', '["http://a:1", "http://a:1"]'):
+        config.write_text(f"[store]\nendpoints = {bad}\n")
+        with pytest.raises(ConfigError, match="endpoints"):
+            load_settings(config)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import random
 
-import pytest
 from conftest import wait_until
 from ingest_helpers import (
     all_jobs_done,
@@ -18,7 +17,6 @@ from ingest_helpers import (
 )
 
 
-@pytest.mark.stores("mini", "cluster")
 def test_drop_of_twenty_files_is_archived_exactly_once(station):
     rng = random.Random(947)
     dock = station.dock

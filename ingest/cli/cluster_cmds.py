@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from archive import localcluster
 from ingest.cli.app import app
@@ -42,7 +43,7 @@ def local_cluster(
     gateways with Object Lock.
 
     Every node runs in one network and mount namespace of its own; only the two
-    S3 ports are forwarded to 127.0.0.1 on the host. Point [store] endpoints at
+    S3 ports are forwarded to 127.0.0.1 on the host. Point store.endpoints at
     both; the daemon's credentials are in <folder>/credentials.json (mode 0600).
     """
     settings = settings_from(config)
@@ -59,9 +60,12 @@ def local_cluster(
             print(json.dumps({"endpoints": cluster.endpoints, "folder": str(folder)}), flush=True)
         else:
             console.print(
-                f"SeaweedFS cluster, S3 at {' and '.join(cluster.endpoints)}; "
-                f"credentials in {folder / 'credentials.json'}\n"
-                f"[store]\nendpoints = {json.dumps(cluster.endpoints)}"
+                escape(
+                    f"SeaweedFS cluster, S3 at {' and '.join(cluster.endpoints)}; "
+                    f"credentials in {folder / 'credentials.json'}\n"
+                    f"[store]\nendpoints = {json.dumps(cluster.endpoints)}"
+                ),
+                highlight=False,
             )
         _notify_ready()
         stop = threading.Event()

@@ -41,6 +41,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from archive.failover import FailoverClient
 from config.settings import ConfigError, StoreSettings, read_private_file
 
 LockMode = Literal["COMPLIANCE", "GOVERNANCE"]
@@ -255,8 +256,26 @@ class ObjectStore:
     def _make_client(
         settings: StoreSettings, read_timeout: float, *, attempts: int | None = None, pool: int = 0
     ) -> Any:
+        """One client, or with several ``endpoints`` one that fails over between them."""
+        endpoints = settings.endpoint_list
+        clients = [
+            ObjectStore._endpoint_client(settings, url, read_timeout, attempts, pool)
+            for url in endpoints
+        ]
+        if len(clients) == 1:
+            return clients[0]
+        return FailoverClient(clients, [str(url) for url in endpoints])
+
+    @staticmethod
+    def _endpoint_client(
+        settings: StoreSettings,
+        endpoint_url: str | None,
+        read_timeout: float,
+        attempts: int | None,
+        pool: int,
+    ) -> Any:
         key_id, secret = load_credentials(settings)
-        if settings.endpoint_url and (key_id is None or secret is None):
+        if endpoint_url and (key_id is None or secret is None):
             raise ConfigError(
                 "store credentials missing: set STRONGROOM_STORE__ACCESS_KEY_ID and "
                 "STRONGROOM_STORE__SECRET_ACCESS_KEY, or store.credentials_file (mode 0600)"
@@ -279,7 +298,7 @@ class ObjectStore:
         )
         return boto3.session.Session().client(
             "s3",
-            endpoint_url=settings.endpoint_url,
+            endpoint_url=endpoint_url,
             aws_access_key_id=key_id,
             aws_secret_access_key=secret,
             config=config,
@@ -295,7 +314,12 @@ class ObjectStore:
         pool until reused, and with them the server's side of each, which keeps
         a restarted store from binding its port again for a minute.
         """
-        for client in {id(c): c for c in (self.client, self.quick, self._probe)}.values():
+        every = [
+            one
+            for client in (self.client, self.quick, self._probe)
+            for one in getattr(client, "clients", [client])
+        ]
+        for client in {id(c): c for c in every}.values():
             session = getattr(getattr(client, "_endpoint", None), "http_session", None)
             if session is not None:
                 with contextlib.suppress(Exception):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import logging
 import os
@@ -28,8 +29,9 @@ from bench.station import AWS, exit_on_sigterm
 log = logging.getLogger("bench")
 RESULTS = Path(__file__).resolve().parent / "results"
 GROUPS = ("throughput", "time_to_safe", "small_files", "memory")
-#: measured only when asked for (``--only stations``): it starts its own PostgreSQL
-EXTRA_GROUPS = ("stations",)
+#: measured only when asked for (``--only stations``, ``--only cluster``): they
+#: start their own PostgreSQL or SeaweedFS cluster
+EXTRA_GROUPS = ("stations", "cluster")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -99,6 +101,10 @@ def run(plan: Plan, base: Path, groups: tuple[str, ...]) -> dict:
         from bench import bench_stations
 
         results["stations"] = bench_stations.run(base / "stations-bench")
+    if "cluster" in groups:
+        from bench import bench_cluster
+
+        results["cluster"] = bench_cluster.run(base / "cluster-bench")
     return results
 
 
@@ -127,16 +133,17 @@ def main(argv: list[str] | None = None) -> int:
             measure.remove_tree(base)
     document["machine"]["load_end"] = _load()
     document["elapsed_s"] = round(time.monotonic() - started, 1)
-    if "stations" in document["results"]:
-        from bench.bench_stations import markdown
-
+    for extra in EXTRA_GROUPS:
+        if extra not in document["results"]:
+            continue
+        markdown = importlib.import_module(f"bench.bench_{extra}").markdown
         args.results.mkdir(parents=True, exist_ok=True)
-        stem = args.results / f"{document['date']}-stations"
+        stem = args.results / f"{document['date']}-{extra}"
         stem.with_suffix(".json").write_text(json.dumps(document, indent=2) + "\n", "utf-8")
         stem.with_suffix(".md").write_text(markdown(document), "utf-8")
         print(markdown(document))
-        if set(groups) <= set(EXTRA_GROUPS):
-            return 0
+    if set(groups) <= set(EXTRA_GROUPS):
+        return 0
     document["verdicts"] = [v.to_dict() for v in verdicts(document["results"])]
     json_path, md_path = write(document, args.results)
     print(md_path.read_text(encoding="utf-8"))

@@ -30,6 +30,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -231,6 +232,12 @@ class NameRule:
 
 class StoreSettings(_Section):
     endpoint_url: str | None = "http://127.0.0.1:8333"
+    endpoints: list[str] = Field(
+        default_factory=list,
+        description="several S3 endpoints of one store (e.g. the gateways of a SeaweedFS "
+        "cluster), tried in order: a call that cannot reach one goes to the next; "
+        "default [endpoint_url]",
+    )
     bucket: str = Field("evidence", min_length=3, max_length=63)
     region: str = "us-east-1"
     access_key_id: SecretStr | None = None
@@ -267,6 +274,29 @@ class StoreSettings(_Section):
         description="the daemon asks the store whether it answers this often (every second "
         "while it does not); when it answers again, waiting jobs are retried at once",
     )
+
+    @field_validator("endpoints")
+    @classmethod
+    def _endpoints_are_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+                raise ValueError(f"not an http(s) URL: {url!r}")
+        if len(set(value)) != len(value):
+            raise ValueError("an endpoint is listed twice")
+        return value
+
+    @model_validator(mode="after")
+    def _endpoint_url_from_endpoints(self) -> StoreSettings:
+        # endpoint_url is what other parts name (presigned URLs, tools): with only a
+        # list given, it is the list's first entry, not the one-machine default
+        if self.endpoints and "endpoint_url" not in self.model_fields_set:
+            self.endpoint_url = self.endpoints[0]
+        return self
+
+    @property
+    def endpoint_list(self) -> list[str | None]:
+        """The endpoints in the order they are tried (one, ``None`` for AWS itself)."""
+        return list(self.endpoints) if self.endpoints else [self.endpoint_url]
 
 
 class CatalogSettings(_Section):

@@ -11,6 +11,15 @@ The catalog is SQLite unless a module asks for more with
 its tests runs once per catalog, on PostgreSQL in a fresh database of the
 session's own server (``tests/pgserver.py``). Under pytest-xdist every worker
 has its own store and server, on its own ports.
+
+The store is ``weed mini`` unless a test or module asks for more with
+``pytest.mark.stores("mini", "cluster")``: then it runs once per store, the
+second time against the session's SeaweedFS cluster (``archive.localcluster``:
+1 master, 3 volume servers in two racks, replication 010, a filer, two S3
+gateways named in ``[store] endpoints``), started only when a test needs it.
+A test on the cluster runs on the SQLite catalog only (its subject is the
+store); ``stores(..., cluster_only={"param": [values]})`` limits it further to
+some of the test's own parameters, to keep CI within its time budget.
 """
 
 from __future__ import annotations
@@ -31,13 +40,14 @@ import pgserver
 import pytest
 from botocore.config import Config
 
-from archive import localstore
+from archive import localcluster, localstore
 from archive.context import Archive
 from config.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 STRONGROOM = [sys.executable, "-m", "frontdoors.main"]
 CATALOGS = ("sqlite", "postgresql")
+STORES = ("mini", "cluster")
 
 
 def worker_index() -> int:
@@ -68,6 +78,49 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[localstore.Loc
         store.stop()
 
 
+def cluster_port_base() -> int:
+    """A free cluster port range in this xdist worker's own part of 40000–48999."""
+    start = 40000 + 1500 * worker_index()
+    return localcluster.find_base(start, start + 1500)
+
+
+@pytest.fixture(scope="session")
+def seaweed_cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[localcluster.LocalCluster]:
+    """One boxed SeaweedFS cluster for the whole session (only if a test asks)."""
+    cluster = localcluster.start(tmp_path_factory.mktemp("cluster"), cluster_port_base())
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """``mini`` unless the ``stores`` marker parametrizes it."""
+    return getattr(request, "param", "mini")
+
+
+@pytest.fixture
+def store_under_test(request: pytest.FixtureRequest, store_backend: str):
+    """The session's store of this test's kind: ``weed mini`` or the cluster."""
+    return store_for(request, store_backend)
+
+
+def store_for(request: pytest.FixtureRequest, backend: str):
+    name = "seaweed_cluster" if backend == "cluster" else "seaweed"
+    return request.getfixturevalue(name)
+
+
+def store_toml(store) -> str:
+    """The ``[store]`` lines naming a store: every gateway of a cluster."""
+    lines = f'endpoint_url = "{store.endpoint_url}"\n'
+    if getattr(store, "endpoints", None):
+        lines += f"endpoints = {json.dumps(store.endpoints)}\n"
+    return lines
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[pgserver.PgServer]:
     """One PostgreSQL for the session (started only if a test needs it)."""
@@ -82,11 +135,22 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "catalogs(*names): run the module's tests on these catalogs (default sqlite)"
     )
+    config.addinivalue_line(
+        "markers",
+        "stores(*names, cluster_only=None): run on these stores, mini and/or cluster "
+        "(default mini); cluster_only={param: [values]} limits the cluster runs",
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrize ``catalog_backend`` by the ``catalogs`` marker (module scope,
-    so module-scoped stations work and tests are grouped per catalog)."""
+    """Parametrize ``catalog_backend`` by the ``catalogs`` marker and
+    ``store_backend`` by the ``stores`` marker (module scope, so module-scoped
+    stations work and tests are grouped per catalog and store)."""
+    stores = metafunc.definition.get_closest_marker("stores")
+    if stores and "store_backend" in metafunc.fixturenames:
+        unknown = set(stores.args) - set(STORES)
+        assert not unknown, f"unknown stores {unknown}"
+        metafunc.parametrize("store_backend", stores.args, scope="module", indirect=True)
     if "catalog_backend" not in metafunc.fixturenames:
         return
     marker = metafunc.definition.get_closest_marker("catalogs")
@@ -99,6 +163,24 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture(scope="module")
 def catalog_backend(request: pytest.FixtureRequest) -> str:
     return request.param
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The cluster runs only on SQLite and only the ``cluster_only`` parameters."""
+    keep, drop = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if params.get("store_backend") != "cluster":
+            keep.append(item)
+            continue
+        only = item.get_closest_marker("stores").kwargs.get("cluster_only") or {}
+        wanted = params.get("catalog_backend", "sqlite") == "sqlite" and all(
+            params.get(name) in values for name, values in only.items()
+        )
+        (keep if wanted else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 def new_catalog_url(request: pytest.FixtureRequest, backend: str) -> str:
@@ -182,8 +264,7 @@ settle_seconds = {settle}
 after_archive = "{after_archive}"
 
 [store]
-endpoint_url = "{self.store.endpoint_url}"
-bucket = "{self.bucket}"
+{store_toml(self.store)}bucket = "{self.bucket}"
 multipart_threshold_mb = 8
 part_size_mb = 5
 
@@ -270,13 +351,14 @@ def wait_until(predicate, timeout: float = 60, interval: float = 0.2, message: s
 @pytest.fixture
 def station(
     tmp_path: Path,
-    seaweed: localstore.LocalStore,
     monkeypatch: pytest.MonkeyPatch,
     request: pytest.FixtureRequest,
     catalog_backend: str,
+    store_backend: str,
 ) -> Station:
     """A configured station with its own bucket and catalog, initialised (key,
-    bucket, lock test)."""
+    bucket, lock test), on the store the test runs on."""
+    seaweed = store_for(request, store_backend)
     bucket = f"t-{uuid.uuid4().hex[:16]}"
     env = seaweed.env()
     for name, value in env.items():
@@ -373,12 +455,13 @@ def api(station: Station) -> Iterator:
 @pytest.fixture(scope="module")
 def module_station(
     tmp_path_factory: pytest.TempPathFactory,
-    seaweed: localstore.LocalStore,
     request: pytest.FixtureRequest,
     catalog_backend: str,
+    store_backend: str,
 ) -> Iterator[Station]:
     """Like ``station``, but shared by the tests of one module (for a set-up that
     many parametrised cases only read)."""
+    seaweed = store_for(request, store_backend)
     root = tmp_path_factory.mktemp("station")
     env = seaweed.env()
     with pytest.MonkeyPatch.context() as patch:

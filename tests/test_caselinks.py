@@ -110,6 +110,7 @@ def test_link_makes_the_store_refuse_deleting_the_original_until_unlinked(statio
     assert holds == [True, False]
 
 
+@pytest.mark.stores("mini", "cluster")
 def test_hold_stays_until_the_last_of_two_cases_is_unlinked(station):
     item = station.ingest_bytes("ABC1234_012345_20260301090000_0002.MP4", b"two cases " * 3000)
     evidence_id, key = item["evidence_id"], item["original_key"]

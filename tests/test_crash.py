@@ -49,6 +49,8 @@ def _assert_nothing_released_unsafely(station) -> None:
         station.s3.head_object(Bucket=station.bucket, Key=rows[0]["manifest_key"])
 
 
+#: on the cluster, the two steps around the upload: the rest are the pipeline's own
+@pytest.mark.stores("mini", "cluster", cluster_only={"step": ["stored", "sealed"]})
 @pytest.mark.parametrize("step", STEPS)
 def test_kill_after_each_step_then_restart(station, step):
     payloads = _drop(station, random.Random(step))
@@ -76,6 +78,7 @@ def test_kill_after_each_step_then_restart(station, step):
     assert [p for p in station.dock.rglob("*") if p.is_file()] == []
 
 
+@pytest.mark.stores("mini", "cluster")
 def test_kill_during_multipart_upload(station):
     """A SIGKILL in the middle of a multi-part upload loses nothing.
 

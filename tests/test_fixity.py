@@ -85,6 +85,7 @@ def add_playback_copy(archive, evidence_id: str, data: bytes) -> Derivative:
     return row
 
 
+@pytest.mark.stores("mini", "cluster")
 def test_sweep_passes_untouched_items_and_records_each_result(station, tmp_path):
     items = ingest_files(station, tmp_path, 2)
     archive = station.archive()
@@ -122,6 +123,7 @@ def test_sweep_passes_untouched_items_and_records_each_result(station, tmp_path)
     assert shown["fixity"]["result"] == "ok"
 
 
+@pytest.mark.stores("mini", "cluster")
 def test_verify_names_an_original_overwritten_with_a_new_version(station, tmp_path):
     items = ingest_files(station, tmp_path, 2)
     victim = items[0]
@@ -135,6 +137,7 @@ def test_verify_names_an_original_overwritten_with_a_new_version(station, tmp_pa
     assert items[1]["evidence_id"] not in text.stderr.split("FAILED", 1)[1]
 
 
+@pytest.mark.stores("mini", "cluster")
 def test_verify_names_a_deleted_original(station, tmp_path):
     (item,) = ingest_files(station, tmp_path, 1)
     station.s3.delete_object(Bucket=station.bucket, Key=item["original_key"])
@@ -219,6 +222,7 @@ def test_catalog_hash_edit_is_loud_and_shown_until_resolved(station, tmp_path, c
     assert status["fixity"]["unresolved"] == []
 
 
+@pytest.mark.stores("mini", "cluster")
 def test_verify_names_lock_state_that_differs_from_the_catalog(station, tmp_path):
     (item,) = ingest_files(station, tmp_path, 1)
     archive = station.archive()

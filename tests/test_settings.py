@@ -184,3 +184,23 @@ def test_after_archive_forms_are_read_in_one_place():
     assert keep_days("keep:3") == 3 and keep_days("delete") is None and keep_days("keep:x") is None
     assert move_to("move:done") == Path("done") and move_to("move:") is None
     assert move_to("keep:3") is None
+
+
+def test_store_endpoints_list_names_endpoint_url_and_keeps_the_single_form(tmp_path, monkeypatch):
+    """``[store] endpoints``: tried in order; ``endpoint_url`` alone still works;
+    with only the list, ``endpoint_url`` is its first entry; bad entries are named."""
+    config = tmp_path / "strongroom.toml"
+    config.write_text('[store]\nendpoints = ["http://127.0.0.1:40000", "http://127.0.0.1:40001"]\n')
+    store = load_settings(config).store
+    assert store.endpoint_list == ["http://127.0.0.1:40000", "http://127.0.0.1:40001"]
+    assert store.endpoint_url == "http://127.0.0.1:40000"
+    config.write_text('[store]\nendpoint_url = "http://10.0.0.5:8333"\n')
+    store = load_settings(config).store
+    assert store.endpoint_list == ["http://10.0.0.5:8333"]
+    monkeypatch.setenv("STRONGROOM_STORE__ENDPOINTS", '["http://a:1", "http://b:2"]')
+    assert load_settings(config).store.endpoint_list == ["http://a:1", "http://b:2"]
+    monkeypatch.delenv("STRONGROOM_STORE__ENDPOINTS")
+    for bad in ('["127.0.0.1:40000"]', '["http://a:1", "http://a:1"]'):
+        config.write_text(f"[store]\nendpoints = {bad}\n")
+        with pytest.raises(ConfigError, match="endpoints"):
+            load_settings(config)

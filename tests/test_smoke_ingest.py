@@ -14,6 +14,7 @@ from archive.dsse import verify_envelope
 pytestmark = pytest.mark.catalogs("sqlite", "postgresql")
 
 
+@pytest.mark.stores("mini", "cluster")
 def test_ingest_archives_locked_original_with_verifiable_manifest(station, tmp_path):
     source = tmp_path / "outside" / "ABC1234_012345_20260301083015_0001.MP4"
     source.parent.mkdir()

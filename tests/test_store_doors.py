@@ -7,6 +7,10 @@ The ports are not taken from a list: every TCP socket and unix socket that a
 is, in the store's own namespace), then attacked from the host's. Each probe
 is first shown to work from *inside* the store's namespace (so a refusal
 outside means the door is closed, not that the probe is wrong).
+
+Every probe runs twice: against ``weed mini`` and against the local cluster
+(``archive.localcluster``: master, three volume servers, filer, two S3
+gateways – eight processes in one box, two doors).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import psutil
 import pytest
 from conftest import STRONGROOM, raw_s3
 
-from archive import localstore
+from archive import localcluster, localstore
 
 BUCKET = "doors-bucket"
 LISTEN = "0A"
@@ -43,7 +47,7 @@ AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
 @dataclass
 class Target:
-    store: localstore.LocalStore
+    store: localstore.LocalStore | localcluster.LocalCluster
     key: str
     version: str
     checksum: str
@@ -55,6 +59,17 @@ class Target:
 
     def versions_path(self) -> str:
         return f"/buckets/{BUCKET}/{self.key}.versions"
+
+    @property
+    def doors(self) -> set[int]:
+        """The S3 ports: the only ones the host may reach."""
+        return set(getattr(self.store, "s3_ports", [self.store.s3_port]))
+
+    @property
+    def volume_ports(self) -> list[int]:
+        if isinstance(self.store, localcluster.LocalCluster):
+            return [self.store.inside_port(node) for node in localcluster.VOLUMES]
+        return [self.store.inside_port("volume")]
 
 
 def weed_processes(store: localstore.LocalStore) -> list[psutil.Process]:
@@ -161,11 +176,13 @@ def assert_original_intact(target: Target) -> None:
     assert hashlib.sha256(body).digest() == hashlib.sha256(target.data).digest()
 
 
-@pytest.fixture(scope="module")
-def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+@pytest.fixture(scope="module", params=["mini", "cluster"])
+def target(tmp_path_factory: pytest.TempPathFactory, request) -> Iterator[Target]:
     """A store of this module's own (a failing probe must not harm other tests)
-    holding one COMPLIANCE-locked original."""
-    store = localstore.start(tmp_path_factory.mktemp("doors") / "seaweedfs")
+    holding one COMPLIANCE-locked original: ``weed mini``, then the cluster."""
+    folder = tmp_path_factory.mktemp("doors") / "seaweedfs"
+    start = localcluster.start if request.param == "cluster" else localstore.start
+    store = start(folder)
     try:
         s3 = raw_s3(store)
         s3.create_bucket(Bucket=BUCKET, ObjectLockEnabledForBucket=True)
@@ -189,8 +206,8 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
 
 def test_weed_listens_only_inside_its_own_network_namespace(target):
     ports, _paths = weed_ports(target)
-    # master, filer, volume, admin, s3 and their gRPC twins at least
-    assert len(ports) >= 8, ports
+    # master, filer, volume(s), s3 gateway(s) and their gRPC twins at least
+    assert len(ports) >= (14 if len(target.doors) > 1 else 8), ports
     host = tcp_listeners("/proc/self/net")
     for process in target.weed:
         assert os.readlink(f"/proc/{process.pid}/ns/net") != os.readlink("/proc/self/ns/net")
@@ -207,8 +224,8 @@ def test_no_weed_port_can_be_reached_from_the_host(target):
     reached = []
     for address in host_addresses():
         for port in sorted(ports):
-            if address == "127.0.0.1" and port == target.store.s3_port:
-                continue  # the one door, tried in the S3 tests below
+            if address == "127.0.0.1" and port in target.doors:
+                continue  # the door(s), tried in the S3 tests below
             try:
                 with socket.create_connection((address, port), timeout=2):
                     reached.append(f"{address}:{port}")
@@ -221,7 +238,9 @@ def test_no_weed_unix_socket_can_be_reached_from_the_host(target):
     """weed opens unix sockets for every gRPC service and the filer under /tmp;
     the box's /tmp is its own, so from the host they are absent or someone else's."""
     _ports, paths = weed_ports(target)
-    assert any("grpc" in p for p in paths), paths  # the probe sees them inside
+    # the probe sees them inside: gRPC ones in mini, the filer's and gateways' in both
+    assert any("grpc" in p for p in paths) or len(target.doors) > 1, paths
+    assert any("/tmp/seaweedfs-" in p for p in paths), paths
     ours = {p.pid for p in target.weed}
     reached = []
     for path in sorted(paths):
@@ -256,10 +275,13 @@ def test_destructive_http_calls_refused_on_every_port(target):
     """Master /col/delete and /vol/vacuum, /dir/status, volume GET and DELETE of
     the original's file id, filer DELETE: on every weed port, from the host."""
     fid = file_id(target)
-    volume = target.store.inside_port("volume")
     # the positive control: inside the box a volume read needs no key at all
-    read = inside(target, "python3", "-c", _GET, f"http://127.0.0.1:{volume}/{fid}")
-    assert read.strip() == hashlib.sha256(target.data).hexdigest()
+    # (on the cluster, from a volume server that holds a replica)
+    reads = []
+    for volume in target.volume_ports:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            reads.append(inside(target, "python3", "-c", _GET, f"http://127.0.0.1:{volume}/{fid}"))
+    assert hashlib.sha256(target.data).hexdigest() in [r.strip() for r in reads]
     ports, _paths = weed_ports(target)
     answered = []
     with httpx.Client(timeout=5) as client:
@@ -272,7 +294,7 @@ def test_destructive_http_calls_refused_on_every_port(target):
                 # only the S3 port may answer: with a refusal, or the S3
                 # gateway's own empty health answer (GET /status)
                 refused = response.status_code >= 400 or (method, response.content) == ("GET", b"")
-                if port != target.store.s3_port or not refused:
+                if port not in target.doors or not refused:
                     answered.append(f"{method} :{port}{path} -> {response.status_code}")
     assert answered == [], answered
     assert_original_intact(target)

@@ -11,16 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from archive.store import NotFound, ObjectStore, Retention, StoreError
+from archive.store import AlreadyExists, NotFound, ObjectStore, Retention, StoreError
 from config.settings import StoreSettings
 
 MiB = 1024 * 1024
+#: create-only and checksum refusals hold on the cluster too (conftest.py)
+pytestmark = pytest.mark.stores("mini", "cluster")
 
 
 @pytest.fixture
-def store(seaweed) -> ObjectStore:
+def store(store_under_test) -> ObjectStore:
+    seaweed = store_under_test
     settings = StoreSettings(
         endpoint_url=seaweed.endpoint_url,
+        endpoints=getattr(seaweed, "endpoints", []),
         bucket=f"t-{uuid.uuid4().hex[:16]}",
         access_key_id=seaweed.credentials["access_key_id"],
         secret_access_key=seaweed.credentials["secret_access_key"],
@@ -105,3 +109,20 @@ def test_a_file_that_shrank_before_upload_is_an_error_not_a_short_object(store, 
     assert not raised.value.retryable
     with pytest.raises(NotFound):
         store.head("big")
+
+
+def test_a_second_write_of_a_key_is_refused_and_the_first_stays(store, tmp_path):
+    """Create-only: a key that is taken cannot be written again, by a PUT or a
+    multipart upload, and the store keeps exactly the first version."""
+    first, first_sha = _file(tmp_path / "first", 1000)
+    other, other_sha = _file(tmp_path / "other", 1000)
+    big, big_sha = _file(tmp_path / "big", 11 * MiB)
+    retention = Retention.for_days(1)
+    stored = store.put_file("k", first, first_sha, 1000, retention)
+    with pytest.raises(AlreadyExists):
+        store.put_file("k", other, other_sha, 1000, retention)
+    with pytest.raises(AlreadyExists):
+        store.put_file("k", big, big_sha, 11 * MiB, retention)
+    versions = store.client.list_object_versions(Bucket=store.bucket, Prefix="k")["Versions"]
+    assert [v["VersionId"] for v in versions] == [stored.version_id]
+    assert hashlib.sha256(store.get_bytes("k")).hexdigest() == first_sha

@@ -3,6 +3,7 @@
 Where a command lives (each module registers its commands on the app):
 
 - ``station_cmds``: ``init``, ``run``, ``ingest``, ``local-store``
+- ``cluster_cmds``: ``local-cluster``
 - ``lookup_cmds``: ``status`` (``--stations``: ``stations_cmds``), ``find``, ``show``
 - ``incidents_cmds``: ``incidents import|list``, ``links pending|confirm|reject``
 - ``cases_cmds``: ``link``, ``unlink``, ``unit set``
@@ -22,6 +23,7 @@ from frontdoors.cli import (
     api_cmds,  # noqa: F401  (registers commands)
     cases_cmds,  # noqa: F401  (registers commands)
     catalog_cmds,  # noqa: F401  (registers commands)
+    cluster_cmds,  # noqa: F401  (registers commands)
     court_cmds,  # noqa: F401  (registers commands)
     incidents_cmds,  # noqa: F401  (registers commands)
     keys_cmds,  # noqa: F401  (registers commands)

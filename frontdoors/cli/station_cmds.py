@@ -357,7 +357,7 @@ def _describe_outcomes(db: Database, outcomes: list[Outcome]) -> list[dict]:
     return results
 
 
-def _notify_ready() -> None:
+def notify_ready() -> None:
     """Tell systemd (``Type=notify``) that S3 answers, so units ordered after
     the store start only then; does nothing outside systemd."""
     address = os.environ.get("NOTIFY_SOCKET")
@@ -409,7 +409,7 @@ def local_store(
         f"SeaweedFS S3 at {store.endpoint_url}, "
         f"credentials in {folder / localstore.CREDENTIALS_JSON}"
     )
-    _notify_ready()
+    notify_ready()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

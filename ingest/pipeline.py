@@ -45,6 +45,7 @@ from archive.seal import (
     original_key,
     seal_evidence,
 )
+from archive.states import CopyState
 from archive.store import (
     AlreadyExists,
     ContentChanged,
@@ -547,7 +548,7 @@ class Pipeline:
                 values = _transition(JobState.SEALED, evidence_id=evidence_id, flags=flags)
                 if self.settings.transcode.enabled:
                     # queued in the seal's own transaction: a crash cannot lose it
-                    session.add(Derivative(evidence_id=evidence_id, state="queued"))
+                    session.add(Derivative(evidence_id=evidence_id, state=CopyState.QUEUED))
                 record_event(
                     session,
                     "sealed",

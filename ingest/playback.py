@@ -54,8 +54,8 @@ from archive.lineage import derivative_payload, portable_args, seal_derivative
 from archive.metrics import DERIVATIVE_SECONDS, DERIVATIVES, ERRORS
 from archive.models import Evidence
 from archive.owner import owner_gone, process_owner
-from archive.retention import stronger_mode
 from archive.seal import derivative_key
+from archive.states import PENDING_COPY_STATES, CopyState
 from archive.store import (
     AlreadyExists,
     NotFound,
@@ -72,14 +72,16 @@ from ingest.transcode import Plan, PlaybackCopy, TranscodeError, choose_action, 
 
 log = logging.getLogger("strongroom.playback")
 
-QUEUED = "queued"
-RUNNING = "running"
-RETRYING = "retrying"
-STORED = "stored"
-SKIPPED = "skipped"
-FAILED = "failed"
+QUEUED = CopyState.QUEUED
+RUNNING = CopyState.RUNNING
+RETRYING = CopyState.RETRYING
+STORED = CopyState.STORED
+SKIPPED = CopyState.SKIPPED
+FAILED = CopyState.FAILED
 #: states with work still to do
-PENDING_STATES = (QUEUED, RETRYING, RUNNING)
+PENDING_STATES = PENDING_COPY_STATES
+#: an attempt's outcome when another worker took the row over (never stored)
+LOST = "lost"
 #: claims of a row whose previous worker died, allowed on top of the retry budget
 #: (a power cut is not the file's fault, but a file that kills us every time is)
 CRASH_ALLOWANCE = 3
@@ -439,7 +441,7 @@ class PlaybackWorker:
             result = self._hand_back(job)
         except LeaseLost:
             log.warning("%s: lost the lease on playback copy %d", claim.evidence_id, claim.id)
-            result = Result(claim.id, claim.evidence_id, "lost", detail="lease lost")
+            result = Result(claim.id, claim.evidence_id, LOST, detail="lease lost")
         except TranscodeError as exc:
             result = self._fail(job, exc.reason, exc.stderr_tail, retryable=exc.retryable)
         except ProbeError as exc:
@@ -736,15 +738,9 @@ class PlaybackWorker:
             for obj in objects:
                 if held:
                     self.archive.store.set_legal_hold(obj.key, obj.version_id, True)
-                # a copy shared with another item may be COMPLIANCE already: asking
-                # for GOVERNANCE would be refused, and the longer date lost with it
-                current = self.archive.store.head(obj.key, obj.version_id).lock_mode
-                self.archive.store.extend_retention(
-                    obj.key,
-                    obj.version_id,
-                    stronger_mode(current, mode),  # type: ignore[arg-type]
-                    until,
-                )
+                # only grows (archive.store.grown_lock): a copy shared with another
+                # item that is COMPLIANCE already stays so and gets the longer date
+                self.archive.store.extend_retention(obj.key, obj.version_id, mode, until)
         except StoreError as exc:
             # the copy is stored and recorded; the next hold or retention change re-applies
             # to all of the item's objects, so this is logged loudly and counted, not lost
@@ -810,7 +806,7 @@ class PlaybackWorker:
                 retry = retryable and (not charge or row.attempts <= self.transcode.retry_attempts)
                 self._finish_failed(session, row, claim, reason, stderr_tail, retry, charge=charge)
         except LeaseLost:
-            return Result(claim.id, claim.evidence_id, "lost", detail=reason)
+            return Result(claim.id, claim.evidence_id, LOST, detail=reason)
         state = RETRYING if retry else FAILED
         (log.warning if retry else log.error)(
             "%s: playback copy %s: %s", claim.evidence_id, state, reason

@@ -30,12 +30,13 @@ from archive.disposition import item_disposition
 from archive.health import UNEXPECTED, Health, classify
 from archive.ledger import ledger_summary, scheduled_checkpoint
 from archive.models import Evidence
+from archive.playback_status import item_section, status_section
 from archive.queries import EvidenceFilter, evidence_query
 from archive.recorded_time import bad_timestamp_section
 from config.settings import Settings
 from ingest.housekeeping import sweep_kept
 from ingest.pipeline import Pipeline
-from ingest.playback import PlaybackWorker, item_section, status_section
+from ingest.playback import PlaybackWorker
 from verify.fixity import fixity_summary, item_fixity, scheduled_sweep
 from verify.reports import deadline_section
 from verify.retention_sweep import scheduled_plan

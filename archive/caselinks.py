@@ -43,6 +43,7 @@ from archive.db import utcnow
 from archive.holds import apply_hold
 from archive.models import Evidence
 from archive.scope import ALL_UNITS, Scope
+from archive.states import GONE_STATES
 from config.settings import Settings
 
 MAX_CASE_ID = 128
@@ -53,8 +54,6 @@ CASE_ID_PATTERN = r"^[^\s/\\\x00-\x1f\x7f](?:[^/\\\x00-\x1f\x7f]*[^\s/\\\x00-\x1
 REASON_PATTERN = r"^[^\x00-\x08\x0b-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x08\x0b-\x1f\x7f]*$"
 _CASE_ID = re.compile(CASE_ID_PATTERN)
 _REASON = re.compile(REASON_PATTERN)
-#: states in which an item's objects no longer exist in the store
-GONE_STATES = frozenset({"disposed"})
 
 
 class UnknownEvidence(LookupError):

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from archive.custody import record_event
 from archive.db import Base, UTCDateTime, utcnow
 from archive.models import Evidence
+from archive.states import GONE_STATES, CopyState
 
 
 class Derivative(Base):
@@ -33,9 +34,7 @@ class Derivative(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     evidence_id: Mapped[str] = mapped_column(ForeignKey("evidence.evidence_id"), index=True)
-    state: Mapped[str] = mapped_column(
-        String(20), index=True
-    )  # queued|running|stored|failed|skipped
+    state: Mapped[str] = mapped_column(String(20), index=True)  # a CopyState
     action: Mapped[str | None] = mapped_column(String(20))  # remux|transcode|audio|none
     reason: Mapped[str | None] = mapped_column(Text)
     sha256: Mapped[str | None] = mapped_column(String(64))
@@ -68,7 +67,7 @@ def evidence_objects(session: Session, evidence: Evidence) -> list[tuple[str, st
     ]
     for derivative in session.scalars(
         select(Derivative).where(
-            Derivative.evidence_id == evidence.evidence_id, Derivative.state == "stored"
+            Derivative.evidence_id == evidence.evidence_id, Derivative.state == CopyState.STORED
         )
     ):
         if derivative.key:
@@ -91,14 +90,14 @@ def items_sharing(
             select(Evidence)
             .join(Derivative, Derivative.evidence_id == Evidence.evidence_id)
             .where(
-                Derivative.state == "stored",
+                Derivative.state == CopyState.STORED,
                 or_(
                     (Derivative.key == key) & (Derivative.version_id == version_id),
                     (Derivative.manifest_key == key)
                     & (Derivative.manifest_version_id == version_id),
                 ),
                 Evidence.evidence_id != but,
-                Evidence.state != "disposed",
+                Evidence.state.not_in(GONE_STATES),
             )
             .distinct()
             .order_by(Evidence.evidence_id)
@@ -123,7 +122,7 @@ def requeue_failed(
     query = (
         select(Derivative)
         .join(Evidence, Evidence.evidence_id == Derivative.evidence_id)
-        .where(Derivative.state == "failed", Evidence.state != "disposed")
+        .where(Derivative.state == CopyState.FAILED, Evidence.state.not_in(GONE_STATES))
         .order_by(Derivative.id)
     )
     if evidence_ids is not None:
@@ -132,9 +131,9 @@ def requeue_failed(
     for row in session.scalars(query).all():
         moved = session.execute(
             update(Derivative)
-            .where(Derivative.id == row.id, Derivative.state == "failed")
+            .where(Derivative.id == row.id, Derivative.state == CopyState.FAILED)
             .values(
-                state="queued",
+                state=CopyState.QUEUED,
                 attempts=0,
                 last_error=None,
                 next_attempt_at=None,
@@ -157,7 +156,7 @@ def requeue_failed(
             "derivative_requeued",
             actor=actor,
             evidence_id=row.evidence_id,
-            details={**entry, "previous_state": "failed"},
+            details={**entry, "previous_state": CopyState.FAILED},
         )
         requeued.append(entry)
     return requeued
@@ -174,7 +173,7 @@ def queue_missing(session: Session, evidence_ids: list[str] | None, *, actor: st
     query = (
         select(Evidence.evidence_id)
         .where(
-            Evidence.state != "disposed",
+            Evidence.state.not_in(GONE_STATES),
             ~exists().where(Derivative.evidence_id == Evidence.evidence_id),
         )
         .order_by(Evidence.ingested_at, Evidence.evidence_id)
@@ -193,7 +192,7 @@ def queue_missing(session: Session, evidence_ids: list[str] | None, *, actor: st
     )
     queued = list(session.scalars(query.where(Evidence.evidence_id.in_(candidates))).all())
     for evidence_id in queued:
-        session.add(Derivative(evidence_id=evidence_id, state="queued"))
+        session.add(Derivative(evidence_id=evidence_id, state=CopyState.QUEUED))
         record_event(
             session,
             "derivative_queued",

@@ -32,29 +32,28 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from archive.canonical import canonical_json
-from archive.cases import CaseLink
 from archive.context import Archive
 from archive.custody import record_event
 from archive.db import utcnow
 from archive.derivatives import Derivative, items_sharing
 from archive.disposition_models import DispositionApproval, DispositionPlan
+from archive.holds import disposal_refusal
 from archive.instants import iso_z as _iso
 from archive.layout import certificate_key
 from archive.metrics import DISPOSED
 from archive.models import CustodyEvent, Evidence
 from archive.seal import store_manifest
+from archive.states import CopyState, EvidenceState, ItemOutcome, PlanState
 from archive.store import NotFound, StoreError
 
 PLAN_SCHEMA = "strongroom/disposition-plan/v1"
 CERTIFICATE_SCHEMA = "strongroom/disposition/v1"
 DISPOSITION_PAYLOAD_TYPE = "application/vnd.strongroom.disposition+json"
 WHY = "retention period ended; no case link; no legal hold"
-#: derivative states in which a playback copy may still appear
-UNFINISHED_COPY = ("queued", "running")
 
 
 class DispositionError(Exception):
@@ -121,7 +120,7 @@ def approve(
     required = archive.settings.retention.approvers_required
     with archive.db.session() as session:
         plan = load_plan(session, ref, lock=True)
-        if plan.state != "planned":
+        if plan.state != PlanState.PLANNED:
             raise DispositionRefused(f"plan {plan.plan_id} is {plan.state}; nothing to approve")
         new = session.get(DispositionApproval, (plan.plan_id, name)) is None
         if new:
@@ -243,7 +242,7 @@ def apply_plan(
     required = archive.settings.retention.approvers_required
     with archive.db.session() as session:
         plan = load_plan(session, ref)
-        if plan.state == "applied":
+        if plan.state == PlanState.APPLIED:
             assert plan.result is not None
             return _certify(archive, plan.plan_id, plan.result, already=True)
         approvers = _approvers(session, plan)
@@ -267,7 +266,11 @@ def apply_plan(
     for item in document["items"]:
         outcome = _apply_item(archive, item, plan_id, digest, actor=actor, now=now)
         kind = outcome.pop("result")
-        {"disposed": disposed, "skipped": skipped, "failed": failed}[kind].append(outcome)
+        {
+            ItemOutcome.DISPOSED: disposed,
+            ItemOutcome.SKIPPED: skipped,
+            ItemOutcome.FAILED: failed,
+        }[kind].append(outcome)
         DISPOSED.labels(result=kind).inc()
     DISPOSED.labels(result="objects").inc(sum(len(i["deleted"]) for i in disposed))
     result = {
@@ -288,11 +291,11 @@ def apply_plan(
     }
     with archive.db.session() as session:
         plan = load_plan(session, plan_id, lock=True)
-        if plan.state == "applied":  # another apply finished first: its result stands
+        if plan.state == PlanState.APPLIED:  # another apply finished first: its result stands
             assert plan.result is not None
             result = plan.result
         else:
-            plan.state, plan.result = "applied", result
+            plan.state, plan.result = PlanState.APPLIED, result
             plan.applied_at, plan.applied_by = utcnow(), actor
     return _certify(archive, plan_id, result)
 
@@ -312,7 +315,7 @@ def _apply_item(
         evidence = _lock_item(session, evidence_id)
         reason = _skip_reason(session, archive, evidence, item, now or utcnow())
         if reason:
-            return {"result": "skipped", "evidence_id": evidence_id, "reason": reason}
+            return {"result": ItemOutcome.SKIPPED, "evidence_id": evidence_id, "reason": reason}
         deleted: list[dict[str, Any]] = []
         shared = _shared_entries(session, evidence_id, item)
         kept = item["keep"] + [
@@ -341,21 +344,21 @@ def _apply_item(
             details.update(partial=True, error=error)
             record_event(session, "disposed", actor=actor, evidence_id=evidence_id, details=details)
             return {
-                "result": "failed",
+                "result": ItemOutcome.FAILED,
                 "evidence_id": evidence_id,
                 "error": error,
                 "deleted": deleted,
             }
-        evidence.state = "disposed"
+        evidence.state = EvidenceState.DISPOSED
         for copy in session.scalars(
             select(Derivative).where(
-                Derivative.evidence_id == evidence_id, Derivative.state == "stored"
+                Derivative.evidence_id == evidence_id, Derivative.state == CopyState.STORED
             )
         ):
-            copy.state = "disposed"
+            copy.state = CopyState.DISPOSED
         record_event(session, "disposed", actor=actor, evidence_id=evidence_id, details=details)
         return {
-            "result": "disposed",
+            "result": ItemOutcome.DISPOSED,
             "evidence_id": evidence_id,
             "sha256": item["sha256"],
             "size": item["size"],
@@ -371,44 +374,25 @@ def _apply_item(
 def _skip_reason(
     session: Session, archive: Archive, evidence: Evidence, item: dict[str, Any], now: datetime
 ) -> str:
-    """Why this item may not be disposed of now, although it was planned ('' = go)."""
-    if evidence.state == "disposed":
-        return "already disposed"
-    links = session.scalar(
-        select(func.count())
-        .select_from(CaseLink)
-        .where(CaseLink.evidence_id == evidence.evidence_id)
-    )
-    if links:
-        return f"linked to {links} case(s) since the plan"
-    if evidence.legal_hold:
-        return "under legal hold since the plan"
-    category = archive.settings.retention.categories.get(evidence.category)
-    if category is not None and category.permanent:
-        return f"category {evidence.category} is permanent"
-    if evidence.retain_until is None or evidence.retain_until > now:
-        return f"retention extended to {_iso(evidence.retain_until)} since the plan"
+    """Why this item may not be disposed of now, although it was planned ('' = go):
+    the disposal rule (:func:`archive.holds.disposal_refusal`) asked again, the
+    objects the plan names still the item's, and the store agreeing."""
+    refusal = disposal_refusal(session, archive, evidence, now)
+    if refusal is not None:
+        return refusal.why
     planned = {(o["key"], o["version_id"]) for o in item["delete"]}
     current = {(evidence.original_key, evidence.original_version_id)} | {
         (c.key, c.version_id)
         for c in session.scalars(
             select(Derivative).where(
-                Derivative.evidence_id == evidence.evidence_id, Derivative.state == "stored"
+                Derivative.evidence_id == evidence.evidence_id,
+                Derivative.state == CopyState.STORED,
             )
         )
         if c.key
     }
     if current != planned:
         return "its stored objects changed since the plan (a new playback copy?)"
-    unfinished = session.scalar(
-        select(func.count())
-        .select_from(Derivative)
-        .where(
-            Derivative.evidence_id == evidence.evidence_id, Derivative.state.in_(UNFINISHED_COPY)
-        )
-    )
-    if unfinished:
-        return "a playback copy is being made"
     shared = _shared_entries(session, evidence.evidence_id, item)
     for entry in item["delete"]:
         why = "" if entry["key"] in shared else store_refusal(archive, entry, now)
@@ -487,7 +471,7 @@ def item_disposition(session: Session, evidence_id: str) -> dict[str, Any] | Non
     if plan is None:
         return None
     entry: dict[str, Any] = {"plan_id": plan.plan_id, "plan_state": plan.state}
-    if plan.state == "planned":
+    if plan.state == PlanState.PLANNED:
         entry["approvers"] = _approvers(session, plan)
         return entry
     result = plan.result or {}

@@ -14,6 +14,7 @@ from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from archive.db import Base, UTCDateTime, utcnow
+from archive.states import PlanState
 
 
 class DispositionPlan(Base):
@@ -25,7 +26,7 @@ class DispositionPlan(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     created_by: Mapped[str] = mapped_column(String(200))
     #: planned → applied (or superseded by nothing: plans are never edited)
-    state: Mapped[str] = mapped_column(String(20), index=True, default="planned")
+    state: Mapped[str] = mapped_column(String(20), index=True, default=PlanState.PLANNED)
     content_sha256: Mapped[str] = mapped_column(String(64))
     document: Mapped[dict] = mapped_column()
     items: Mapped[int] = mapped_column(default=0)

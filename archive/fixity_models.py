@@ -24,7 +24,7 @@ class FixityRecord(Base):
     evidence_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     last_checked_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     last_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # last pass
-    result: Mapped[str] = mapped_column(String(10), index=True)  # ok | failed
+    result: Mapped[str] = mapped_column(String(10), index=True)  # a FixityResult
     problems: Mapped[list] = mapped_column(default=list)  # [{check, object, message}]
     failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     bytes_read: Mapped[int] = mapped_column(BigInteger, default=0)

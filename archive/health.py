@@ -32,6 +32,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from archive.db import CatalogCheck, check_catalog, make_engine
 from archive.metrics import FAULT_ACTIVE, FAULTS
+from archive.states import STORE_STEP_STATES
 from archive.store import StoreError
 from config.settings import Settings
 
@@ -350,10 +351,6 @@ def _disk_full_line(data_dir: Path, free: float, floor: float) -> str:
     )
 
 
-#: job states whose next step calls the store (they wait while it does not answer)
-STORE_STATES = frozenset({"claimed", "hashed", "stored"})
-
-
 def daemon_section(data_dir: Path) -> dict[str, Any]:
     """``status``: the daemon's faults, the store's state, free space and ignored
     names per dock (from its board), and the last catalog self-check."""
@@ -391,6 +388,6 @@ def queue_entry(job: Any, daemon: dict[str, Any]) -> dict[str, Any]:
         "next_attempt_at": job.next_attempt_at.isoformat() if job.next_attempt_at else None,
     }
     store = daemon.get("store") or {}
-    if store.get("answering") is False and job.state in STORE_STATES:
+    if store.get("answering") is False and job.state in STORE_STEP_STATES:
         entry["waiting_for"] = store.get("message")
     return entry

@@ -8,7 +8,6 @@ leaf. Other features add their own tables in their own modules (listed in
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Any
 
@@ -18,32 +17,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from archive.db import Base, FsPath, UTCDateTime, utcnow
 from archive.instants import iso
 
-
-class JobState(enum.StrEnum):
-    """Where a dock file is in the pipeline. Each state is committed before the
-    next step starts, so a restart resumes from the last one."""
-
-    CLAIMING = "claiming"  # row written, rename into the spool not yet confirmed
-    CLAIMED = "claimed"  # the file is in the spool; nobody else will touch it
-    HASHED = "hashed"  # SHA-256 and size known
-    STORED = "stored"  # original confirmed in the store (HEAD: size + checksum)
-    SEALED = "sealed"  # manifest stored, evidence row + events committed
-    SIGHTED = "sighted"  # same bytes as existing evidence: sighting recorded
-    RELEASED = "released"  # spool copy deleted / moved / kept per after_archive: done
-    DUPLICATE = "duplicate"  # same bytes as existing evidence: sighting recorded, released
-    QUARANTINED = "quarantined"  # could not be read; moved aside with a reason
-    VANISHED = "vanished"  # the dock removed the file before we claimed it
-
-
-#: states in which a job still has work to do
-ACTIVE_STATES = (
-    JobState.CLAIMING,
-    JobState.CLAIMED,
-    JobState.HASHED,
-    JobState.STORED,
-    JobState.SEALED,
-    JobState.SIGHTED,
-)
+# the job states live with every other state; imported from here by older code
+from archive.states import ACTIVE_STATES as ACTIVE_STATES
+from archive.states import EvidenceState
+from archive.states import JobState as JobState
 
 
 class Evidence(Base):
@@ -81,7 +58,7 @@ class Evidence(Base):
     lock_mode: Mapped[str] = mapped_column(String(16))
     retain_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     legal_hold: Mapped[bool] = mapped_column(default=False)
-    state: Mapped[str] = mapped_column(String(20), default="sealed", index=True)
+    state: Mapped[str] = mapped_column(String(20), default=EvidenceState.SEALED, index=True)
     ingested_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     sealed_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 

@@ -30,6 +30,8 @@ from archive.holds import apply_hold
 from archive.instants import iso_z
 from archive.metrics import RETENTION_CHANGES
 from archive.models import Evidence
+from archive.states import GONE_STATES
+from archive.store import grown_lock
 from config.settings import RetentionCategory, Settings
 
 
@@ -66,12 +68,6 @@ def category_term(settings: Settings, category_name: str, ingested_at: datetime)
         return Term(True, None)
     assert category.days is not None
     return Term(False, ingested_at + timedelta(days=category.days))
-
-
-def stronger_mode(current: str | None, wanted: str) -> str:
-    """COMPLIANCE can never become GOVERNANCE (the store refuses; it would weaken
-    the lock), so the stronger of the two modes is kept."""
-    return "COMPLIANCE" if "COMPLIANCE" in (current, wanted) else "GOVERNANCE"
 
 
 @dataclass
@@ -118,7 +114,7 @@ def set_category(
     _category(settings, category)
     with archive.db.session() as session:
         evidence = _lock_item(session, evidence_id)
-        if evidence.state == "disposed":
+        if evidence.state in GONE_STATES:
             raise RetentionRefused(f"{evidence_id} was disposed of: its objects no longer exist")
         old_category, old_until = evidence.category, evidence.retain_until
         try:
@@ -142,14 +138,17 @@ def set_category(
                 evidence.legal_hold,
                 changed=False,
             )
-        mode = stronger_mode(evidence.lock_mode, _category(settings, category).lock_mode)
         extended: list[dict[str, Any]] = []
         new_until = old_until
-        if wanted.until is not None and (old_until is None or wanted.until > old_until):
+        grown = None
+        if wanted.until is not None:
+            asked = _category(settings, category).lock_mode
+            grown = grown_lock(evidence.lock_mode, old_until, asked, wanted.until)
+        if grown is not None:
+            mode, new_until = grown
             for key, version_id in evidence_objects(session, evidence):
-                if archive.store.extend_retention(key, version_id, mode, wanted.until):  # type: ignore[arg-type]
+                if archive.store.extend_retention(key, version_id, mode, new_until):
                     extended.append({"key": key, "version_id": version_id})
-            new_until = wanted.until
             evidence.lock_mode = mode
         evidence.category = category
         evidence.retain_until = new_until

@@ -37,6 +37,7 @@ from archive.derivatives import Derivative
 from archive.models import Evidence
 from archive.scope import ALL_UNITS, Scope
 from archive.share_models import Share
+from archive.states import GONE_STATES, CopyState, ShareStatus
 
 ALLOW = ("view", "download")
 MAX_DAYS = 365
@@ -68,7 +69,7 @@ ScopeCheck = Callable[[str, Evidence], bool]
 def may_share(actor: str, evidence: Evidence, scope: Scope = ALL_UNITS) -> bool:
     """Whether ``actor`` (whose units are ``scope``) may share ``evidence``:
     an item of its units that has not been disposed of."""
-    return evidence.state != "disposed" and scope.covers(evidence.unit)
+    return evidence.state not in GONE_STATES and scope.covers(evidence.unit)
 
 
 def parse_expiry(value: str) -> timedelta:
@@ -188,9 +189,17 @@ def set_receipt(archive: Archive, share_id: str, sha256: str) -> None:
             share.receipt_sha256 = sha256
 
 
+def status_of(share: Share, now: datetime) -> ShareStatus:
+    """The one rule of a share's life: revoked beats expired; expired at ``expires_at``."""
+    if share.revoked_at is not None:
+        return ShareStatus.REVOKED
+    if share.expires_at <= now:
+        return ShareStatus.EXPIRED
+    return ShareStatus.ACTIVE
+
+
 def share_dict(share: Share, now: datetime | None = None) -> dict[str, Any]:
-    now = now or utcnow()
-    status = "revoked" if share.revoked_at else "expired" if share.expires_at <= now else "active"
+    status = status_of(share, now or utcnow())
     return {
         "share_id": share.share_id,
         "case_id": share.case_id,
@@ -268,7 +277,7 @@ def open_share(session: Session, secret: str) -> Share:
     share = session.scalars(select(Share).where(Share.secret_sha256 == hash_secret(secret))).first()
     if share is None:
         raise ShareNotFound()
-    if share.revoked_at is not None or share.expires_at <= utcnow():
+    if status_of(share, utcnow()) is not ShareStatus.ACTIVE:
         raise ShareGone()
     return share
 
@@ -282,7 +291,7 @@ def shared_items(session: Session, share: Share) -> list[tuple[Evidence, Derivat
             continue
         copy = session.scalars(
             select(Derivative)
-            .where(Derivative.evidence_id == evidence_id, Derivative.state == "stored")
+            .where(Derivative.evidence_id == evidence_id, Derivative.state == CopyState.STORED)
             .where(Derivative.key.is_not(None))
             .order_by(Derivative.id.desc())
             .limit(1)

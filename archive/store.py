@@ -94,6 +94,29 @@ class Retention:
         return cls(mode, until.replace(microsecond=0) + timedelta(seconds=1), legal_hold)
 
 
+def stronger_mode(current: str | None, wanted: str) -> LockMode:
+    """COMPLIANCE can never become GOVERNANCE (the store refuses; it would weaken
+    the lock), so the stronger of the two modes is kept."""
+    return "COMPLIANCE" if "COMPLIANCE" in (current, wanted) else "GOVERNANCE"
+
+
+def grown_lock(
+    current_mode: str | None, current_until: datetime | None, mode: str, until: datetime
+) -> tuple[LockMode, datetime] | None:
+    """Locks only grow: the lock to set when ``mode`` until ``until`` is asked of
+    a lock that is ``current_mode`` until ``current_until`` – the later date and
+    the stronger mode – or None when the current lock already lasts as long.
+
+    The one rule for every lock Strongroom changes: an object in the store
+    (:meth:`ObjectStore.extend_retention`), an item's lock in the catalog
+    (:func:`archive.retention.set_category`), a playback copy brought up to its
+    original's lock.
+    """
+    if current_until is not None and current_until >= until:
+        return None
+    return stronger_mode(current_mode, mode), until
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     """What a HEAD says about one object version."""
@@ -697,23 +720,23 @@ class ObjectStore:
             raise _wrap(exc, f"legal hold {key}") from exc
 
     def extend_retention(
-        self, key: str, version_id: str | None, mode: LockMode, until: datetime
+        self, key: str, version_id: str | None, mode: str, until: datetime
     ) -> bool:
         """Raise the lock to ``until``; never lowers it. Returns True if changed.
 
-        Never weakens it either: a COMPLIANCE lock stays COMPLIANCE when a
-        GOVERNANCE item extends it (an object shared by two items, e.g. one
-        playback copy of two originals), which the store would refuse anyway.
+        Never weakens it either (:func:`grown_lock`): a COMPLIANCE lock stays
+        COMPLIANCE when a GOVERNANCE item extends it (an object shared by two
+        items, e.g. one playback copy of two originals), which the store would
+        refuse anyway.
         """
         current = self.head(key, version_id)
-        if current.retain_until is not None and current.retain_until >= until:
+        grown = grown_lock(current.lock_mode, current.retain_until, mode, until)
+        if grown is None:
             return False
-        if current.lock_mode == "COMPLIANCE":
-            mode = "COMPLIANCE"
         args: dict[str, Any] = {
             "Bucket": self.bucket,
             "Key": key,
-            "Retention": {"Mode": mode, "RetainUntilDate": until},
+            "Retention": {"Mode": grown[0], "RetainUntilDate": grown[1]},
         }
         if version_id:
             args["VersionId"] = version_id

@@ -48,6 +48,7 @@ from archive.health import (
 )
 from archive.metrics import CLAIMING_PAUSED, IGNORED_FILES
 from archive.models import ACTIVE_STATES, DockProblem, IngestJob, JobState
+from archive.states import STORE_STEP_STATES
 from config.settings import DockSettings
 from ingest.pipeline import Outcome, Pipeline
 from ingest.prehash import PreHasher
@@ -65,8 +66,6 @@ TICK_SECONDS = 0.1
 SPACE_CHECK_SECONDS = 1.0
 #: the longest pause after a failed tick or worker (doubling from half a second)
 MAX_BACKOFF_SECONDS = 30.0
-#: job states whose next step does not call the store (run while it is down)
-NO_STORE_STATES = frozenset({JobState.CLAIMING, JobState.SEALED, JobState.SIGHTED})
 #: how many ignored names status shows per dock (the count is complete)
 IGNORED_EXAMPLES = 5
 
@@ -351,7 +350,7 @@ class Daemon:
         now = utcnow()
         store_down = not self.probe.answering
         for job_id, state, due in rows:
-            if store_down and state not in NO_STORE_STATES:
+            if store_down and state in STORE_STEP_STATES:
                 continue  # it would only wait for the store's timeout; woken when it is back
             if due is None or due <= now:
                 self._submit(("job", job_id), self._advance, job_id)

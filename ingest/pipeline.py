@@ -42,6 +42,7 @@ from archive.manifests import Source
 from archive.models import ACTIVE_STATES, Evidence, IngestJob, JobState
 from archive.recorded_time import item_time, media_time
 from archive.seal import SealError, evidence_id_for, evidence_manifest, seal_evidence
+from archive.states import CopyState
 from archive.store import (
     AlreadyExists,
     ContentChanged,
@@ -538,7 +539,7 @@ class Pipeline:
                 values = _transition(JobState.SEALED, evidence_id=evidence_id, flags=flags)
                 if self.settings.transcode.enabled:
                     # queued in the seal's own transaction: a crash cannot lose it
-                    session.add(Derivative(evidence_id=evidence_id, state="queued"))
+                    session.add(Derivative(evidence_id=evidence_id, state=CopyState.QUEUED))
                 record_event(
                     session,
                     "sealed",

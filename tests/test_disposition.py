@@ -7,12 +7,13 @@ leaves a signed certificate under lock that verifies with the station key."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import wait_until
 from ingest_helpers import SHORT_RETENTION, add_stored_copy, events
 
+from archive.derivatives import Derivative
 from archive.disposition import DISPOSITION_PAYLOAD_TYPE, certificate_key
 from archive.dsse import verify_envelope
 from archive.models import Evidence
@@ -234,3 +235,50 @@ def test_daily_sweep_job_plans_but_never_deletes(station):
     [listed] = json.loads(station.cli("retention", "plans", "--json").stdout)["plans"]
     assert listed["plan_id"] == plan_id and listed["state"] == "planned"
     assert listed["items"] == 1 and listed["approvers"] == []
+
+
+def add_copy_row(station, evidence_id: str, state: str) -> None:
+    """A playback copy row in ``state``, due only in an hour (no worker runs here)."""
+    archive = station.archive()
+    try:
+        with archive.db.session() as session:
+            session.add(
+                Derivative(
+                    evidence_id=evidence_id,
+                    state=state,
+                    attempts=1,
+                    last_error="store: not answering",
+                    next_attempt_at=datetime.now(UTC) + timedelta(hours=1),
+                )
+            )
+    finally:
+        archive.close()
+
+
+def test_a_copy_waiting_to_retry_keeps_its_item_from_disposal(station):
+    """A copy in ``retrying`` runs again and may still store a copy of the item (it
+    used to be left out of the 'copy being made' states): the sweep defers its item,
+    and apply skips an item whose copy went back to retrying after the plan."""
+    station.write_config(SHORT_RETENTION + "[transcode]\nenabled = false\n")
+    waiting = station.ingest_bytes("ABC1234_012345_20261120100000_0009.MP4", b"retry " * 3000)
+    later = station.ingest_bytes("ABC1234_012345_20261120101000_0010.MP4", b"later " * 3000)
+    add_copy_row(station, waiting["evidence_id"], "retrying")
+    for item in (waiting, later):
+        wait_until(lambda i=item: expired(station, i["original_key"]), 60, message="expiry")
+
+    plan = json.loads(station.cli("retention", "plan", "--json").stdout)
+    assert [i["evidence_id"] for i in plan["plan"]["items"]] == [later["evidence_id"]]
+    deferred = {d["evidence_id"]: d["reason"] for d in plan["plan"]["deferred"]}
+    assert deferred == {waiting["evidence_id"]: "a playback copy is still being made"}
+
+    add_copy_row(station, later["evidence_id"], "retrying")
+    for name in ("Officer Li", "Auditor Wang"):
+        station.cli("retention", "approve", plan["plan_id"], "--by", name)
+    before = versions(station)
+    result = json.loads(station.cli("retention", "apply", plan["plan_id"], "--json").stdout)
+    assert result["disposed"] == []
+    assert result["skipped"] == [
+        {"evidence_id": later["evidence_id"], "reason": "a playback copy is still being made"}
+    ]
+    assert before <= versions(station), "nothing was deleted (only the certificate written)"
+    assert state_of(station, later["evidence_id"]) == "sealed"

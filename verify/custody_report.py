@@ -40,9 +40,10 @@ from archive.merkle import ProofError, inclusion_proof, leaf_hash, verify_inclus
 from archive.models import CustodyEvent, Evidence
 from archive.note import NoteError, open_checkpoint
 from archive.scope import ALL_UNITS, Scope
+from archive.states import GONE_STATES
 from archive.store import StoreError
 from verify.audit import read_bucket_leaves
-from verify.fixity import GONE_STATES, check_item
+from verify.fixity import check_item
 
 FORMATS = ("pdf", "csv", "json")
 MEDIA_TYPES = {

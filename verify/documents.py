@@ -44,14 +44,15 @@ from archive.queries import (
     recent_problems,
 )
 from archive.recorded_time import bad_timestamp_section, item_time, item_time_columns
+from archive.states import CopyState
 from archive.store import StoreError
 from config.settings import Settings
 from verify.fixity import fixity_summary, item_fixity
 from verify.reports import deadline_section
 
 #: playback-copy states the status document lists (the words of ``derivatives.state``)
-COPY_RUNNING = "running"
-COPY_TROUBLED = ("failed", "retrying")
+COPY_RUNNING = CopyState.RUNNING
+COPY_TROUBLED = (CopyState.FAILED, CopyState.RETRYING)
 
 
 # --- one item -----------------------------------------------------------------

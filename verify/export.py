@@ -45,6 +45,7 @@ from archive.dsse import envelope_bytes, key_fingerprint, verify_envelope
 from archive.ledger import checkpoint, checkpoint_document, ledger_key_name, proof_document
 from archive.models import Evidence
 from archive.note import encode_vkey
+from archive.states import CopyState
 
 BUNDLE_FORMAT = "strongroom-bundle/v1"
 VERIFIER_NAME = "strongroom-verify.pyz"
@@ -219,7 +220,10 @@ def export_bundle(
                 list(
                     session.scalars(
                         select(Derivative)
-                        .where(Derivative.evidence_id == evidence_id, Derivative.state == "stored")
+                        .where(
+                            Derivative.evidence_id == evidence_id,
+                            Derivative.state == CopyState.STORED,
+                        )
                         .order_by(Derivative.id)
                     )
                 )

@@ -47,15 +47,13 @@ from archive.layout import KEYS, MANIFESTS, is_public_key_name, parse_manifest_k
 from archive.metrics import FIXITY_BYTES, FIXITY_FAILURES, FIXITY_ITEMS, FIXITY_UNRESOLVED
 from archive.models import Evidence
 from archive.payloads import derivative_sha256
+from archive.states import GONE_STATES, CopyState, FixityResult
 from archive.store import NotFound, ObjectStore
 
 log = logging.getLogger("strongroom.fixity")
 
 READ_SIZE = 8 * 1024 * 1024
 """Bytes per read of a streamed object: the memory a check holds, whatever the size."""
-
-#: item states that have nothing left in the store to check
-GONE_STATES = ("disposed",)
 
 ProgressFn = Callable[[int], None]
 
@@ -82,13 +80,18 @@ class ItemResult:
     def ok(self) -> bool:
         return not self.problems
 
+    @property
+    def verdict(self) -> FixityResult:
+        """The verdict as the catalog, the metrics and the JSON output word it."""
+        return FixityResult.OK if self.ok else FixityResult.FAILED
+
     def fail(self, check: str, obj: str, message: str) -> None:
         self.problems.append(Problem(check, obj, message))
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "evidence_id": self.evidence_id,
-            "result": "ok" if self.ok else "failed",
+            "result": self.verdict,
             "bytes_read": self.bytes_read,
             "objects": self.objects,
             "problems": [asdict(p) for p in self.problems],
@@ -291,7 +294,7 @@ def check_item(
         derivatives = list(
             session.scalars(
                 select(Derivative)
-                .where(Derivative.evidence_id == evidence_id, Derivative.state == "stored")
+                .where(Derivative.evidence_id == evidence_id, Derivative.state == CopyState.STORED)
                 .order_by(Derivative.id)
             )
         )
@@ -381,14 +384,14 @@ def record_result(archive: Archive, result: ItemResult, *, trigger: str, actor: 
             problem.object,
             problem.message,
         )
-    FIXITY_ITEMS.labels(result="ok" if result.ok else "failed").inc()
+    FIXITY_ITEMS.labels(result=result.verdict).inc()
     with archive.db.session() as session:
         record = session.get(FixityRecord, result.evidence_id)
         if record is None:
             record = FixityRecord(evidence_id=result.evidence_id, last_checked_at=now)
             session.add(record)
         record.last_checked_at = now
-        record.result = "ok" if result.ok else "failed"
+        record.result = result.verdict
         record.problems = [asdict(p) for p in result.problems]
         record.bytes_read = result.bytes_read
         if result.ok:
@@ -514,7 +517,7 @@ def plan_with_seen(
     due_before = now - timedelta(days=settings.cycle_days)
     derivative_bytes = (
         select(Derivative.evidence_id, func.sum(Derivative.size).label("bytes"))
-        .where(Derivative.state == "stored")
+        .where(Derivative.state == CopyState.STORED)
         .group_by(Derivative.evidence_id)
         .subquery()
     )
@@ -664,7 +667,9 @@ def all_items(archive: Archive) -> list[str]:
 def _unresolved_count(session: Any) -> int:
     return int(
         session.scalar(
-            select(func.count()).select_from(FixityRecord).where(FixityRecord.result == "failed")
+            select(func.count())
+            .select_from(FixityRecord)
+            .where(FixityRecord.result == FixityResult.FAILED)
         )
         or 0
     )
@@ -677,7 +682,7 @@ def fixity_summary(session: Any, cycle_days: float) -> dict[str, Any]:
     ).first()
     unresolved = session.scalars(
         select(FixityRecord)
-        .where(FixityRecord.result == "failed")
+        .where(FixityRecord.result == FixityResult.FAILED)
         .order_by(FixityRecord.failing_since)
     ).all()
     due_before = utcnow() - timedelta(days=cycle_days)

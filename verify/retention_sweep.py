@@ -1,12 +1,13 @@
 """The retention sweep: which items' retention has ended, written as a
 disposition plan for two people to approve (see :mod:`archive.disposition`).
 
-An item is planned when its ``retain_until`` has passed, it has no case link,
-no legal hold in the catalog, a dated (not permanent) category, no playback
-copy still being made – and the store's own HEAD of every version to delete
-agrees (no hold, lock expired, same size). Items that the catalog calls due
-but the store does not are listed as *deferred* with the reason. Items
-already in a plan awaiting approval are not planned twice. Nothing is deleted.
+An item is planned when the disposal rule (:func:`archive.holds.disposal_refusal`:
+retention ended, no case link, no legal hold in the catalog, a dated category,
+no playback copy pending) allows it – and the store's own HEAD of every version
+to delete agrees (no hold, lock expired, same size). Items that the catalog
+calls due but the store does not, or whose playback copy is still being made,
+are listed as *deferred* with the reason. Items already in a plan awaiting
+approval are not planned twice. Nothing is deleted.
 """
 
 from __future__ import annotations
@@ -19,26 +20,21 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from archive import leases
-from archive.cases import CaseLink
 from archive.context import Archive
 from archive.custody import record_event, system_actor
 from archive.db import utcnow
 from archive.derivatives import Derivative
-from archive.disposition import (
-    PLAN_SCHEMA,
-    UNFINISHED_COPY,
-    WHY,
-    content_sha256,
-    store_refusal,
-)
+from archive.disposition import PLAN_SCHEMA, WHY, content_sha256, store_refusal
 from archive.disposition_models import DispositionPlan
+from archive.holds import disposal_refusal
 from archive.instants import iso_z as _iso
 from archive.metrics import DISPOSITION_PLANS, ERRORS
 from archive.models import Evidence
+from archive.states import GONE_STATES, CopyState, PlanState
 
 log = logging.getLogger("strongroom.retention_sweep")
 
@@ -82,8 +78,13 @@ def plan_disposition(
         pending = _pending_items(session)
         items: list[dict[str, Any]] = []
         deferred: list[dict[str, str]] = []
-        for evidence in session.scalars(_due_query(archive, now)):
+        for evidence in session.scalars(_due_query(now)):
             if evidence.evidence_id in pending:
+                continue
+            refusal = disposal_refusal(session, archive, evidence, now)
+            if refusal is not None:  # linked, held, permanent: not even a candidate
+                if refusal.passing:
+                    deferred.append({"evidence_id": evidence.evidence_id, "reason": refusal.why})
                 continue
             entry, why_not = _plan_item(session, archive, evidence, now)
             if entry is None:
@@ -119,7 +120,7 @@ def plan_disposition(
                 plan_id=plan_id,
                 created_at=now,
                 created_by=actor,
-                state="planned",
+                state=PlanState.PLANNED,
                 content_sha256=digest,
                 document=document,
                 items=len(items),
@@ -192,18 +193,15 @@ def plan_summary(document: dict[str, Any], approvals: list[str] | None = None) -
     return "\n".join(lines)
 
 
-def _due_query(archive: Archive, now: datetime):
-    permanent = [name for name, c in archive.settings.retention.categories.items() if c.permanent]
-    linked = exists().where(CaseLink.evidence_id == Evidence.evidence_id)
+def _due_query(now: datetime):
+    """Items whose retention date has passed: the indexed narrowing of the
+    candidates; :func:`archive.holds.disposal_refusal` decides each one."""
     return (
         select(Evidence)
         .where(
-            Evidence.state != "disposed",
+            Evidence.state.not_in(GONE_STATES),
             Evidence.retain_until.is_not(None),
             Evidence.retain_until <= now,
-            Evidence.legal_hold.is_(False),
-            Evidence.category.not_in(permanent),
-            ~linked,
         )
         .order_by(Evidence.retain_until, Evidence.evidence_id)
     )
@@ -212,7 +210,7 @@ def _due_query(archive: Archive, now: datetime):
 def _pending_items(session: Session) -> set[str]:
     ids: set[str] = set()
     for document in session.scalars(
-        select(DispositionPlan.document).where(DispositionPlan.state == "planned")
+        select(DispositionPlan.document).where(DispositionPlan.state == PlanState.PLANNED)
     ):
         ids.update(item["evidence_id"] for item in document["items"])
     return ids
@@ -221,7 +219,7 @@ def _pending_items(session: Session) -> set[str]:
 def _plan_item(
     session: Session, archive: Archive, evidence: Evidence, now: datetime
 ) -> tuple[dict[str, Any] | None, str]:
-    """The item's entry (objects to delete and to keep), or why it must wait."""
+    """The item's entry (objects to delete and to keep), or why the store says wait."""
     copies = list(
         session.scalars(
             select(Derivative)
@@ -229,8 +227,6 @@ def _plan_item(
             .order_by(Derivative.id)
         )
     )
-    if any(c.state in UNFINISHED_COPY for c in copies):
-        return None, "a playback copy is still being made"
     delete = [
         _obj(
             "original",
@@ -242,7 +238,7 @@ def _plan_item(
     ]
     keep = [_obj("manifest", evidence.manifest_key, evidence.manifest_version_id)]
     for copy in copies:
-        if copy.state != "stored":
+        if copy.state != CopyState.STORED:
             continue
         if copy.key:
             delete.append(_obj("derivative", copy.key, copy.version_id, copy.sha256, copy.size))

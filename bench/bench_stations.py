@@ -206,9 +206,7 @@ def one_run(base: Path, store, pg, backend: str, stations: int, files: list[Path
     elapsed = max(released.values()) - first
     count = len(files)
     size = sum(p.stat().st_size for p in files)
-    trips = totals["statements"] + totals["commits"] + totals["rollbacks"]
-    if backend == "postgresql":
-        trips += totals["begins"] + totals["checkouts"]  # BEGIN and the pool's pre-ping
+    trips = totals["round_trips"]  # statements + BEGIN + COMMIT/ROLLBACK (bench/sqlcount.py)
     return {
         "backend": backend,
         "stations": stations,
@@ -221,8 +219,8 @@ def one_run(base: Path, store, pg, backend: str, stations: int, files: list[Path
         "time_to_safe_p95_s": round(safe[min(len(safe) - 1, int(0.95 * len(safe)))], 2),
         "statements_per_file": round(totals["statements"] / count, 1),
         "round_trips_per_file": round(trips / count, 1),
+        "transactions_per_file": round(totals["transactions"] / count, 1),
         "commits_per_file": round(totals["commits"] / count, 1),
-        "begins_per_file": round(totals["begins"] / count, 1),
         "checkouts_per_file": round(totals["checkouts"] / count, 1),
         "catalog_call_ms_per_file": round(1000 * totals["statement_seconds"] / count, 1),
         "daemon_cpu_ms_per_file": round(1000 * sum(daemon_cpu) / count, 1),
@@ -282,9 +280,9 @@ def markdown(document: dict) -> str:
         f"{document['machine']['load_end']}.",
         "",
         "| catalog | stations | files | MB/s | files/s | p50 / p95 time-to-safe s "
-        "| statements/file | round-trips/file | catalog call ms/file | daemon CPU ms/file "
-        "| PostgreSQL CPU ms/file | SeaweedFS CPU ms/file |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| statements/file | transactions/file | round-trips/file | catalog call ms/file "
+        "| daemon CPU ms/file | PostgreSQL CPU ms/file | SeaweedFS CPU ms/file |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["runs"]:
         lines.append(
@@ -292,7 +290,8 @@ def markdown(document: dict) -> str:
             f"| {r['files']} × {r['bytes'] / r['files'] / MB:g} MB "
             f"| {r['mb_per_s']} | {r['files_per_s']} "
             f"| {r['time_to_safe_p50_s']} / {r['time_to_safe_p95_s']} "
-            f"| {r['statements_per_file']} | {r['round_trips_per_file']} "
+            f"| {r['statements_per_file']} | {r['transactions_per_file']} "
+            f"| {r['round_trips_per_file']} "
             f"| {r['catalog_call_ms_per_file']} | {r['daemon_cpu_ms_per_file']} "
             f"| {r['postgresql_cpu_ms_per_file']} | {r['store_cpu_ms_per_file']} |"
         )

@@ -125,3 +125,31 @@ def test_postgresql_restarted_while_two_stations_ingest_loses_and_duplicates_not
     finally:
         for daemon in daemons:
             daemon.stop()
+
+
+def test_a_connection_the_server_dropped_is_replaced_at_checkout_without_a_ping(station):
+    """No pool pre-ping (a round trip per checkout): a pooled connection the
+    server ended (restart, ``pg_terminate_backend``) is seen by a poll of its
+    socket and replaced, so the next transaction works, on a new backend."""
+    from sqlalchemy import text
+
+    from archive.db import Database, _hung_up
+    from bench.sqlcount import CatalogCounter
+
+    db, admin = Database(station.catalog_url), Database(station.catalog_url)
+    try:
+        assert not db.engine.pool._pre_ping
+        with db.session() as session:
+            first = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with admin.session() as session:
+            session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        pooled = db.engine.pool._pool.queue[0].dbapi_connection
+        wait_until(lambda: _hung_up(pooled), 10, 0.05, "the server's goodbye to arrive")
+        counter = CatalogCounter().attach(db.engine)
+        with db.session() as session:
+            second = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        assert second != first
+        assert counter.snapshot()["statements"] == 1, "no ping, no retry: one statement"
+    finally:
+        db.dispose()
+        admin.dispose()

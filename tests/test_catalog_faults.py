@@ -153,3 +153,42 @@ def test_a_connection_the_server_dropped_is_replaced_at_checkout_without_a_ping(
     finally:
         db.dispose()
         admin.dispose()
+
+
+def test_a_batch_whose_commit_lost_its_connection_is_not_run_again(station):
+    """The catalog writer re-runs a failed batch (one change at a time) – but not
+    one whose COMMIT lost its connection: the server may have committed it, and
+    running it again could insert twice. Each waiting worker gets the error."""
+    from sqlalchemy import event, text
+
+    from archive.db import Database, _hung_up, lost_connection
+    from archive.groupcommit import GroupCommitter
+
+    db, admin = Database(station.catalog_url), Database(station.catalog_url)
+    writer = GroupCommitter(db)
+    runs = []
+
+    def work(session):
+        runs.append(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
+        session.execute(text("CREATE TABLE IF NOT EXISTS probe_rows (n int)"))
+        session.execute(text("INSERT INTO probe_rows VALUES (1)"))
+
+    @event.listens_for(db.engine, "commit", once=True)
+    def cut(connection):  # right before the COMMIT goes out, the server ends the session
+        with admin.session() as session:
+            session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": runs[-1]})
+        raw = connection.connection.dbapi_connection
+        wait_until(lambda: _hung_up(raw), 10, 0.05, "the server's goodbye to arrive")
+
+    try:
+        with pytest.raises(Exception) as failed:
+            writer.run(work)
+        assert lost_connection(failed.value), failed.value
+        assert len(runs) == 1, "the batch was run again after its COMMIT failed"
+        writer.run(work)  # the writer carries on, on a new connection
+        with admin.session() as session:
+            assert session.execute(text("SELECT count(*) FROM probe_rows")).scalar_one() == 1
+    finally:
+        writer.close()
+        db.dispose()
+        admin.dispose()

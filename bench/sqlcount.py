@@ -12,6 +12,15 @@ What is counted:
 * ``transactions``: BEGIN … COMMIT/ROLLBACK blocks; a connection in
   autocommit (``Database.read``) has none – each of its statements stands
   alone – so its begins are not counted;
+* ``statement_seconds`` and ``statement_cpu_seconds``: wall and CPU time of
+  the calling thread inside statements (psycopg's BEGIN included; COMMIT not:
+  SQLAlchemy has no event after it). On SQLite the CPU includes the database
+  engine's own work, in-process; on PostgreSQL only the client's (driver,
+  dialect), the server's is measured apart;
+* ``held_cpu_seconds``: CPU of the threads while they hold a catalog
+  connection (pool checkout to checkin): building and running the statements,
+  the ORM's work and the COMMIT – the catalog's cost in the client, on either
+  database, measured the same way;
 * ``round_trips``, what a network catalog (PostgreSQL) pays: statements, plus
   BEGIN (psycopg sends it as its own command) and COMMIT/ROLLBACK per
   transaction. On SQLite these are in-process calls, not network round trips.
@@ -49,6 +58,8 @@ class CatalogCounter:
             "rollbacks": 0,
             "checkouts": 0,
             "statement_seconds": 0.0,
+            "statement_cpu_seconds": 0.0,
+            "held_cpu_seconds": 0.0,
         }
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -61,8 +72,18 @@ class CatalogCounter:
         event.listen(target, "commit", self._ended("commits"))
         event.listen(target, "rollback", self._ended("rollbacks"))
         pool = Pool if target is Engine else target.pool
-        event.listen(pool, "checkout", lambda *_: self._add("checkouts"))
+        event.listen(pool, "checkout", self._checkout)
+        event.listen(pool, "checkin", self._checkin)
         return self
+
+    def _checkout(self, _dbapi: object, record: Any, _proxy: object) -> None:
+        self._add("checkouts")
+        record.info["sqlcount_held"] = (threading.get_ident(), time.thread_time())
+
+    def _checkin(self, _dbapi: object, record: Any) -> None:
+        thread, cpu = record.info.pop("sqlcount_held", (None, 0.0))
+        if thread == threading.get_ident():
+            self._add("held_cpu_seconds", time.thread_time() - cpu)
 
     def snapshot(self) -> dict[str, float]:
         with self._lock:
@@ -77,12 +98,14 @@ class CatalogCounter:
             self.counts[name] += value
 
     def _before(self, *_args: object) -> None:
-        self._local.started = time.perf_counter()
+        self._local.started = (time.perf_counter(), time.thread_time())
         self._add("statements")
 
     def _after(self, *_args: object) -> None:
-        started = getattr(self._local, "started", time.perf_counter())
-        self._add("statement_seconds", time.perf_counter() - started)
+        wall, cpu = getattr(self._local, "started", (time.perf_counter(), time.thread_time()))
+        with self._lock:
+            self.counts["statement_seconds"] += time.perf_counter() - wall
+            self.counts["statement_cpu_seconds"] += time.thread_time() - cpu
 
     def _ended(self, name: str):
         def listener(connection: Connection, *_args: object) -> None:

@@ -57,6 +57,7 @@ class CatalogCounter:
             "commits": 0,
             "rollbacks": 0,
             "checkouts": 0,
+            "connects": 0,
             "statement_seconds": 0.0,
             "statement_cpu_seconds": 0.0,
             "held_cpu_seconds": 0.0,
@@ -73,6 +74,7 @@ class CatalogCounter:
         event.listen(target, "rollback", self._ended("rollbacks"))
         pool = Pool if target is Engine else target.pool
         event.listen(pool, "checkout", self._checkout)
+        event.listen(pool, "connect", lambda *_: self._add("connects"))
         event.listen(pool, "checkin", self._checkin)
         return self
 

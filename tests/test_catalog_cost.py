@@ -58,3 +58,6 @@ def test_a_file_costs_at_most_the_stated_transactions_statements_and_round_trips
     assert per_file["transactions"] <= MAX_TRANSACTIONS_PER_FILE, per_file
     assert per_file["statements"] <= MAX_STATEMENTS_PER_FILE, per_file
     assert per_file["round_trips"] <= MAX_ROUND_TRIPS_PER_FILE, per_file
+    # pooled connections are reused: the check at checkout (no ping) replaces none
+    # that is still good
+    assert counts["connects"] <= 2, counts

@@ -192,3 +192,33 @@ def test_a_batch_whose_commit_lost_its_connection_is_not_run_again(station):
         writer.close()
         db.dispose()
         admin.dispose()
+
+
+def test_a_read_that_meets_a_dropped_connection_is_run_once_more(station, monkeypatch):
+    """A connection can die unseen (a peer gone silently, or between the check at
+    checkout and the statement): a read is safe to repeat, so ``Database.read``
+    runs it once more on a new connection instead of failing."""
+    from sqlalchemy import text
+
+    import archive.db
+    from archive.db import Database
+
+    db, admin = Database(station.catalog_url), Database(station.catalog_url)
+    try:
+        first = db.read(lambda c: c.execute(text("SELECT pg_backend_pid()")).scalar_one())
+        with admin.session() as session:
+            session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        pooled = db.engine.pool._pool.queue[0].dbapi_connection
+        wait_until(lambda: archive.db._hung_up(pooled), 10, 0.05, "the server's goodbye")
+        monkeypatch.setattr(archive.db, "_hung_up", lambda _connection: False)  # unseen
+        calls = []
+
+        def backend(connection):
+            calls.append(1)
+            return connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+
+        assert db.read(backend) != first
+        assert len(calls) == 2
+    finally:
+        db.dispose()
+        admin.dispose()

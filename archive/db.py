@@ -14,21 +14,24 @@ from __future__ import annotations
 
 import importlib
 import os
+import select
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import JSON, DateTime, Engine, LargeBinary, create_engine, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, InvalidatePoolError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from config.settings import ConfigError
+
+T = TypeVar("T")
 
 #: modules that define tables; each is imported before the schema is created
 MODEL_MODULES = [
@@ -116,7 +119,53 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # no pool_pre_ping: a ping is one more round trip on every checkout (about a
+    # fifth of a small file's round trips). A connection the server dropped is
+    # seen without one (:func:`_hung_up`), and work that meets a dropped
+    # connection anyway is retried once where that is safe (:meth:`Database.read`,
+    # the catalog writer).
+    engine = create_engine(url)
+    event.listen(engine, "checkout", _refuse_hung_up_connection)
+    return engine
+
+
+def _hung_up(dbapi_connection: Any) -> bool:
+    """Has the server spoken on (or closed) this idle connection?
+
+    Between transactions a PostgreSQL connection receives nothing unless the
+    server ends it – a restart or fast shutdown, ``pg_terminate_backend``, an
+    idle timeout – and then it sends an error and closes the socket. A poll
+    with zero timeout sees either at once, with no round trip. A peer that
+    vanished silently (a cut cable) is not seen here; the first statement then
+    fails, the pool drops every connection of that age, and the caller's retry
+    or its loop's fault handling takes over (as it had to with a ping, too).
+    """
+    if getattr(dbapi_connection, "closed", False) or getattr(dbapi_connection, "broken", False):
+        return True
+    try:
+        fd = dbapi_connection.fileno()
+    except Exception:
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(0))
+
+
+def _refuse_hung_up_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Pool checkout: a connection the server hung up on is replaced.
+
+    Raising ``DisconnectionError`` is SQLAlchemy's documented way for a
+    checkout hook to refuse a connection; this subclass, ``InvalidatePoolError``,
+    makes the pool discard it and every connection older (one restart cut them
+    all) and hand out a new one.
+    """
+    if _hung_up(dbapi_connection):
+        raise InvalidatePoolError("the catalog server closed this connection")
+
+
+def lost_connection(exc: BaseException) -> bool:
+    """Did this error come from a connection the database dropped (restart, kill)?"""
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 def import_models() -> None:
@@ -185,6 +234,8 @@ class Database:
                 self.engine.dispose()
                 raise
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        #: for :meth:`read`: the same pool in autocommit (each statement its own transaction)
+        self._reads = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -197,6 +248,24 @@ class Database:
             raise
         finally:
             session.close()
+
+    def read(self, work: Callable[[Any], T]) -> T:
+        """Run read-only ``work(connection)`` outside a transaction and return its result.
+
+        For single-statement lookups on the hot path: the connection is in
+        autocommit, so PostgreSQL gets the statement alone – one round trip,
+        not BEGIN, statement and ROLLBACK. A read is always safe to repeat, so
+        one that meets a connection the server dropped is run once more on a
+        new one (the pool has let go of the dropped ones by then).
+        """
+        for attempt in (1, 2):
+            try:
+                with self._reads.connect() as connection:
+                    return work(connection)
+            except DBAPIError as exc:
+                if attempt == 2 or not lost_connection(exc):
+                    raise
+        raise AssertionError("unreachable")
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -11,6 +11,11 @@ once. Each worker still waits until *its* change is durable before it moves
 on, so the pipeline's ordering guarantees are unchanged; only the fsyncs are
 shared. If one change in a batch fails, the batch is rolled back and each
 change is retried alone, so one bad change never takes others down with it.
+That is also the one retry after a connection the catalog server dropped
+(a restart): the batch had not been committed, so running it again on a new
+connection is safe. A connection lost *during* COMMIT is different: the
+server may have committed, so the batch is not run again (that could insert
+twice); each worker gets the error and reads its job back from the catalog.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
-from archive.db import Database
+from archive.db import Database, lost_connection
 
 log = logging.getLogger("strongroom.catalog")
 T = TypeVar("T")
@@ -82,10 +87,17 @@ class GroupCommitter:
             self._apply(batch)
 
     def _apply(self, batch: list[tuple[Callable[[Session], Any], Future]]) -> None:
+        committing = False
         try:
             with self.db.session() as session:
                 results = [work(session) for work, _ in batch]
-        except Exception:
+                session.flush()  # a refused row fails here, before the COMMIT
+                committing = True
+        except Exception as exc:
+            if committing and lost_connection(exc):
+                for _, future in batch:  # committed or not: nobody can say, so no re-run
+                    future.set_exception(exc)
+                return
             if len(batch) == 1:
                 self._apply_alone(batch[0])
                 return

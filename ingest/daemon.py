@@ -334,19 +334,21 @@ class Daemon:
             return
         ready, dock.ready = dock.ready, []
         # a file already registered and not yet claimed is adopted, never registered again
-        for job_id in self.pipeline.register(dock.settings, ready):
-            self._submit(("job", job_id), self._advance, job_id)
+        for job in self.pipeline.register_for_workers(dock.settings, ready):
+            job_id = job if isinstance(job, int) else job.id
+            self._submit(("job", job_id), self._advance, job)
 
     def _submit_due_jobs(self) -> None:
         if len(self._busy) >= self._workers * 4 or time.monotonic() < self._worker_pause_until:
             return
-        with self.archive.db.session() as session:
-            rows = session.execute(
+        rows = self.archive.db.read(
+            lambda connection: connection.execute(
                 select(IngestJob.id, IngestJob.state, IngestJob.next_attempt_at).where(
                     IngestJob.state.in_([s.value for s in ACTIVE_STATES]),
                     IngestJob.station == self.archive.station,
                 )
             ).all()
+        )
         now = utcnow()
         store_down = not self.probe.answering
         for job_id, state, due in rows:
@@ -355,12 +357,12 @@ class Daemon:
             if due is None or due <= now:
                 self._submit(("job", job_id), self._advance, job_id)
 
-    def _advance(self, job_id: int) -> Outcome:
+    def _advance(self, job: int | IngestJob) -> Outcome:
         """Move a job on; while the store does not answer, only as far as the spool
         (claimed files are safe there, and no worker waits out a hung store)."""
         if self.probe.answering:
-            return self.pipeline.advance(job_id)
-        return self.pipeline.advance(job_id, stop_after=JobState.CLAIMED)
+            return self.pipeline.advance(job)
+        return self.pipeline.advance(job, stop_after=JobState.CLAIMED)
 
     def _store_back(self, outage: float) -> None:
         """The store answers again: every waiting job is due now, not after its backoff."""

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ClassVar
 
-from sqlalchemy import JSON, Row, bindparam, null, select, update
+from sqlalchemy import JSON, Connection, Row, bindparam, null, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -129,7 +129,16 @@ class Pipeline:
     ) -> list[int]:
         """Record settled files as jobs, all in one commit; returns their job ids
         (see :meth:`register_jobs`)."""
-        return [job.id for job in self.register_jobs(dock, candidates, in_place=in_place)]
+        return [job.id for job, _ in self._register(dock, candidates, in_place)]
+
+    def register_for_workers(
+        self, dock: DockSettings, candidates: list[Candidate]
+    ) -> list[int | IngestJob]:
+        """Register like :meth:`register`, for workers that run beside this call: a new
+        job as committed (its worker starts from it without reading it back – one
+        catalog read fewer per file), an adopted one by id (a worker may have
+        moved it on since, so it is read afresh)."""
+        return [job.id if adopted else job for job, adopted in self._register(dock, candidates)]
 
     def register_jobs(
         self, dock: DockSettings, candidates: list[Candidate], *, in_place: bool = False
@@ -151,19 +160,25 @@ class Pipeline:
         writer, whose commits are serialised with the claims' own, so no claim
         can slip in between; a file the dock really removed is still recorded.
         """
+        return [job for job, _ in self._register(dock, candidates, in_place)]
+
+    def _register(
+        self, dock: DockSettings, candidates: list[Candidate], in_place: bool = False
+    ) -> list[tuple[IngestJob, bool]]:
+        """:meth:`register_jobs`, each job with True if it was adopted (made earlier)."""
         root = self.settings.dock_path(dock)
         rule = self.settings.name_rule(dock)
 
-        def insert(session: Session) -> list[IngestJob]:
+        def insert(session: Session) -> list[tuple[IngestJob, bool]]:
             connection = session.connection()
-            jobs = []
+            jobs: list[tuple[IngestJob, bool]] = []
             now = utcnow()
             unclaimed = {} if in_place else self._unclaimed_jobs(session, dock.label)
             for candidate in candidates:
                 if not in_place:
                     adopted = unclaimed.get(candidate.path)
                     if adopted is not None:
-                        jobs.append(self._adopt(session, adopted, candidate))
+                        jobs.append((self._adopt(session, adopted, candidate), True))
                         continue
                     if _taken_already(session, self.archive.station, dock.label, candidate):
                         continue
@@ -202,7 +217,7 @@ class Pipeline:
                         details=_claim_details(dock.label, relative, candidate.path),
                         insert_now=True,
                     )
-                jobs.append(IngestJob(id=job_id, **row))
+                jobs.append((IngestJob(id=job_id, **row), False))
             return jobs
 
         registered = self._writer.run(insert)
@@ -756,15 +771,22 @@ class Pipeline:
 
     def _evidence_by_sha(self, sha256: str) -> Row | None:
         """The evidence holding these bytes: the columns a sighting needs, or None."""
-        with self.archive.db.engine.connect() as connection:
-            return connection.execute(_EVIDENCE_BY_SHA, {"sha256": sha256}).first()
+        return self.archive.db.read(
+            lambda connection: connection.execute(_EVIDENCE_BY_SHA, {"sha256": sha256}).first()
+        )
 
     def _load(self, job_id: int) -> IngestJob:
-        with self.archive.db.session() as session:
-            job = session.get(IngestJob, job_id)
-            if job is None:
-                raise KeyError(f"no ingest job {job_id}")
-            return job
+        """The job as the catalog holds it (one statement, no transaction around it)."""
+
+        def read(connection: Connection) -> IngestJob:
+            with Session(connection) as session:
+                job = session.get(IngestJob, job_id)
+                if job is None:
+                    raise KeyError(f"no ingest job {job_id}")
+                session.expunge(job)
+                return job
+
+        return self.archive.db.read(read)
 
     def _refresh(self, job: IngestJob) -> None:
         """Make the in-memory job what the catalog holds again."""

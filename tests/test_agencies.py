@@ -14,6 +14,8 @@ from archive.cases import CaseLink
 from archive.db import Database
 from archive.models import CustodyEvent, Evidence
 
+pytestmark = pytest.mark.catalogs("sqlite", "postgresql")
+
 UNITS = """
 [units.county]
 name = "County"

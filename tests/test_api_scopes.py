@@ -92,6 +92,7 @@ OTHER_ROUTES = {
     ("GET", "/public/stats.csv"),
     ("GET", "/v1/public/lookup/{sha256}"),
 }
+pytestmark = pytest.mark.catalogs("sqlite", "postgresql")
 MISSING = "ev-0123456789abcdef01234567"
 
 

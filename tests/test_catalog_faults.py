@@ -126,3 +126,100 @@ def test_postgresql_restarted_while_two_stations_ingest_loses_and_duplicates_not
     finally:
         for daemon in daemons:
             daemon.stop()
+
+
+def test_a_connection_the_server_dropped_is_replaced_at_checkout_without_a_ping(station):
+    """No pool pre-ping (a round trip per checkout): a pooled connection the
+    server ended (restart, ``pg_terminate_backend``) is seen by a poll of its
+    socket and replaced, so the next transaction works, on a new backend."""
+    from sqlalchemy import text
+
+    from archive.db import Database, _hung_up
+    from bench.sqlcount import CatalogCounter
+
+    db, admin = Database(station.catalog_url), Database(station.catalog_url)
+    try:
+        assert not db.engine.pool._pre_ping
+        with db.session() as session:
+            first = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with admin.session() as session:
+            session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        pooled = db.engine.pool._pool.queue[0].dbapi_connection
+        wait_until(lambda: _hung_up(pooled), 10, 0.05, "the server's goodbye to arrive")
+        counter = CatalogCounter().attach(db.engine)
+        with db.session() as session:
+            second = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        assert second != first
+        assert counter.snapshot()["statements"] == 1, "no ping, no retry: one statement"
+    finally:
+        db.dispose()
+        admin.dispose()
+
+
+def test_a_batch_whose_commit_lost_its_connection_is_not_run_again(station):
+    """The catalog writer re-runs a failed batch (one change at a time) – but not
+    one whose COMMIT lost its connection: the server may have committed it, and
+    running it again could insert twice. Each waiting worker gets the error."""
+    from sqlalchemy import event, text
+
+    from archive.db import Database, _hung_up, lost_connection
+    from archive.groupcommit import GroupCommitter
+
+    db, admin = Database(station.catalog_url), Database(station.catalog_url)
+    writer = GroupCommitter(db)
+    runs = []
+
+    def work(session):
+        runs.append(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
+        session.execute(text("CREATE TABLE IF NOT EXISTS probe_rows (n int)"))
+        session.execute(text("INSERT INTO probe_rows VALUES (1)"))
+
+    @event.listens_for(db.engine, "commit", once=True)
+    def cut(connection):  # right before the COMMIT goes out, the server ends the session
+        with admin.session() as session:
+            session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": runs[-1]})
+        raw = connection.connection.dbapi_connection
+        wait_until(lambda: _hung_up(raw), 10, 0.05, "the server's goodbye to arrive")
+
+    try:
+        with pytest.raises(Exception) as failed:
+            writer.run(work)
+        assert lost_connection(failed.value), failed.value
+        assert len(runs) == 1, "the batch was run again after its COMMIT failed"
+        writer.run(work)  # the writer carries on, on a new connection
+        with admin.session() as session:
+            assert session.execute(text("SELECT count(*) FROM probe_rows")).scalar_one() == 1
+    finally:
+        writer.close()
+        db.dispose()
+        admin.dispose()
+
+
+def test_a_read_that_meets_a_dropped_connection_is_run_once_more(station, monkeypatch):
+    """A connection can die unseen (a peer gone silently, or between the check at
+    checkout and the statement): a read is safe to repeat, so ``Database.read``
+    runs it once more on a new connection instead of failing."""
+    from sqlalchemy import text
+
+    import archive.db
+    from archive.db import Database
+
+    db, admin = Database(station.catalog_url), Database(station.catalog_url)
+    try:
+        first = db.read(lambda c: c.execute(text("SELECT pg_backend_pid()")).scalar_one())
+        with admin.session() as session:
+            session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        pooled = db.engine.pool._pool.queue[0].dbapi_connection
+        wait_until(lambda: archive.db._hung_up(pooled), 10, 0.05, "the server's goodbye")
+        monkeypatch.setattr(archive.db, "_hung_up", lambda _connection: False)  # unseen
+        calls = []
+
+        def backend(connection):
+            calls.append(1)
+            return connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+
+        assert db.read(backend) != first
+        assert len(calls) == 2
+    finally:
+        db.dispose()
+        admin.dispose()

@@ -533,3 +533,33 @@ def test_an_expired_lease_is_claimable_and_a_live_one_is_not(station, clips) -> 
         assert worker.process(again).state == "skipped"
     finally:
         archive.close()
+
+
+def test_a_copy_whose_workers_keep_dying_is_given_up_with_the_reason(station, tmp_path) -> None:
+    """A row taken over from dead workers more often than the retry budget plus
+    the crash allowance is the item's fault, not bad luck: it fails, saying so."""
+    from ingest.playback import CRASH_ALLOWANCE
+
+    station.write_config(QUEUE_CONFIG)
+    still = media_clips.make_jpeg(tmp_path / "ABC1234_012345_20260301083020_0001.jpg")
+    (item,) = ingest(station, still)
+    archive = station.archive()
+    try:
+        worker = PlaybackWorker(archive)
+        limit = 1 + archive.settings.transcode.retry_attempts + CRASH_ALLOWANCE
+        with archive.db.session() as session:  # left running by its last dead worker
+            session.execute(
+                update(Derivative).values(
+                    state="running",
+                    attempts=limit,
+                    next_attempt_at=utcnow() - timedelta(seconds=1),
+                )
+            )
+        assert worker.claim_next() is None
+    finally:
+        archive.close()
+    (row,) = derivative_rows(station)
+    assert (row.state, row.attempts) == ("failed", limit + 1)
+    assert row.last_error == f"gave up: the worker making this copy stopped {limit} times"
+    kinds = [e.kind for e in events(station, item["evidence_id"])]
+    assert kinds[-1] == "derivative_failed"

@@ -25,6 +25,8 @@ from archive.models import CustodyEvent
 from archive.share_models import Share
 from archive.shares import ShareRefused, create_share
 
+pytestmark = pytest.mark.catalogs("sqlite", "postgresql")
+
 CASE = "刑案-2026-0099"
 RECIPIENT = "某某律师事务所 / defence"
 

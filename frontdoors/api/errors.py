@@ -137,7 +137,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InterfaceError)
     async def _catalog(_request: Request, exc: Exception) -> JSONResponse:
         # the catalog is down, restarting or unreachable: the pool reconnects
-        # on a later request (pre-ping), so this is "retry later", not a bug
+        # on a later request (archive/db.py replaces dropped connections at
+        # checkout), so this is "retry later", not a bug
         ERRORS.labels(where="api-catalog").inc()
         log.warning("catalog unavailable: %s", str(exc).splitlines()[0])
         return error_response(

@@ -4,8 +4,10 @@ queued again).
 
 Sharing the queue safely, between threads, processes and stations:
 
-* a row is **claimed** by one conditional UPDATE (state and due time in the
-  WHERE clause) that also bumps ``attempts``; only the winner sees rowcount 1;
+* a row is **claimed** in :mod:`archive.playback_queue`: on PostgreSQL locked
+  ``FOR UPDATE SKIP LOCKED`` (stations claiming at once each take another
+  row, as fixity work is shared), then taken by one conditional UPDATE (state
+  and due time in the WHERE clause) that also bumps ``attempts``;
 * while it runs, ``next_attempt_at`` is the claim's **lease**, renewed by a
   heartbeat thread; a row left ``running`` by a dead process is claimable
   again once its lease has run out, so a crash only delays the copy – and
@@ -22,18 +24,18 @@ import contextlib
 import logging
 import threading
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from archive import playback_queue
 from archive.context import Archive
 from archive.custody import record_event
 from archive.db import utcnow
 from archive.derivatives import Derivative
-from archive.models import Evidence
-from archive.owner import owner_gone, process_owner
+from archive.owner import process_owner
 from config.settings import PlaybackSettings
 from config.transcode import TranscodeSettings
 from ingest.playback.attempt import (
@@ -79,96 +81,43 @@ class PlaybackQueue:
                 query = query.where(Derivative.evidence_id.in_(list(evidence_ids)))
             return len(session.scalars(query).all())
 
-    @staticmethod
-    def _claimable(now: datetime):
-        """Due queued/retrying rows, and running rows whose lease ran out."""
-        return or_(
-            and_(
-                Derivative.state.in_((QUEUED, RETRYING)),
-                or_(Derivative.next_attempt_at.is_(None), Derivative.next_attempt_at <= now),
-            ),
-            and_(Derivative.state == RUNNING, Derivative.next_attempt_at < now),
-        )
-
     def claim_next(self, only: list[str] | None = None) -> Claim | None:
-        """Take the oldest claimable row, or None. Atomic across threads and stations."""
-        now = utcnow()
-        with self.archive.db.session() as session:
-            query = select(Derivative.id).where(self._claimable(now))
-            if only is not None:
-                query = query.where(Derivative.evidence_id.in_(only))
-            candidates = session.scalars(query.order_by(Derivative.id).limit(20)).all()
-        for derivative_id in candidates:
-            claim = self._try_claim(derivative_id)
-            if claim is not None:
-                return claim
-        for derivative_id, owner in self._held_by_the_dead(only, now):
-            claim = self._try_claim(derivative_id, dead_owner=owner)
-            if claim is not None:
-                return claim
-        return None
-
-    def _held_by_the_dead(self, only: list[str] | None, now: datetime) -> list[tuple[int, str]]:
-        """Running rows whose lease has not run out but whose holder's process is gone."""
-        with self.archive.db.session() as session:
-            query = select(Derivative.id, Derivative.lease_owner).where(
-                Derivative.state == RUNNING,
-                Derivative.next_attempt_at >= now,
-                Derivative.lease_owner.is_not(None),
-            )
-            if only is not None:
-                query = query.where(Derivative.evidence_id.in_(only))
-            rows = session.execute(query.order_by(Derivative.id).limit(50)).all()
-        return [(row_id, owner) for row_id, owner in rows if owner_gone(owner)]
-
-    def _try_claim(self, derivative_id: int, *, dead_owner: str | None = None) -> Claim | None:
-        """Claim one row if it is claimable – or, with ``dead_owner``, if that dead
-        process still holds it (the condition is checked in the UPDATE itself)."""
-        now = utcnow()
-        lease = now + timedelta(seconds=self.queue.lease_seconds)
-        claimable = self._claimable(now)
-        if dead_owner is not None:
-            claimable = and_(Derivative.state == RUNNING, Derivative.lease_owner == dead_owner)
-        with self.archive.db.session() as session:
-            previous = session.scalar(
-                select(Derivative.state).where(Derivative.id == derivative_id)
-            )
-            done = session.execute(
-                update(Derivative)
-                .where(Derivative.id == derivative_id, claimable)
-                .values(
-                    state=RUNNING,
-                    attempts=Derivative.attempts + 1,
-                    next_attempt_at=lease,
-                    lease_owner=process_owner(),
-                    progress=0.0,
-                    speed=None,
+        """Take the oldest claimable row, or None. Atomic across threads and stations:
+        on PostgreSQL the row is locked ``FOR UPDATE SKIP LOCKED``, so stations
+        claiming at once each take another row (:mod:`archive.playback_queue`)."""
+        db, lease = self.archive.db, timedelta(seconds=self.queue.lease_seconds)
+        taken = playback_queue.claim(db, lease=lease, owner=process_owner(), only=only)
+        dead_owner = None
+        if taken is None:
+            for derivative_id, dead_owner in playback_queue.held_by_the_dead(db, only):
+                taken = playback_queue.take_over(
+                    db, derivative_id, dead_owner, lease=lease, owner=process_owner()
                 )
-                .execution_options(synchronize_session=False)
-            )
-            if done.rowcount != 1:
-                return None
-            row = session.get(Derivative, derivative_id)
-            evidence = session.get(Evidence, row.evidence_id)
-            claim = Claim(
-                row.id, row.evidence_id, row.attempts, evidence.file_name if evidence else ""
-            )
-            limit = 1 + self.transcode.retry_attempts + CRASH_ALLOWANCE
-            if previous == RUNNING and row.attempts > limit:
-                # the worker died this often on this very item: it is the item, not bad luck
-                reason = f"gave up: the worker making this copy stopped {row.attempts - 1} times"
+                if taken is not None:
+                    break
+        if taken is None:
+            return None
+        claim = Claim(taken.id, taken.evidence_id, taken.attempt, taken.file_name)
+        if taken.previous != RUNNING:
+            return claim
+        limit = 1 + self.transcode.retry_attempts + CRASH_ALLOWANCE
+        if taken.attempt > limit:
+            # the worker died this often on this very item: it is the item, not bad luck
+            reason = f"gave up: the worker making this copy stopped {taken.attempt - 1} times"
+            with db.session() as session:
+                row = session.get(Derivative, taken.id)
+                assert row is not None
                 self._finish_failed(session, row, claim, reason, (), retry=False)
-                log.error("%s: %s", row.evidence_id, reason)
-                return None
-        if previous == RUNNING:
-            log.warning(
-                "%s: taking over playback copy %d from %s",
-                claim.evidence_id,
-                claim.id,
-                f"process {dead_owner}, which no longer exists"
-                if dead_owner
-                else "a worker whose lease ran out",
-            )
+            log.error("%s: %s", taken.evidence_id, reason)
+            return None
+        log.warning(
+            "%s: taking over playback copy %d from %s",
+            claim.evidence_id,
+            claim.id,
+            f"process {dead_owner}, which no longer exists"
+            if dead_owner
+            else "a worker whose lease ran out",
+        )
         return claim
 
     def _next_due_in(self, only: list[str] | None) -> float | None:

@@ -42,6 +42,9 @@ PLAN: dict[str, tuple[tuple[str, ...], str | None]] = {
     "test_shares": (BOTH, None),
     "test_smoke_ingest": (BOTH, None),
     "test_stations": (BOTH, None),
+    "test_incidents": (BOTH, None),
+    "test_states": (BOTH, None),
+    "test_uploads": (BOTH, None),
     # several stations on one catalog: PostgreSQL only
     "test_catalog_faults": (POSTGRESQL, "PostgreSQL stopped, restarted, wrong password"),
     "test_fixity_shared": (POSTGRESQL, "three nodes split one sweep"),
@@ -87,6 +90,16 @@ PLAN: dict[str, tuple[tuple[str, ...], str | None]] = {
     "test_transcode_output": (SQLITE, "what ffmpeg writes"),
     "test_web_browser": (SQLITE, "web pages in Chromium"),
     "test_catalog_coverage": (SQLITE, "this list"),
+    "test_cli_documents": (SQLITE, "how show/find/status print (the documents' shape)"),
+    "test_cli_render": (SQLITE, "rendering for a terminal, no I/O"),
+    "test_cluster": (SQLITE, "the SeaweedFS cluster and its faults"),
+    "test_layout": (SQLITE, "bucket key names, no I/O"),
+    "test_manifests": (SQLITE, "signed manifest bytes, no I/O"),
+    "test_seal_adopt": (SQLITE, "a seal adopting a stored manifest"),
+    "test_stations_health": (
+        SQLITE,
+        "alert rules and metrics; its heartbeat tests are marked for both one by one",
+    ),
 }
 
 

@@ -31,9 +31,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import CursorResult, Select, func, select, update
 from sqlalchemy.orm import Session
 
 from archive.cases import CaseLink
@@ -129,7 +129,9 @@ def _lock_item(session: Session, evidence_id: str, scope: Scope = ALL_UNITS) -> 
         .execution_options(synchronize_session=False)
     )
     evidence = session.get(Evidence, evidence_id, populate_existing=True)
-    if touched.rowcount == 0 or evidence is None or not scope.covers(evidence.unit):
+    # an UPDATE answers a CursorResult
+    rows = cast(CursorResult[Any], touched).rowcount
+    if rows == 0 or evidence is None or not scope.covers(evidence.unit):
         raise UnknownEvidence(evidence_id)
     return evidence
 
@@ -242,7 +244,7 @@ def unlink(
     return LinkResult(case_id, evidence_id, False, removed, held)
 
 
-def filter_by_case(query: Select, case_id: str) -> Select:
+def filter_by_case(query: Select[Any], case_id: str) -> Select[Any]:
     """Restrict an evidence SELECT to the items linked to ``case_id``."""
     return query.join(CaseLink, CaseLink.evidence_id == Evidence.evidence_id).where(
         CaseLink.case_id == case_id

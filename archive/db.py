@@ -49,10 +49,16 @@ JSONColumn = JSON().with_variant(JSONB(), "postgresql")
 
 
 class Base(DeclarativeBase):
-    type_annotation_map: ClassVar[dict[Any, Any]] = {dict: JSONColumn, list: JSONColumn}
+    # the parametrised forms are what the typed models write (Mapped[list[Any]])
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dict: JSONColumn,
+        list: JSONColumn,
+        dict[str, Any]: JSONColumn,
+        list[Any]: JSONColumn,
+    }
 
 
-class UTCDateTime(TypeDecorator):
+class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes in, aware UTC datetimes out, whatever the backend."""
 
     impl = DateTime
@@ -69,7 +75,7 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=UTC) if value is not None else None
 
 
-class FsPath(TypeDecorator):
+class FsPath(TypeDecorator[str]):
     """A file-system path kept as its exact bytes.
 
     Dock file names are whatever the camera vendor wrote, including bytes that
@@ -80,14 +86,16 @@ class FsPath(TypeDecorator):
     impl = LargeBinary
     cache_ok = True
 
-    def process_bind_param(self, value: str | os.PathLike | None, dialect: Any) -> bytes | None:
+    def process_bind_param(
+        self, value: str | os.PathLike[str] | None, dialect: Any
+    ) -> bytes | None:
         return None if value is None else os.fsencode(value)
 
     def process_result_value(self, value: bytes | None, dialect: Any) -> str | None:
         return None if value is None else os.fsdecode(value)
 
 
-def display_path(path: str | os.PathLike) -> str:
+def display_path(path: str | os.PathLike[str]) -> str:
     """A path as printable UTF-8 text: undecodable bytes shown as ``\\xNN``."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 

@@ -332,7 +332,7 @@ def _apply_item(
                 error = str(exc)
                 break
             deleted.append(entry)
-        details = {
+        details: dict[str, Any] = {
             "plan_id": plan_id,
             "plan_sha256": digest,
             "deleted": [[o["key"], o["version_id"]] for o in deleted],

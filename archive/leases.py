@@ -31,7 +31,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import BigInteger, Integer, String, select
 from sqlalchemy.exc import IntegrityError
@@ -80,7 +80,8 @@ def _lock_row(session: Session, name: str) -> JobLease | None:
     connection = session.connection()
     if (
         connection.dialect.name == "sqlite"
-        and not connection.connection.dbapi_connection.in_transaction
+        # a checked-out pool connection always has its DBAPI connection
+        and not cast(Any, connection.connection.dbapi_connection).in_transaction
     ):
         connection.exec_driver_sql("BEGIN IMMEDIATE")
     return session.scalars(

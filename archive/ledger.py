@@ -380,7 +380,10 @@ def proof_document(archive: Archive, evidence_id: str) -> dict[str, Any]:
         row = latest_checkpoint(session)
         if row is None:
             raise LookupError("the ledger has no checkpoint yet")
-        document = {"evidence_id": evidence_id, "checkpoint": _checkpoint_dict(archive, row)}
+        document: dict[str, Any] = {
+            "evidence_id": evidence_id,
+            "checkpoint": _checkpoint_dict(archive, row),
+        }
         mine = session.execute(
             select(CustodyEvent.ledger_index, CustodyEvent.leaf)
             .where(CustodyEvent.evidence_id == evidence_id)
@@ -403,6 +406,7 @@ def proof_document(archive: Archive, evidence_id: str) -> dict[str, Any]:
     root_hash = bytes.fromhex(row.root_hash)
     leaves = []
     for index, leaf in mine:
+        assert index is not None  # the query above compares it with the size
         proof = inclusion_proof(hashes, index)
         verify_inclusion(hashes[index], index, row.size, proof, root_hash)
         leaves.append(

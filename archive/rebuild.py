@@ -34,13 +34,13 @@ import logging
 import os
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import insert
 
@@ -71,6 +71,8 @@ from archive.seal import MANIFEST_SCHEMA, evidence_id_for, original_key
 from archive.store import NotFound, ObjectInfo, StoreError
 
 log = logging.getLogger("strongroom.rebuild")
+
+T = TypeVar("T")
 
 MANIFEST_PREFIX = "manifests/"
 KEY_PREFIX = "keys/"
@@ -352,17 +354,19 @@ def _replay_ledger(leaves: list[bytes], report: RebuildReport) -> _Replay:
         document = _leaf_document(leaf)
         if document is None:
             continue
-        kind, evidence_id = document["kind"], document.get("evidence_id")
+        # a missing id becomes "", which matches no item (a link to it is reported)
+        kind, evidence_id = document["kind"], str(document.get("evidence_id") or "")
         details = document.get("details") or {}
+        case_id = str(details.get("case_id") or "")
         if kind == "linked":
-            replay.links[(details.get("case_id"), evidence_id)] = {
+            replay.links[(case_id, evidence_id)] = {
                 "linked_by": document.get("actor"),
                 "reason": details.get("reason") or "",
                 "linked_at": _dt(document.get("at")),
                 "linked_scope": details.get("scope"),
             }
         elif kind in ("unlinked", "unlinked_by_admin"):
-            replay.links.pop((details.get("case_id"), evidence_id), None)
+            replay.links.pop((case_id, evidence_id), None)
         elif kind == "unit_corrected" and details.get("new"):
             replay.units[evidence_id] = str(details["new"])[:64]
         elif kind == "retention_changed":
@@ -387,7 +391,7 @@ def _write_ledger_state(archive: Archive, ledger: LedgerRead, report: RebuildRep
         if (m := _SEGMENT_NAME.fullmatch(v.key))
     }
     stored = {v.key: v for v in _latest_versions(archive, CHECKPOINT_PREFIX, audited, "checkpoint")}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for size, (root, note) in sorted(ledger.signed.items()):
         if size > len(leaves) or size - 1 not in segments:
             continue  # the auditor reported it; a checkpoint without its leaves proves nothing
@@ -488,6 +492,7 @@ def _read_evidence(
     except (KeyError, TypeError, ValueError) as exc:
         local.add("manifest.format", version.key, f"is not an evidence manifest: {exc!r}")
         return None, local.problems
+    # rebuild_catalog sent only keys this pattern matched
     expected_id = _EVIDENCE_MANIFEST.fullmatch(version.key)[1]  # type: ignore[index]
     if row["evidence_id"] != expected_id or evidence_id_for(row["sha256"]) != expected_id:
         local.add("manifest.identity", version.key, "names another item than its key")
@@ -690,8 +695,8 @@ def _latest_versions(
     for page in paginator.paginate(Bucket=archive.store.bucket, Prefix=prefix):
         for entry in page.get("Versions", []):
             entries[entry["Key"]].append(_version(entry, marker=False))
-        for entry in page.get("DeleteMarkers", []):
-            entries[entry["Key"]].append(_version(entry, marker=True))
+        for marker in page.get("DeleteMarkers", []):
+            entries[marker["Key"]].append(_version(marker, marker=True))
     latest = []
     for key in sorted(entries):
         versions = entries[key]
@@ -713,7 +718,7 @@ def _latest_versions(
     return latest
 
 
-def _version(entry: dict[str, Any], *, marker: bool) -> _Version:
+def _version(entry: Mapping[str, Any], *, marker: bool) -> _Version:
     return _Version(
         key=entry["Key"],
         version_id=entry.get("VersionId"),
@@ -728,7 +733,7 @@ def _insert(session: Any, model: type, rows: Iterable[dict[str, Any]]) -> None:
         session.execute(insert(model), batch)
 
 
-def _batches(items: list, size: int) -> Iterator[list]:
+def _batches(items: list[T], size: int) -> Iterator[list[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 

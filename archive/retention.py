@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import CursorResult, update
 from sqlalchemy.orm import Session
 
 from archive.context import Archive
@@ -191,7 +191,8 @@ def _lock_item(session: Session, evidence_id: str) -> Evidence:
         .execution_options(synchronize_session=False)
     )
     evidence = session.get(Evidence, evidence_id, populate_existing=True)
-    if touched.rowcount == 0 or evidence is None:
+    # an UPDATE answers a CursorResult
+    if cast(CursorResult[Any], touched).rowcount == 0 or evidence is None:
         raise UnknownEvidence(f"no evidence {evidence_id}")
     return evidence
 

@@ -114,7 +114,7 @@ def store_manifest(
     key: str,
     payload: dict[str, Any],
     payload_type: str,
-    retention: Retention,
+    retention: Retention | None,
     *,
     identity_fields: tuple[str, ...],
 ) -> SealedManifest:

@@ -33,13 +33,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Literal, cast
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from config.settings import ConfigError, StoreSettings, read_private_file
+
+if TYPE_CHECKING:  # the stubs (types-boto3[s3]) are a test extra, not a run-time need
+    from types_boto3_s3 import S3Client
 
 LockMode = Literal["COMPLIANCE", "GOVERNANCE"]
 MiB = 1024 * 1024
@@ -216,7 +219,7 @@ class _FileRange(io.RawIOBase):
 class ObjectStore:
     """A bucket with versioning and Object Lock, seen through create-only writes."""
 
-    def __init__(self, settings: StoreSettings, *, client: Any | None = None) -> None:
+    def __init__(self, settings: StoreSettings, *, client: S3Client | None = None) -> None:
         self.settings = settings
         self.bucket = settings.bucket
         self.part_size = settings.part_size_mb * MiB
@@ -237,7 +240,7 @@ class ObjectStore:
     @staticmethod
     def _make_client(
         settings: StoreSettings, read_timeout: float, *, attempts: int | None = None, pool: int = 0
-    ) -> Any:
+    ) -> S3Client:
         key_id, secret = load_credentials(settings)
         if settings.endpoint_url and (key_id is None or secret is None):
             raise ConfigError(
@@ -528,7 +531,8 @@ class ObjectStore:
                 Key=key,
                 UploadId=upload_id,
                 PartNumber=number,
-                Body=body,
+                # a RawIOBase is a binary file, though typeshed does not call it IO[bytes]
+                Body=cast(IO[bytes], body),
                 ContentLength=length,
                 ChecksumSHA256=sha256_b64(digest),
                 ChecksumAlgorithm="SHA256",
@@ -590,7 +594,8 @@ class ObjectStore:
         if version_id:
             args["VersionId"] = version_id
         try:
-            return self.client.get_object(**args)["Body"]
+            # botocore's StreamingBody: read, iterate, close, as a binary file does
+            return cast(BinaryIO, self.client.get_object(**args)["Body"])
         except ClientError as exc:
             if _status(exc) in (404, 405):
                 raise NotFound(key) from exc

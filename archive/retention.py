@@ -29,6 +29,7 @@ from archive.derivatives import evidence_objects
 from archive.holds import apply_hold
 from archive.metrics import RETENTION_CHANGES
 from archive.models import Evidence
+from archive.store import LockMode
 from config.settings import RetentionCategory, Settings
 
 
@@ -67,7 +68,7 @@ def category_term(settings: Settings, category_name: str, ingested_at: datetime)
     return Term(False, ingested_at + timedelta(days=category.days))
 
 
-def stronger_mode(current: str | None, wanted: str) -> str:
+def stronger_mode(current: str | None, wanted: str) -> LockMode:
     """COMPLIANCE can never become GOVERNANCE (the store refuses; it would weaken
     the lock), so the stronger of the two modes is kept."""
     return "COMPLIANCE" if "COMPLIANCE" in (current, wanted) else "GOVERNANCE"
@@ -146,7 +147,7 @@ def set_category(
         new_until = old_until
         if wanted.until is not None and (old_until is None or wanted.until > old_until):
             for key, version_id in evidence_objects(session, evidence):
-                if archive.store.extend_retention(key, version_id, mode, wanted.until):  # type: ignore[arg-type]
+                if archive.store.extend_retention(key, version_id, mode, wanted.until):
                     extended.append({"key": key, "version_id": version_id})
             new_until = wanted.until
             evidence.lock_mode = mode

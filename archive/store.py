@@ -102,7 +102,7 @@ class ObjectInfo:
     version_id: str | None
     size: int
     checksum_sha256: str | None
-    lock_mode: str | None
+    lock_mode: LockMode | None
     retain_until: datetime | None
     legal_hold: bool
     metadata: dict[str, str]

@@ -101,7 +101,7 @@ def identify(
             continue
         if value.year < earliest_year:
             problems.append(f"{label} {value.isoformat()} is before {earliest_year}")
-        elif latest is not None and value > latest:
+        elif latest is not None and future_skew is not None and value > latest:
             problems.append(
                 f"{label} {value.isoformat()} is in the future (more than "
                 f"{future_skew.total_seconds() / 60:g} min after now): recorder clock or zone?"
@@ -253,7 +253,7 @@ def _clock_part(groups: dict[str, str], name: str) -> time | None:
     else:
         return None
     try:
-        return time(*parts)
+        return time(parts[0], parts[1], parts[2] if len(parts) > 2 else 0)
     except ValueError as exc:
         raise TimeProblem(f"clock time {text!r}: {exc}") from None
 

@@ -40,9 +40,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import CursorResult, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from archive.context import Archive
@@ -350,7 +350,10 @@ class PlaybackWorker:
             if only is not None:
                 query = query.where(Derivative.evidence_id.in_(only))
             rows = session.execute(query.order_by(Derivative.id).limit(50)).all()
-        return [(row_id, owner) for row_id, owner in rows if owner_gone(owner)]
+        # the query took only rows with an owner
+        return [
+            (row_id, owner) for row_id, owner in rows if owner is not None and owner_gone(owner)
+        ]
 
     def _try_claim(self, derivative_id: int, *, dead_owner: str | None = None) -> Claim | None:
         """Claim one row if it is claimable – or, with ``dead_owner``, if that dead
@@ -377,9 +380,10 @@ class PlaybackWorker:
                 )
                 .execution_options(synchronize_session=False)
             )
-            if done.rowcount != 1:
+            if cast(CursorResult[Any], done).rowcount != 1:  # an UPDATE's result
                 return None
             row = session.get(Derivative, derivative_id)
+            assert row is not None  # it was just updated, in this transaction
             evidence = session.get(Evidence, row.evidence_id)
             claim = Claim(
                 row.id, row.evidence_id, row.attempts, evidence.file_name if evidence else ""
@@ -667,7 +671,7 @@ class PlaybackWorker:
         info = self.archive.store.head(evidence.original_key, evidence.original_version_id)
         held = info.legal_hold or evidence.legal_hold
         if info.lock_mode and info.retain_until and info.retain_until > utcnow():
-            return Retention(info.lock_mode, info.retain_until, held)  # type: ignore[arg-type]
+            return Retention(info.lock_mode, info.retain_until, held)
         if info.lock_mode is None and self.archive.settings.store.allow_unlocked:
             return None  # development store without Object Lock
         fallback = self.archive.retention_for(evidence.category)
@@ -742,7 +746,7 @@ class PlaybackWorker:
                 self.archive.store.extend_retention(
                     obj.key,
                     obj.version_id,
-                    stronger_mode(current, mode),  # type: ignore[arg-type]
+                    stronger_mode(current, mode),
                     until,
                 )
         except StoreError as exc:
@@ -765,7 +769,7 @@ class PlaybackWorker:
             .values(updated_at=utcnow(), **values)
             .execution_options(synchronize_session=False)
         )
-        if done.rowcount != 1:
+        if cast(CursorResult[Any], done).rowcount != 1:  # an UPDATE's result
             raise LeaseLost()
 
     def _skip(self, job: _Job, plan: Plan, summary: ProbeSummary | None) -> Result:

@@ -523,7 +523,8 @@ def to_csv(report: CustodyReport) -> bytes:
             item.unit or "",
             item.recorded_start or "",
         ]
-        for event in item.events or [None]:
+        events: list[Event | None] = [*item.events] if item.events else [None]
+        for event in events:
             if event is None:
                 writer.writerow([*identity, *[""] * 8])
                 continue

@@ -177,7 +177,7 @@ def _by_path(entry: tuple[str, str, int]) -> str:
     return entry[1]
 
 
-def _manifest(archive: Archive, key: str, version_id: str | None) -> tuple[bytes, dict]:
+def _manifest(archive: Archive, key: str, version_id: str | None) -> tuple[bytes, dict[str, Any]]:
     data = archive.store.get_bytes(key, version_id)
     verified = verify_envelope(data, archive.key.public_keys())
     problem = archive.key.window_problem(verified.keyid, verified.payload)

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import Select, exists, select
 from sqlalchemy.orm import Session
 
 from archive import leases
@@ -191,7 +191,7 @@ def plan_summary(document: dict[str, Any], approvals: list[str] | None = None) -
     return "\n".join(lines)
 
 
-def _due_query(archive: Archive, now: datetime):
+def _due_query(archive: Archive, now: datetime) -> Select[Evidence]:
     permanent = [name for name, c in archive.settings.retention.categories.items() if c.permanent]
     linked = exists().where(CaseLink.evidence_id == Evidence.evidence_id)
     return (

@@ -353,6 +353,7 @@ def play(evidence_id: str, request: Request) -> Response:
             raise ApiError(404, "no_playback_copy", "the item has no stored playback copy")
         copy = copies[-1]
         key, version_id, size = copy.key, copy.version_id, copy.size or 0
+        assert key is not None  # only copies with a key were kept above
         media_type = "audio/mp4" if copy.action == "audio" else "video/mp4"
         try:
             wanted = _parse_range(request.headers.get("range"), size)
@@ -397,7 +398,7 @@ def status(request: Request) -> Response:
         problems = recent_problems(session)
         items = evidence_counts(session)
         copies = derivative_counts(session)
-        fixity = None
+        fixity: dict[str, int] | None = None
         if inspect(session.get_bind()).has_table("fixity_records"):
             fixity = dict(
                 session.execute(

@@ -43,6 +43,7 @@ from archive.db import utcnow
 from archive.holds import apply_hold
 from archive.models import Evidence
 from archive.scope import ALL_UNITS, Scope
+from config.errors import BadInputError, ConflictError, RefusedError, UnknownEvidence
 from config.settings import Settings
 
 MAX_CASE_ID = 128
@@ -57,20 +58,20 @@ _REASON = re.compile(REASON_PATTERN)
 GONE_STATES = frozenset({"disposed"})
 
 
-class UnknownEvidence(LookupError):
-    """No evidence item has this id."""
-
-
-class LinkRefused(ValueError):
+class LinkRefused(BadInputError, ValueError):
     """The request is malformed (case id or reason)."""
 
 
-class NotLinkOwner(PermissionError):
+class NotLinkOwner(RefusedError, PermissionError):
     """Only who made a link (or an admin) may remove it."""
 
+    code = "not_link_owner"
 
-class EvidenceGone(LinkRefused):
+
+class EvidenceGone(ConflictError, LinkRefused):
     """The item was disposed of: there are no objects left to hold."""
+
+    code = "evidence_gone"
 
 
 @dataclass(frozen=True)

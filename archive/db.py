@@ -28,6 +28,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from config.errors import UnavailableError
 from config.settings import ConfigError
 
 #: modules that define tables; each is imported before the schema is created
@@ -130,12 +131,14 @@ def import_models() -> None:
         importlib.import_module(module)
 
 
-class CatalogUnavailable(ConfigError):
+class CatalogUnavailable(UnavailableError, ConfigError):
     """The catalog database refused us or cannot be reached (at start-up).
 
     ``retryable``: it could not be reached (down, restarting) – a daemon waits
     for it; otherwise it answered and refused (wrong password, no such
     database) – a configuration error."""
+
+    code = "catalog_unavailable"
 
     def __init__(self, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)

@@ -46,6 +46,7 @@ from archive.metrics import DISPOSED
 from archive.models import CustodyEvent, Evidence
 from archive.seal import store_manifest
 from archive.store import NotFound, StoreError
+from config.errors import BadInputError, ConflictError
 
 PLAN_SCHEMA = "strongroom/disposition-plan/v1"
 CERTIFICATE_SCHEMA = "strongroom/disposition/v1"
@@ -55,12 +56,16 @@ WHY = "retention period ended; no case link; no legal hold"
 UNFINISHED_COPY = ("queued", "running")
 
 
-class DispositionError(Exception):
+class DispositionError(BadInputError):
     """No such plan, or a plan whose document does not match its hash."""
 
+    code = "bad_disposition_request"
 
-class DispositionRefused(DispositionError):
+
+class DispositionRefused(ConflictError, DispositionError):
     """Not allowed (yet): too few approvers, or the plan was already applied."""
+
+    code = "disposition_refused"
 
 
 def certificate_key(plan_id: str) -> str:

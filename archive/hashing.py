@@ -17,12 +17,15 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 
 from archive.store import composite_checksum, sha256_b64
+from config.errors import BadInputError
 
 READ_CHUNK = 4 * 1024 * 1024
 
 
-class NotRegularFile(OSError):
+class NotRegularFile(BadInputError, OSError):
     """The path is a link, device, pipe or socket: never read."""
+
+    code = "not_regular_file"
 
 
 @dataclass(frozen=True)

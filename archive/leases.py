@@ -38,6 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from archive.db import Base, Database, UTCDateTime, utcnow
+from config.errors import ConflictError
 
 log = logging.getLogger("strongroom.leases")
 T = TypeVar("T")
@@ -57,8 +58,10 @@ class JobLease(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class LeaseLost(Exception):
+class LeaseLost(ConflictError):
     """The lease expired and another node holds it now: this node's write is refused."""
+
+    code = "lease_lost"
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from archive.metrics import ERRORS, LEDGER_SIZE
 from archive.models import CustodyEvent, Evidence
 from archive.note import NoteError, encode_vkey, format_checkpoint, open_note, sign_note
 from archive.store import AlreadyExists, Retention
+from config.errors import StrongroomError
 from config.settings import ConfigError, Settings
 
 log = logging.getLogger("strongroom.ledger")
@@ -51,8 +52,10 @@ CHECKPOINT_PREFIX = "ledger/checkpoints/"
 _STATE_ID = 1
 
 
-class LedgerError(Exception):
+class LedgerError(StrongroomError):
     """The ledger cannot be extended or proved as it stands (the message says why)."""
+
+    code = "ledger_error"
 
 
 def segment_key(first: int, last: int) -> str:

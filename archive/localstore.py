@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from config.errors import UnavailableError
+
 S3_JSON = "s3.json"
 CREDENTIALS_JSON = "credentials.json"
 JWT_JSON = "jwt.json"
@@ -40,8 +42,8 @@ PORT_ROLES = ("s3", "master", "filer", "volume", "admin")
 STORE_USER = "strongroom-store"
 
 
-class LocalStoreError(RuntimeError):
-    pass
+class LocalStoreError(UnavailableError, RuntimeError):
+    code = "local_store_failed"
 
 
 def weed_binary() -> str:

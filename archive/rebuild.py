@@ -69,6 +69,7 @@ from archive.merkle import CompactRange, leaf_hash
 from archive.models import CustodyEvent, Evidence
 from archive.seal import MANIFEST_SCHEMA, evidence_id_for, original_key
 from archive.store import NotFound, ObjectInfo, StoreError
+from config.errors import ConflictError
 
 log = logging.getLogger("strongroom.rebuild")
 
@@ -207,8 +208,10 @@ def rebuild_catalog(archive: Archive, ledger: LedgerRead) -> RebuildReport:
     return report
 
 
-class TargetExists(FileExistsError):
+class TargetExists(ConflictError, FileExistsError):
     """The rebuild target exists: a rebuild never overwrites a catalog."""
+
+    code = "target_exists"
 
 
 @contextmanager

@@ -30,19 +30,20 @@ from archive.holds import apply_hold
 from archive.metrics import RETENTION_CHANGES
 from archive.models import Evidence
 from archive.store import LockMode
+from config.errors import BadInputError, ConflictError, UnknownEvidence
 from config.settings import RetentionCategory, Settings
 
 
-class RetentionError(Exception):
-    """A retention change that cannot be made (unknown item or category)."""
+class RetentionError(BadInputError):
+    """A retention change that cannot be made (a reason or category missing or unknown)."""
+
+    code = "bad_retention_request"
 
 
-class UnknownEvidence(RetentionError):
-    """No evidence item has this id."""
-
-
-class RetentionRefused(RetentionError):
+class RetentionRefused(ConflictError, RetentionError):
     """The change would shorten retention, or the item no longer exists in the store."""
+
+    code = "retention_refused"
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,7 @@ def _lock_item(session: Session, evidence_id: str) -> Evidence:
     evidence = session.get(Evidence, evidence_id, populate_existing=True)
     # an UPDATE answers a CursorResult
     if cast(CursorResult[Any], touched).rowcount == 0 or evidence is None:
-        raise UnknownEvidence(f"no evidence {evidence_id}")
+        raise UnknownEvidence(evidence_id)
     return evidence
 
 

@@ -45,6 +45,8 @@ UPGRADE_HINT = "run `strongroom catalog upgrade`"
 class CatalogOutOfDate(ConfigError):
     """The catalog's schema is not the one this program was built for."""
 
+    code = "catalog_out_of_date"
+
 
 @dataclass(frozen=True)
 class SchemaState:

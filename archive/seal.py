@@ -27,6 +27,7 @@ from archive.dsse import (
 )
 from archive.keys import StationKey
 from archive.store import AlreadyExists, ObjectStore, Retention, StoredObject
+from config.errors import ConflictError
 
 MANIFEST_SCHEMA = "strongroom/evidence/v1"
 
@@ -52,8 +53,10 @@ def public_key_key(keyid: str) -> str:
     return f"keys/{keyid}.pub"
 
 
-class SealError(Exception):
+class SealError(ConflictError):
     """A stored manifest that is not what this evidence should have."""
+
+    code = "seal_conflict"
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from config.errors import UnavailableError
 from config.settings import ConfigError, StoreSettings, read_private_file
 
 if TYPE_CHECKING:  # the stubs (types-boto3[s3]) are a test extra, not a run-time need
@@ -49,8 +50,10 @@ MiB = 1024 * 1024
 READ_CHUNK = 1 * MiB
 
 
-class StoreError(Exception):
+class StoreError(UnavailableError):
     """The store refused or could not be reached; ``retryable`` says which."""
+
+    code = "store_unavailable"
 
     def __init__(self, message: str, *, retryable: bool = True) -> None:
         super().__init__(message)

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from archive import forwarder, localstore
+from config.errors import UnavailableError
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
@@ -69,8 +70,8 @@ WEED_INSIDE = Path("/tmp/strongroom-bin/weed")  # noqa: S108
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-class BoxError(OSError):
-    pass
+class BoxError(UnavailableError, OSError):
+    code = "store_box_failed"
 
 
 def _check(result: int, what: str) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
+from config.errors import BadInputError
 from config.names import SPLIT_DATE_GROUPS, SPLIT_TIME_GROUPS
 from config.settings import NameRule
 
@@ -31,8 +32,10 @@ _ZONE_SUFFIX = re.compile(r"(?:(?P<z>Z)|(?P<sign>[+-])(?P<hh>\d{2}):?(?P<mm>\d{2
 _DIGITS_WITH_FRACTION = re.compile(r"^(\d{14})(\d{1,6})?$")
 
 
-class TimeProblem(ValueError):
+class TimeProblem(BadInputError, ValueError):
     """A time in a name that cannot be read, or cannot be true; the message says why."""
+
+    code = "bad_time"
 
 
 @dataclass(frozen=True)

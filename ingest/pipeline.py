@@ -55,6 +55,7 @@ from archive.store import (
     StoreError,
     sha256_b64,
 )
+from config.errors import BadInputError, ConflictError
 from config.settings import DockSettings, NameRule
 from ingest import dockfs
 from ingest.identify import identify_with
@@ -78,12 +79,16 @@ IN_PLACE = "keep-in-place"
 CRASH_HOOK_ENV = "STRONGROOM_TEST_CRASH_AFTER"
 
 
-class Unreadable(Exception):
+class Unreadable(BadInputError):
     """The file cannot be read as a regular file: it goes to quarantine."""
 
+    code = "unreadable"
 
-class NotConfirmed(Exception):
+
+class NotConfirmed(ConflictError):
     """The store holds something other than what we hashed under our key."""
+
+    code = "not_confirmed"
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,7 @@ from archive.store import (
     composite_checksum,
     sha256_b64,
 )
+from config.errors import ConflictError
 from ingest.probe import ProbeError, ProbeSummary, probe
 from ingest.sandbox import sandbox_for
 from ingest.transcode import Plan, PlaybackCopy, TranscodeError, choose_action, make_playback_copy
@@ -87,16 +88,20 @@ _PROGRESS_WRITE_SECONDS = 1.0
 _HASH_CHUNK = 1024 * 1024
 
 
-class LeaseLost(Exception):
+class LeaseLost(ConflictError):
     """Another worker took this row over (our lease ran out): our work is discarded."""
+
+    code = "lease_lost"
 
 
 class Stopping(Exception):
     """The worker was asked to stop; the row is handed back to the queue."""
 
 
-class OriginalMismatch(Exception):
+class OriginalMismatch(ConflictError):
     """The store returned bytes that do not hash to the catalog's SHA-256."""
+
+    code = "original_mismatch"
 
 
 @dataclass(frozen=True)

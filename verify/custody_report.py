@@ -41,6 +41,7 @@ from archive.models import CustodyEvent, Evidence
 from archive.note import NoteError, open_checkpoint
 from archive.scope import ALL_UNITS, Scope
 from archive.store import StoreError
+from config.errors import NotFoundError, UnknownEvidence
 from verify.audit import read_bucket_leaves
 from verify.fixity import GONE_STATES, check_item
 
@@ -52,19 +53,10 @@ MEDIA_TYPES = {
 }
 
 
-class UnknownEvidence(KeyError):
-    """Ids that name no evidence item; the message lists them all."""
-
-    def __init__(self, ids: Iterable[str]) -> None:
-        self.ids = list(ids)
-        super().__init__(", ".join(self.ids))
-
-    def __str__(self) -> str:
-        return f"no evidence {', '.join(self.ids)}"
-
-
-class EmptyCase(LookupError):
+class EmptyCase(NotFoundError, LookupError):
     """A case with no evidence linked to it."""
+
+    code = "case_not_found"
 
 
 @dataclass

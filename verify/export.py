@@ -45,6 +45,7 @@ from archive.dsse import envelope_bytes, key_fingerprint, verify_envelope
 from archive.ledger import checkpoint, checkpoint_document, ledger_key_name, proof_document
 from archive.models import Evidence
 from archive.note import encode_vkey
+from config.errors import StrongroomError, UnknownEvidence
 
 BUNDLE_FORMAT = "strongroom-bundle/v1"
 VERIFIER_NAME = "strongroom-verify.pyz"
@@ -65,12 +66,10 @@ VERIFIER_MODULES = (
 )
 
 
-class ExportError(Exception):
+class ExportError(StrongroomError):
     """The bundle cannot be made as asked (the message says why)."""
 
-
-class UnknownEvidence(KeyError):
-    """An evidence id the catalog does not hold."""
+    code = "export_failed"
 
 
 def safe_file_name(name: str) -> str:

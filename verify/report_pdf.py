@@ -38,6 +38,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from config.errors import UnavailableError
 from verify.custody_report import CustodyReport, Item
 
 FONT_NAME = "StrongroomCJK"
@@ -49,8 +50,10 @@ FONT_CANDIDATES = (
 )
 
 
-class FontMissing(RuntimeError):
+class FontMissing(UnavailableError, RuntimeError):
     """No CJK TrueType font could be found or loaded."""
+
+    code = "feature_unavailable"
 
 
 def find_cjk_font() -> Path:

@@ -15,10 +15,10 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from archive.instants import parse_instant
-from archive.retention import RetentionError, RetentionRefused, UnknownEvidence, set_category
+from archive.retention import set_category
 from frontdoors.api import auth
 from frontdoors.api.auth import Principal
-from frontdoors.api.deps import evidence_or_404, get_archive, not_found
+from frontdoors.api.deps import evidence_or_404, get_archive
 from frontdoors.api.errors import ApiError
 
 router = APIRouter(tags=["reports"])
@@ -83,14 +83,9 @@ def put_retention(
     archive = get_archive(request)
     with archive.db.session() as session:
         evidence_or_404(session, evidence_id, principal)  # a scoped admin: its units only
-    try:
-        change = set_category(
-            archive, evidence_id, body.category, actor=principal.actor, reason=body.reason
-        )
-    except RetentionRefused as exc:
-        raise ApiError(409, "retention_refused", str(exc)) from None
-    except UnknownEvidence:
-        raise not_found(evidence_id) from None
-    except RetentionError as exc:
-        raise ApiError(422, "bad_retention_request", str(exc)) from None
+    # refused (409 retention_refused), unknown (404) and bad requests (422) are
+    # answered by the error's kind and code (frontdoors/api/errors.py)
+    change = set_category(
+        archive, evidence_id, body.category, actor=principal.actor, reason=body.reason
+    )
     return change.to_dict()

@@ -17,6 +17,7 @@ from archive import caselinks
 from archive.custody import cli_actor
 from archive.store import StoreError
 from archive.tokens import ROLES, hash_token, new_token
+from config.errors import UnknownEvidence
 from config.settings import ConfigError
 from frontdoors.cli.app import app
 from frontdoors.cli.common import (
@@ -38,7 +39,7 @@ def _change(operation, config, case_id: str, evidence_id: str, reason: str, as_j
     with open_archive(config) as archive:
         try:
             result = operation(archive, case_id, evidence_id, actor=cli_actor(), reason=reason)
-        except caselinks.UnknownEvidence:
+        except UnknownEvidence:
             console.print(f"[red]no evidence {evidence_id}[/]", highlight=False)
             raise typer.Exit(EXIT_FAILED) from None
         except caselinks.LinkRefused as exc:
@@ -192,7 +193,7 @@ def unit_set(
                 old, changed = correct_unit(
                     session, archive.settings, evidence_id, unit, actor=cli_actor(), reason=reason
                 )
-        except caselinks.UnknownEvidence:
+        except UnknownEvidence:
             console.print(f"[red]no evidence {evidence_id}[/]", highlight=False)
             raise typer.Exit(EXIT_FAILED) from None
         except (UnitRefused, caselinks.LinkRefused) as exc:

@@ -26,6 +26,7 @@ from archive.derivatives import Derivative
 from archive.ledger import LedgerError, checkpoint, proof_document
 from archive.models import Evidence
 from archive.store import StoreError
+from config.errors import UnknownEvidence
 from config.settings import ConfigError
 from frontdoors.cli.app import app
 from frontdoors.cli.common import (
@@ -39,7 +40,7 @@ from frontdoors.cli.common import (
     print_problems,
 )
 from verify.audit import audit
-from verify.export import ExportError, UnknownEvidence, export_bundle
+from verify.export import ExportError, export_bundle
 from verify.fixity import RunResult, all_items, run_checks, sweep
 
 ledger_app = typer.Typer(

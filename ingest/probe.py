@@ -339,6 +339,8 @@ class StreamProbe:
 def _drain(stream: IO[bytes] | None, into: list[bytes]) -> None:
     assert stream is not None
     with stream:
+        # a Popen pipe is a BufferedReader (read1: what is there now), which IO[bytes]
+        # does not promise
         while chunk := stream.read1(65536):  # type: ignore[attr-defined]
             into.append(chunk)
 

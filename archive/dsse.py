@@ -20,16 +20,13 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
 from archive.canonical import canonical_json
-from config.errors import BadInputError
 
 EVIDENCE_PAYLOAD_TYPE = "application/vnd.strongroom.evidence+json"
 DERIVATIVE_PAYLOAD_TYPE = "application/vnd.strongroom.derivative+json"
 
 
-class EnvelopeError(BadInputError, ValueError):
+class EnvelopeError(ValueError):
     """An envelope that is malformed or whose signature does not verify."""
-
-    code = "bad_envelope"
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:

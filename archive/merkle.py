@@ -24,8 +24,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 
-from config.errors import BadInputError
-
 HASH_SIZE = 32
 """Every hash in the tree is a SHA-256 digest."""
 
@@ -36,10 +34,8 @@ _LEAF_PREFIX = b"\x00"
 _NODE_PREFIX = b"\x01"
 
 
-class ProofError(BadInputError, ValueError):
+class ProofError(ValueError):
     """A proof that does not verify; the message says which check failed."""
-
-    code = "bad_proof"
 
 
 class RootMismatchError(ProofError):
@@ -49,8 +45,6 @@ class RootMismatchError(ProofError):
     auditor: the proof has the right shape, but the leaf (or the tree) is not
     the one the checkpoint commits to.
     """
-
-    code = "root_mismatch"
 
     def __init__(self, what: str, expected: bytes, computed: bytes) -> None:
         self.expected = expected

@@ -31,8 +31,6 @@ from dataclasses import dataclass
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
-from config.errors import BadInputError
-
 ED25519_TYPE = b"\x01"
 """Signature type byte for Ed25519 in the signed-note key hash and vkey."""
 
@@ -47,16 +45,12 @@ _HEX8 = re.compile(r"[0-9a-fA-F]{8}")
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")
 
 
-class NoteError(BadInputError, ValueError):
+class NoteError(ValueError):
     """A note, key or checkpoint that is malformed or not signed by a trusted key."""
-
-    code = "bad_note"
 
 
 class CheckpointError(NoteError):
     """A note body that is not a well-formed tlog checkpoint."""
-
-    code = "bad_checkpoint"
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ the kind (frontdoors/cli/common.py). A client branches on the code, never on
 the text.
 
 It lives in ``config``, the bottom layer, so that every package – the
-configuration's own :class:`ConfigError` included – can derive from it, and it
-needs only the standard library, so the offline verifier's modules can too.
+configuration's own :class:`ConfigError` included – can derive from it. The
+offline verifier's modules (and the pure archive modules it shares) cannot:
+an auditor's copy has no ``config``, so their errors stay plain ``ValueError``s.
 Errors that also behave as a built-in error (``KeyError``, ``ValueError``,
 ``OSError``…) keep that base as a second parent: code written to catch the
 built-in kind still does.

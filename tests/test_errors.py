@@ -16,13 +16,17 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from archive.db import CatalogUnavailable
-from archive.merkle import RootMismatchError
+from archive.dsse import EnvelopeError
+from archive.merkle import ProofError
+from archive.note import NoteError
 from archive.store import AlreadyExists, ContentChanged, NotFound
 from config.errors import StrongroomError, UnknownEvidence
 from config.settings import ConfigError
 from frontdoors.api.deps import not_found
 from frontdoors.api.errors import install_error_handlers, status_and_code
 from frontdoors.cli.common import EXIT_CONFIG, EXIT_FAILED, exit_code
+from verify.bagread import BagPathError
+from verify.offline import KeyFileError
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 PACKAGES = ("config", "archive", "verify", "ingest", "frontdoors")
@@ -72,8 +76,6 @@ def _instance(cls: type[StrongroomError]) -> StrongroomError:
         return cls("the store computed another SHA-256")
     if cls is CatalogUnavailable:
         return cls("the catalog cannot be reached", retryable=True)
-    if cls is RootMismatchError:
-        return cls("something went wrong", b"\x00" * 32, b"\x01" * 32)
     try:
         return cls("something went wrong")
     except TypeError:  # an error with fields of its own, all text (e.g. ProbeError)
@@ -92,6 +94,12 @@ def test_every_error_derives_from_the_base_and_is_documented_with_its_code() -> 
     )
     for cls in errors:
         assert status_and_code(_instance(cls)) == documented[_name(cls)], _name(cls)
+
+
+def test_the_offline_verifiers_errors_stay_outside_the_base() -> None:
+    """An auditor runs verify.offline with only PyNaCl: its errors import no config."""
+    for error in (EnvelopeError, ProofError, NoteError, BagPathError, KeyFileError):
+        assert issubclass(error, ValueError) and not issubclass(error, StrongroomError)
 
 
 def test_the_api_answers_each_error_with_its_documented_status_and_code() -> None:

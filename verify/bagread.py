@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from config.errors import BadInputError
-
 #: longest manifest line read (a path is at most a few KiB on any file system)
 MAX_LINE = 64 * 1024
 #: largest JSON document, note, key or tag text file read into memory whole
@@ -39,10 +37,8 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
-class BagPathError(BadInputError, ValueError):
+class BagPathError(ValueError):
     """A path the verifier refuses to read; the message says why."""
-
-    code = "bad_bag_path"
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,6 @@ from archive.dsse import EnvelopeError, VerifiedPayload, key_fingerprint, key_id
 from archive.merkle import ProofError, leaf_hash, verify_inclusion
 from archive.note import Checkpoint, NoteError, open_checkpoint, parse_vkey
 from archive.payloads import derivative_sha256
-from config.errors import BadInputError
 from verify.bagread import MAX_DOCUMENT, Bag, BagPathError, parse_manifest_line
 
 _SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
@@ -106,10 +105,8 @@ class Report:
         }
 
 
-class KeyFileError(BadInputError, ValueError):
+class KeyFileError(ValueError):
     """A --pubkey file we cannot read as an Ed25519 public key."""
-
-    code = "bad_key_file"
 
 
 # --- keys ------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 # Strongroom: two commands do everything on a fresh Debian machine.
 #   make run   – local SeaweedFS + SQLite + the daemon on a sample dock (Ctrl-C stops all)
-#   make test  – lint (ruff, import contracts), then the whole test suite (2 xdist workers) against a real SeaweedFS,
+#   make test  – lint (ruff, import contracts, mypy), then the whole test suite (2 xdist workers) against a real SeaweedFS,
 #                real ffmpeg and a real PostgreSQL
 # Other targets: make setup, make bench, make lint, make clean.
 
@@ -42,11 +42,13 @@ test: lint
 	$(BIN)/pytest -q -n 2 --durations=25 --cov --cov-report=
 	@echo "branch coverage of config, archive, verify, ingest, frontdoors: $$($(BIN)/coverage report --format=total)%"
 
-# ruff, then the layering contracts (pyproject.toml [tool.importlinter])
+# ruff, then the layering contracts (pyproject.toml [tool.importlinter]), then the
+# type check (pyproject.toml [tool.mypy]: strict for config, archive, verify)
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 bench: setup
 	$(BIN)/python -m bench

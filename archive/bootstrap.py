@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from archive.db import Database
 from archive.keys import StationKey, create_key
@@ -27,7 +28,7 @@ class InitReport:
     lock: LockCheck | None = None
     keyid: str = ""
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "created": self.created,
             "existing": self.existing,

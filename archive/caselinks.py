@@ -31,9 +31,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import CursorResult, Select, func, select, update
 from sqlalchemy.orm import Session
 
 from archive.cases import CaseLink
@@ -44,6 +44,7 @@ from archive.holds import apply_hold
 from archive.models import Evidence
 from archive.scope import ALL_UNITS, Scope
 from archive.states import GONE_STATES
+from config.errors import BadInputError, ConflictError, RefusedError, UnknownEvidence
 from config.settings import Settings
 
 MAX_CASE_ID = 128
@@ -56,20 +57,20 @@ _CASE_ID = re.compile(CASE_ID_PATTERN)
 _REASON = re.compile(REASON_PATTERN)
 
 
-class UnknownEvidence(LookupError):
-    """No evidence item has this id."""
-
-
-class LinkRefused(ValueError):
+class LinkRefused(BadInputError, ValueError):
     """The request is malformed (case id or reason)."""
 
 
-class NotLinkOwner(PermissionError):
+class NotLinkOwner(RefusedError, PermissionError):
     """Only who made a link (or an admin) may remove it."""
 
+    code = "not_link_owner"
 
-class EvidenceGone(LinkRefused):
+
+class EvidenceGone(ConflictError, LinkRefused):
     """The item was disposed of: there are no objects left to hold."""
+
+    code = "evidence_gone"
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,9 @@ def _lock_item(session: Session, evidence_id: str, scope: Scope = ALL_UNITS) -> 
         .execution_options(synchronize_session=False)
     )
     evidence = session.get(Evidence, evidence_id, populate_existing=True)
-    if touched.rowcount == 0 or evidence is None or not scope.covers(evidence.unit):
+    # an UPDATE answers a CursorResult
+    rows = cast(CursorResult[Any], touched).rowcount
+    if rows == 0 or evidence is None or not scope.covers(evidence.unit):
         raise UnknownEvidence(evidence_id)
     return evidence
 
@@ -241,7 +244,7 @@ def unlink(
     return LinkResult(case_id, evidence_id, False, removed, held)
 
 
-def filter_by_case(query: Select, case_id: str) -> Select:
+def filter_by_case(query: Select[Any], case_id: str) -> Select[Any]:
     """Restrict an evidence SELECT to the items linked to ``case_id``."""
     return query.join(CaseLink, CaseLink.evidence_id == Evidence.evidence_id).where(
         CaseLink.case_id == case_id

@@ -8,6 +8,7 @@ row but never the history – both are custody events.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -25,4 +26,4 @@ class CaseLink(Base):
     reason: Mapped[str] = mapped_column(Text)
     linked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     #: the scope of whoever linked (``{"units": [...]}`` or ``{"all_units": true}``)
-    linked_scope: Mapped[dict | None] = mapped_column(default=None)
+    linked_scope: Mapped[dict[str, Any] | None] = mapped_column(default=None)

@@ -49,6 +49,7 @@ from archive.layout import (
 )
 from archive.metrics import ERRORS
 from archive.store import NotFound, ObjectStore, Retention
+from config.errors import BadInputError, StrongroomError
 from config.settings import Settings
 
 log = logging.getLogger("strongroom.catalog_backup")
@@ -58,12 +59,16 @@ CHUNK = 1024 * 1024
 START_DELAY = timedelta(seconds=60)
 
 
-class BackupError(Exception):
+class BackupError(StrongroomError):
     """A backup or restore that cannot be made (the message says why)."""
 
+    code = "backup_failed"
 
-class NotSqlite(BackupError):
+
+class NotSqlite(BadInputError, BackupError):
     """The catalog is not SQLite: its backups are the database's own job."""
+
+    code = "not_sqlite"
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ import getpass
 import os
 import socket
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from archive.canonical import canonical_json
@@ -130,4 +131,4 @@ def record_event(
 
 
 #: built once: its compiled form is then cached by SQLAlchemy
-_INSERT_EVENT = CustodyEvent.__table__.insert()
+_INSERT_EVENT = cast(Table, CustodyEvent.__table__).insert()  # a mapped class: a Table

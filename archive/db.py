@@ -29,6 +29,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, InvalidatePoolError, Oper
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from config.errors import UnavailableError
 from config.settings import ConfigError
 
 T = TypeVar("T")
@@ -55,10 +56,16 @@ JSONColumn = JSON().with_variant(JSONB(), "postgresql")
 
 
 class Base(DeclarativeBase):
-    type_annotation_map: ClassVar[dict[Any, Any]] = {dict: JSONColumn, list: JSONColumn}
+    # the parametrised forms are what the typed models write (Mapped[list[Any]])
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dict: JSONColumn,
+        list: JSONColumn,
+        dict[str, Any]: JSONColumn,
+        list[Any]: JSONColumn,
+    }
 
 
-class UTCDateTime(TypeDecorator):
+class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes in, aware UTC datetimes out, whatever the backend."""
 
     impl = DateTime
@@ -75,7 +82,7 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=UTC) if value is not None else None
 
 
-class FsPath(TypeDecorator):
+class FsPath(TypeDecorator[str]):
     """A file-system path kept as its exact bytes.
 
     Dock file names are whatever the camera vendor wrote, including bytes that
@@ -86,14 +93,16 @@ class FsPath(TypeDecorator):
     impl = LargeBinary
     cache_ok = True
 
-    def process_bind_param(self, value: str | os.PathLike | None, dialect: Any) -> bytes | None:
+    def process_bind_param(
+        self, value: str | os.PathLike[str] | None, dialect: Any
+    ) -> bytes | None:
         return None if value is None else os.fsencode(value)
 
     def process_result_value(self, value: bytes | None, dialect: Any) -> str | None:
         return None if value is None else os.fsdecode(value)
 
 
-def display_path(path: str | os.PathLike) -> str:
+def display_path(path: str | os.PathLike[str]) -> str:
     """A path as printable UTF-8 text: undecodable bytes shown as ``\\xNN``."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
@@ -174,12 +183,14 @@ def import_models() -> None:
         importlib.import_module(module)
 
 
-class CatalogUnavailable(ConfigError):
+class CatalogUnavailable(UnavailableError, ConfigError):
     """The catalog database refused us or cannot be reached (at start-up).
 
     ``retryable``: it could not be reached (down, restarting) – a daemon waits
     for it; otherwise it answered and refused (wrong password, no such
     database) – a configuration error."""
+
+    code = "catalog_unavailable"
 
     def __init__(self, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)

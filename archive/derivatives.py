@@ -16,9 +16,20 @@ therefore ask :func:`items_sharing` too.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, exists, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    CursorResult,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    exists,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from archive.custody import record_event
@@ -44,9 +55,9 @@ class Derivative(Base):
     checksum: Mapped[str | None] = mapped_column(String(100))
     manifest_key: Mapped[str | None] = mapped_column(String(200))
     manifest_version_id: Mapped[str | None] = mapped_column(String(200))
-    probe: Mapped[dict | None] = mapped_column()
+    probe: Mapped[dict[str, Any] | None] = mapped_column()
     ffmpeg_version: Mapped[str | None] = mapped_column(Text)
-    ffmpeg_args: Mapped[list | None] = mapped_column()
+    ffmpeg_args: Mapped[list[Any] | None] = mapped_column()
     attempts: Mapped[int] = mapped_column(default=0)
     progress: Mapped[float | None] = mapped_column()
     speed: Mapped[float | None] = mapped_column()
@@ -143,7 +154,7 @@ def requeue_failed(
             )
             .execution_options(synchronize_session=False)
         )
-        if moved.rowcount != 1:
+        if cast(CursorResult[Any], moved).rowcount != 1:  # an UPDATE answers a CursorResult
             continue
         entry = {
             "derivative_id": row.id,

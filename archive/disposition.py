@@ -49,6 +49,7 @@ from archive.models import CustodyEvent, Evidence
 from archive.seal import store_manifest
 from archive.states import CopyState, EvidenceState, ItemOutcome, PlanState
 from archive.store import NotFound, StoreError
+from config.errors import BadInputError, ConflictError
 
 PLAN_SCHEMA = "strongroom/disposition-plan/v1"
 CERTIFICATE_SCHEMA = "strongroom/disposition/v1"
@@ -56,12 +57,16 @@ DISPOSITION_PAYLOAD_TYPE = "application/vnd.strongroom.disposition+json"
 WHY = "retention period ended; no case link; no legal hold"
 
 
-class DispositionError(Exception):
+class DispositionError(BadInputError):
     """No such plan, or a plan whose document does not match its hash."""
 
+    code = "bad_disposition_request"
 
-class DispositionRefused(DispositionError):
+
+class DispositionRefused(ConflictError, DispositionError):
     """Not allowed (yet): too few approvers, or the plan was already applied."""
+
+    code = "disposition_refused"
 
 
 def content_sha256(document: dict[str, Any]) -> str:
@@ -333,7 +338,7 @@ def _apply_item(
                 error = str(exc)
                 break
             deleted.append(entry)
-        details = {
+        details: dict[str, Any] = {
             "plan_id": plan_id,
             "plan_sha256": digest,
             "deleted": [[o["key"], o["version_id"]] for o in deleted],

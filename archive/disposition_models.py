@@ -9,6 +9,7 @@ still counts once.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -28,12 +29,12 @@ class DispositionPlan(Base):
     #: planned → applied (or superseded by nothing: plans are never edited)
     state: Mapped[str] = mapped_column(String(20), index=True, default=PlanState.PLANNED)
     content_sha256: Mapped[str] = mapped_column(String(64))
-    document: Mapped[dict] = mapped_column()
+    document: Mapped[dict[str, Any]] = mapped_column()
     items: Mapped[int] = mapped_column(default=0)
     applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     applied_by: Mapped[str | None] = mapped_column(String(200))
     #: what apply did (disposed / skipped / failed), the certificate's body
-    result: Mapped[dict | None] = mapped_column()
+    result: Mapped[dict[str, Any] | None] = mapped_column()
     certificate_key: Mapped[str | None] = mapped_column(String(200))
     certificate_version_id: Mapped[str | None] = mapped_column(String(200))
 

@@ -14,7 +14,7 @@ import base64
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
@@ -47,7 +47,9 @@ def key_fingerprint(public_key: bytes) -> str:
     return "sha256:" + hashlib.sha256(public_key).hexdigest()
 
 
-def sign_envelope(payload: dict[str, Any], payload_type: str, signing_key: SigningKey) -> dict:
+def sign_envelope(
+    payload: dict[str, Any], payload_type: str, signing_key: SigningKey
+) -> dict[str, Any]:
     """Sign ``payload`` (canonical JSON) and return the DSSE envelope as a dict."""
     body = canonical_json(payload)
     signature = signing_key.sign(pae(payload_type, body)).signature
@@ -63,7 +65,7 @@ def sign_envelope(payload: dict[str, Any], payload_type: str, signing_key: Signi
     }
 
 
-def envelope_bytes(envelope: dict) -> bytes:
+def envelope_bytes(envelope: dict[str, Any]) -> bytes:
     """The stored form of an envelope (canonical JSON, so identical runs give
     identical objects)."""
     return canonical_json(envelope)
@@ -79,7 +81,9 @@ class VerifiedPayload:
     keyid: str
 
 
-def verify_envelope(envelope: dict | bytes, public_keys: dict[str, bytes]) -> VerifiedPayload:
+def verify_envelope(
+    envelope: dict[str, Any] | bytes, public_keys: dict[str, bytes]
+) -> VerifiedPayload:
     """Check an envelope against trusted public keys (``keyid`` → raw 32 bytes).
 
     Succeeds only if at least one signature is by a trusted key and verifies.
@@ -87,7 +91,7 @@ def verify_envelope(envelope: dict | bytes, public_keys: dict[str, bytes]) -> Ve
     """
     if isinstance(envelope, bytes | bytearray):
         try:
-            envelope = json.loads(envelope)
+            envelope = cast(dict[str, Any], json.loads(envelope))  # checked below
         except ValueError as exc:
             raise EnvelopeError(f"envelope is not JSON: {exc}") from exc
     try:

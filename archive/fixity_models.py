@@ -9,6 +9,7 @@ every check is a ``fixity_checked`` leaf.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -25,7 +26,7 @@ class FixityRecord(Base):
     last_checked_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     last_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # last pass
     result: Mapped[str] = mapped_column(String(10), index=True)  # a FixityResult
-    problems: Mapped[list] = mapped_column(default=list)  # [{check, object, message}]
+    problems: Mapped[list[Any]] = mapped_column(default=list)  # [{check, object, message}]
     failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     bytes_read: Mapped[int] = mapped_column(BigInteger, default=0)
 

@@ -43,13 +43,13 @@ class GroupCommitter:
     def __init__(self, db: Database, max_batch: int = 128) -> None:
         self.db = db
         self.max_batch = max_batch
-        self._queue: queue.Queue = queue.Queue()
+        self._queue: queue.Queue[Any] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def run(self, work: Callable[[Session], T]) -> T:
         """Apply ``work`` and return its result once it is committed (or raise)."""
-        future: Future = Future()
+        future: Future[T] = Future()
         self._ensure_thread()
         self._queue.put((work, future))
         return future.result()
@@ -86,7 +86,7 @@ class GroupCommitter:
                 batch.append(item)
             self._apply(batch)
 
-    def _apply(self, batch: list[tuple[Callable[[Session], Any], Future]]) -> None:
+    def _apply(self, batch: list[tuple[Callable[[Session], Any], Future[Any]]]) -> None:
         committing = False
         try:
             with self.db.session() as session:
@@ -107,7 +107,7 @@ class GroupCommitter:
         for (_, future), result in zip(batch, results, strict=True):
             future.set_result(result)
 
-    def _apply_alone(self, item: tuple[Callable[[Session], Any], Future]) -> None:
+    def _apply_alone(self, item: tuple[Callable[[Session], Any], Future[Any]]) -> None:
         work, future = item
         try:
             with self.db.session() as session:

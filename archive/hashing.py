@@ -17,12 +17,15 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 
 from archive.store import composite_checksum, sha256_b64
+from config.errors import BadInputError
 
 READ_CHUNK = 4 * 1024 * 1024
 
 
-class NotRegularFile(OSError):
+class NotRegularFile(BadInputError, OSError):
     """The path is a link, device, pipe or socket: never read."""
+
+    code = "not_regular_file"
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class FileDigest:
         return sha256_b64(bytes.fromhex(self.sha256))
 
 
-def hash_file(path: str | os.PathLike, part_size: int | None = None) -> FileDigest:
+def hash_file(path: str | os.PathLike[str], part_size: int | None = None) -> FileDigest:
     """Hash ``path`` in one streaming pass (constant memory).
 
     With ``part_size``, also the digest of every ``part_size`` slice; the two
@@ -90,7 +93,7 @@ def hash_file(path: str | os.PathLike, part_size: int | None = None) -> FileDige
                 pending = helper.submit(whole.update, block)
                 parts.update(block)
                 pending.result()
-        identity = FileIdentity.of(before)
+        identity: FileIdentity | None = FileIdentity.of(before)
         if FileIdentity.of(os.fstat(fd)) != identity or identity.size != size:
             identity = None
     part_digests = parts.finish() if parts else ()

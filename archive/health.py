@@ -268,7 +268,7 @@ def read_board(data_dir: Path) -> dict[str, Any] | None:
         if not raw:
             return None
         try:
-            board = json.loads(raw)
+            board: dict[str, Any] = json.loads(raw)
         except ValueError:
             time.sleep(0.05)
             continue
@@ -295,7 +295,10 @@ def record_catalog_check(data_dir: Path, result: dict[str, Any]) -> None:
 
 def read_catalog_check(data_dir: Path) -> dict[str, Any] | None:
     try:
-        return json.loads((run_dir(data_dir) / CATALOG_CHECK_FILE).read_text(encoding="utf-8"))
+        check: dict[str, Any] = json.loads(
+            (run_dir(data_dir) / CATALOG_CHECK_FILE).read_text(encoding="utf-8")
+        )
+        return check
     except (OSError, ValueError):
         return None
 

@@ -31,13 +31,14 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import BigInteger, Integer, String, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from archive.db import Base, Database, UTCDateTime, utcnow
+from config.errors import ConflictError
 
 log = logging.getLogger("strongroom.leases")
 T = TypeVar("T")
@@ -57,8 +58,10 @@ class JobLease(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class LeaseLost(Exception):
+class LeaseLost(ConflictError):
     """The lease expired and another node holds it now: this node's write is refused."""
+
+    code = "lease_lost"
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,8 @@ def _lock_row(session: Session, name: str) -> JobLease | None:
     connection = session.connection()
     if (
         connection.dialect.name == "sqlite"
-        and not connection.connection.dbapi_connection.in_transaction
+        # a checked-out pool connection always has its DBAPI connection
+        and not cast(Any, connection.connection.dbapi_connection).in_transaction
     ):
         connection.exec_driver_sql("BEGIN IMMEDIATE")
     return session.scalars(

@@ -43,6 +43,7 @@ from archive.metrics import ERRORS, LEDGER_SIZE
 from archive.models import CustodyEvent, Evidence
 from archive.note import NoteError, encode_vkey, format_checkpoint, open_note, sign_note
 from archive.store import AlreadyExists, Retention
+from config.errors import StrongroomError
 from config.settings import ConfigError, Settings
 
 log = logging.getLogger("strongroom.ledger")
@@ -50,8 +51,10 @@ log = logging.getLogger("strongroom.ledger")
 _STATE_ID = 1
 
 
-class LedgerError(Exception):
+class LedgerError(StrongroomError):
     """The ledger cannot be extended or proved as it stands (the message says why)."""
+
+    code = "ledger_error"
 
 
 def ledger_origin(settings: Settings) -> str:
@@ -370,7 +373,10 @@ def proof_document(archive: Archive, evidence_id: str) -> dict[str, Any]:
         row = latest_checkpoint(session)
         if row is None:
             raise LookupError("the ledger has no checkpoint yet")
-        document = {"evidence_id": evidence_id, "checkpoint": _checkpoint_dict(archive, row)}
+        document: dict[str, Any] = {
+            "evidence_id": evidence_id,
+            "checkpoint": _checkpoint_dict(archive, row),
+        }
         mine = session.execute(
             select(CustodyEvent.ledger_index, CustodyEvent.leaf)
             .where(CustodyEvent.evidence_id == evidence_id)
@@ -393,6 +399,7 @@ def proof_document(archive: Archive, evidence_id: str) -> dict[str, Any]:
     root_hash = bytes.fromhex(row.root_hash)
     leaves = []
     for index, leaf in mine:
+        assert index is not None  # the query above compares it with the size
         proof = inclusion_proof(hashes, index)
         verify_inclusion(hashes[index], index, row.size, proof, root_hash)
         leaves.append(

@@ -10,6 +10,7 @@ stored segments and checkpoints alone.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -24,7 +25,7 @@ class LedgerState(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
     size: Mapped[int] = mapped_column(BigInteger, default=0)
-    hashes: Mapped[list] = mapped_column(default=list)  # hex, largest subtree first
+    hashes: Mapped[list[Any]] = mapped_column(default=list)  # hex, largest subtree first
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -29,6 +29,9 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from config.errors import UnavailableError
 
 S3_JSON = "s3.json"
 CREDENTIALS_JSON = "credentials.json"
@@ -39,8 +42,8 @@ PORT_ROLES = ("s3", "master", "filer", "volume", "admin")
 STORE_USER = "strongroom-store"
 
 
-class LocalStoreError(RuntimeError):
-    pass
+class LocalStoreError(UnavailableError, RuntimeError):
+    code = "local_store_failed"
 
 
 def weed_binary() -> str:
@@ -54,7 +57,7 @@ def weed_binary() -> str:
     return found
 
 
-def _write_private(path: Path, data: dict) -> None:
+def _write_private(path: Path, data: dict[str, Any]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump(data, handle, indent=2)
@@ -75,7 +78,7 @@ def prepare(
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     creds_path = folder / CREDENTIALS_JSON
     if creds_path.exists():
-        creds = json.loads(creds_path.read_text())
+        creds: dict[str, str] = json.loads(creds_path.read_text())
     else:
         creds = {
             "access_key_id": "SR" + secrets.token_hex(9).upper(),
@@ -263,7 +266,7 @@ class LocalStore:
 
     folder: Path
     s3_port: int
-    process: subprocess.Popen
+    process: subprocess.Popen[bytes]
     credentials: dict[str, str]
 
     @property

@@ -5,12 +5,16 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from archive.instants import iso
 from archive.models import ACTIVE_STATES, CustodyEvent, DockProblem, Evidence, IngestJob, JobState
+
+if TYPE_CHECKING:  # for the annotations; the functions import it where they run
+    from archive.derivatives import Derivative
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,7 @@ class EvidenceFilter:
         }
 
 
-def evidence_query(filters: EvidenceFilter):
+def evidence_query(filters: EvidenceFilter) -> Select[Evidence]:
     """A SELECT of evidence rows in stable order (sealed time, then id)."""
     query = select(Evidence)
     for column, value in (
@@ -83,7 +87,7 @@ def active_jobs(session: Session) -> list[IngestJob]:
     )
 
 
-def recent_problems(session: Session, limit: int = 20) -> list[dict]:
+def recent_problems(session: Session, limit: int = 20) -> list[dict[str, Any]]:
     """Jobs with an error (retrying or quarantined) and things refused in docks."""
     jobs = session.scalars(
         select(IngestJob)
@@ -147,7 +151,7 @@ def derivative_counts(session: Session) -> dict[str, int]:
     return {state: count for state, count in rows}
 
 
-def derivatives_in(session: Session, states: list[str], limit: int = 50) -> list:
+def derivatives_in(session: Session, states: list[str], limit: int = 50) -> list[Derivative]:
     """Playback copies in these states, most recently changed first."""
     from archive.derivatives import Derivative
 
@@ -161,7 +165,7 @@ def derivatives_in(session: Session, states: list[str], limit: int = 50) -> list
     )
 
 
-def derivatives_of(session: Session, evidence_id: str) -> list:
+def derivatives_of(session: Session, evidence_id: str) -> list[Derivative]:
     """Every playback copy (or attempt at one) of an item, oldest first."""
     from archive.derivatives import Derivative
 
@@ -172,7 +176,7 @@ def derivatives_of(session: Session, evidence_id: str) -> list:
     )
 
 
-def derivative_summary(derivative) -> dict:
+def derivative_summary(derivative: Derivative) -> dict[str, Any]:
     """One playback copy as ``show``, ``status`` and the API print it."""
     return {
         "id": derivative.id,

@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
@@ -84,9 +84,11 @@ from archive.merkle import CompactRange, leaf_hash
 from archive.models import CustodyEvent, Evidence
 from archive.seal import evidence_id_for
 from archive.store import NotFound, ObjectInfo, StoreError
+from config.errors import ConflictError
 
 log = logging.getLogger("strongroom.rebuild")
 
+T = TypeVar("T")
 #: rows per INSERT batch (bounds memory and statement size)
 BATCH = 500
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -212,8 +214,10 @@ def rebuild_catalog(archive: Archive, ledger: LedgerRead) -> RebuildReport:
     return report
 
 
-class TargetExists(FileExistsError):
+class TargetExists(ConflictError, FileExistsError):
     """The rebuild target exists: a rebuild never overwrites a catalog."""
+
+    code = "target_exists"
 
 
 @contextmanager
@@ -359,17 +363,19 @@ def _replay_ledger(leaves: list[bytes], report: RebuildReport) -> _Replay:
         document = _leaf_document(leaf)
         if document is None:
             continue
-        kind, evidence_id = document["kind"], document.get("evidence_id")
+        # a missing id becomes "", which matches no item (a link to it is reported)
+        kind, evidence_id = document["kind"], str(document.get("evidence_id") or "")
         details = document.get("details") or {}
+        case_id = str(details.get("case_id") or "")
         if kind == "linked":
-            replay.links[(details.get("case_id"), evidence_id)] = {
+            replay.links[(case_id, evidence_id)] = {
                 "linked_by": document.get("actor"),
                 "reason": details.get("reason") or "",
                 "linked_at": parse_time(document.get("at")),
                 "linked_scope": details.get("scope"),
             }
         elif kind in ("unlinked", "unlinked_by_admin"):
-            replay.links.pop((details.get("case_id"), evidence_id), None)
+            replay.links.pop((case_id, evidence_id), None)
         elif kind == "unit_corrected" and details.get("new"):
             replay.units[evidence_id] = str(details["new"])[:64]
         elif kind == "retention_changed":
@@ -394,7 +400,7 @@ def _write_ledger_state(archive: Archive, ledger: LedgerRead, report: RebuildRep
         if (m := parse_segment_key(v.key))
     }
     stored = {v.key: v for v in _latest_versions(archive, CHECKPOINTS, audited, "checkpoint")}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for size, (root, note) in sorted(ledger.signed.items()):
         if size > len(leaves) or size - 1 not in segments:
             continue  # the auditor reported it; a checkpoint without its leaves proves nothing
@@ -622,8 +628,8 @@ def _latest_versions(
     for page in paginator.paginate(Bucket=archive.store.bucket, Prefix=prefix):
         for entry in page.get("Versions", []):
             entries[entry["Key"]].append(_version(entry, marker=False))
-        for entry in page.get("DeleteMarkers", []):
-            entries[entry["Key"]].append(_version(entry, marker=True))
+        for marker in page.get("DeleteMarkers", []):
+            entries[marker["Key"]].append(_version(marker, marker=True))
     latest = []
     for key in sorted(entries):
         versions = entries[key]
@@ -645,7 +651,7 @@ def _latest_versions(
     return latest
 
 
-def _version(entry: dict[str, Any], *, marker: bool) -> _Version:
+def _version(entry: Mapping[str, Any], *, marker: bool) -> _Version:
     return _Version(
         key=entry["Key"],
         version_id=entry.get("VersionId"),
@@ -660,6 +666,6 @@ def _insert(session: Session, model: type, rows: Iterable[Mapping[str, object]])
         session.execute(insert(model), batch)
 
 
-def _batches(items: list, size: int) -> Iterator[list]:
+def _batches(items: list[T], size: int) -> Iterator[list[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]

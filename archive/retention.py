@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import CursorResult, update
 from sqlalchemy.orm import Session
 
 from archive.context import Archive
@@ -32,19 +32,20 @@ from archive.metrics import RETENTION_CHANGES
 from archive.models import Evidence
 from archive.states import GONE_STATES
 from archive.store import grown_lock
+from config.errors import BadInputError, ConflictError, UnknownEvidence
 from config.settings import RetentionCategory, Settings
 
 
-class RetentionError(Exception):
-    """A retention change that cannot be made (unknown item or category)."""
+class RetentionError(BadInputError):
+    """A retention change that cannot be made (a reason or category missing or unknown)."""
+
+    code = "bad_retention_request"
 
 
-class UnknownEvidence(RetentionError):
-    """No evidence item has this id."""
-
-
-class RetentionRefused(RetentionError):
+class RetentionRefused(ConflictError, RetentionError):
     """The change would shorten retention, or the item no longer exists in the store."""
+
+    code = "retention_refused"
 
 
 @dataclass(frozen=True)
@@ -191,8 +192,9 @@ def _lock_item(session: Session, evidence_id: str) -> Evidence:
         .execution_options(synchronize_session=False)
     )
     evidence = session.get(Evidence, evidence_id, populate_existing=True)
-    if touched.rowcount == 0 or evidence is None:
-        raise UnknownEvidence(f"no evidence {evidence_id}")
+    # an UPDATE answers a CursorResult
+    if cast(CursorResult[Any], touched).rowcount == 0 or evidence is None:
+        raise UnknownEvidence(evidence_id)
     return evidence
 
 

@@ -23,13 +23,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from archive import migrations
 from config.settings import ConfigError
+
+if TYPE_CHECKING:  # alembic is imported where it runs (see _alembic_config)
+    from alembic.script import ScriptDirectory
 
 VERSION_TABLE = "alembic_version"
 #: a table every Strongroom catalog has had since the first release
@@ -41,6 +44,8 @@ UPGRADE_HINT = "run `strongroom catalog upgrade`"
 
 class CatalogOutOfDate(ConfigError):
     """The catalog's schema is not the one this program was built for."""
+
+    code = "catalog_out_of_date"
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ def _known_revisions() -> set[str]:
     return {script.revision for script in _script_directory().walk_revisions()}
 
 
-def _script_directory():
+def _script_directory() -> ScriptDirectory:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(_alembic_config(None))

@@ -33,7 +33,7 @@ class Scope:
         """Whether an item of ``unit`` is visible to this scope."""
         return self.units is None or (unit is not None and unit in self.units)
 
-    def where(self, query: Select) -> Select:
+    def where(self, query: Select[Any]) -> Select[Any]:
         """``query`` (over :class:`Evidence`) limited to this scope."""
         if self.units is None:
             return query

@@ -34,6 +34,7 @@ from archive.manifests import (
     Source,
 )
 from archive.store import AlreadyExists, ObjectStore, Retention, StoredObject
+from config.errors import ConflictError
 
 
 def evidence_id_for(sha256_hex: str) -> str:
@@ -41,8 +42,10 @@ def evidence_id_for(sha256_hex: str) -> str:
     return f"ev-{sha256_hex[:24]}"
 
 
-class SealError(Exception):
+class SealError(ConflictError):
     """A stored manifest that is not what this evidence should have."""
+
+    code = "seal_conflict"
 
 
 @dataclass(frozen=True)

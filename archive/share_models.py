@@ -8,6 +8,7 @@ cannot give the link away; the link dies at ``expires_at`` or when revoked.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -23,7 +24,7 @@ class Share(Base):
     case_id: Mapped[str] = mapped_column(String(128), index=True)
     recipient: Mapped[str] = mapped_column(Text)
     allow: Mapped[str] = mapped_column(String(10))  # view | download
-    evidence_ids: Mapped[list] = mapped_column(default=list)
+    evidence_ids: Mapped[list[Any]] = mapped_column(default=list)
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -38,6 +38,7 @@ from archive.models import Evidence
 from archive.scope import ALL_UNITS, Scope
 from archive.share_models import Share
 from archive.states import GONE_STATES, CopyState, ShareStatus
+from config.errors import BadInputError, NotFoundError, RefusedError
 
 ALLOW = ("view", "download")
 MAX_DAYS = 365
@@ -46,20 +47,26 @@ _DURATION = re.compile(r"^\s*(\d{1,4})\s*([dhwm])\s*$")
 _UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
-class ShareError(ValueError):
+class ShareError(BadInputError, ValueError):
     """A share request that cannot be done (the message says why)."""
 
 
-class ShareRefused(ShareError):
+class ShareRefused(RefusedError, ShareError):
     """The sharer may not share an item (outside their scope, not in the case)."""
 
+    code = "share_refused"
 
-class ShareNotFound(LookupError):
+
+class ShareNotFound(NotFoundError, LookupError):
     """No share has this secret (or it is malformed): answered 404 without detail."""
 
+    code = "share_not_found"
 
-class ShareGone(Exception):
+
+class ShareGone(NotFoundError):
     """The share expired or was revoked: answered 410 without detail."""
+
+    code = "share_gone"
 
 
 #: (actor, evidence) -> may this actor share this item?

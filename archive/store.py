@@ -35,22 +35,28 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Literal, cast
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from archive.failover import FailoverClient
+from config.errors import UnavailableError
 from config.settings import ConfigError, StoreSettings, read_private_file
+
+if TYPE_CHECKING:  # the stubs (types-boto3[s3]) are a test extra, not a run-time need
+    from types_boto3_s3 import S3Client
 
 LockMode = Literal["COMPLIANCE", "GOVERNANCE"]
 MiB = 1024 * 1024
 READ_CHUNK = 1 * MiB
 
 
-class StoreError(Exception):
+class StoreError(UnavailableError):
     """The store refused or could not be reached; ``retryable`` says which."""
+
+    code = "store_unavailable"
 
     def __init__(self, message: str, *, retryable: bool = True) -> None:
         super().__init__(message)
@@ -125,7 +131,7 @@ class ObjectInfo:
     version_id: str | None
     size: int
     checksum_sha256: str | None
-    lock_mode: str | None
+    lock_mode: LockMode | None
     retain_until: datetime | None
     legal_hold: bool
     metadata: dict[str, str]
@@ -256,7 +262,7 @@ CRASH_AFTER_PART_ENV = "STRONGROOM_TEST_CRASH_AFTER_PART"
 class ObjectStore:
     """A bucket with versioning and Object Lock, seen through create-only writes."""
 
-    def __init__(self, settings: StoreSettings, *, client: Any | None = None) -> None:
+    def __init__(self, settings: StoreSettings, *, client: S3Client | None = None) -> None:
         self.settings = settings
         self.bucket = settings.bucket
         self.part_size = settings.part_size_mb * MiB
@@ -619,7 +625,8 @@ class ObjectStore:
                 Key=key,
                 UploadId=upload_id,
                 PartNumber=number,
-                Body=body,
+                # a RawIOBase is a binary file, though typeshed does not call it IO[bytes]
+                Body=cast(IO[bytes], body),
                 ContentLength=length,
                 ChecksumSHA256=sha256_b64(digest),
                 ChecksumAlgorithm="SHA256",
@@ -683,7 +690,8 @@ class ObjectStore:
         if version_id:
             args["VersionId"] = version_id
         try:
-            return self.client.get_object(**args)["Body"]
+            # botocore's StreamingBody: read, iterate, close, as a binary file does
+            return cast(BinaryIO, self.client.get_object(**args)["Body"])
         except ClientError as exc:
             if _status(exc) in (404, 405):
                 raise NotFound(key) from exc

@@ -45,8 +45,10 @@ import struct
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from archive import forwarder, localstore
+from config.errors import UnavailableError
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
@@ -68,8 +70,8 @@ WEED_INSIDE = Path("/tmp/strongroom-bin/weed")  # noqa: S108
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-class BoxError(OSError):
-    pass
+class BoxError(UnavailableError, OSError):
+    code = "store_box_failed"
 
 
 def _check(result: int, what: str) -> None:
@@ -148,11 +150,11 @@ def _die_with_parent() -> None:
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
-def start_weed(s3_port: int, user: str | None) -> subprocess.Popen:
+def start_weed(s3_port: int, user: str | None) -> subprocess.Popen[bytes]:
     """``weed mini`` inside the box (call after :func:`enter_box`)."""
     env = localstore.environment(INSIDE)
     log = (INSIDE / "weed.log").open("ab")
-    extra: dict = {}
+    extra: dict[str, Any] = {}
     if user:
         entry = pwd.getpwnam(user)
         extra = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
@@ -180,7 +182,7 @@ def drop_to(user: str) -> None:
     os.setuid(entry.pw_uid)
 
 
-def serve(listener: socket.socket, weed: subprocess.Popen, upstream: tuple[str, int]) -> int:
+def serve(listener: socket.socket, weed: subprocess.Popen[bytes], upstream: tuple[str, int]) -> int:
     """Forward connections until weed exits or we are told to stop; weed's code."""
     stopping = False
 

@@ -12,13 +12,14 @@ import re
 
 from sqlalchemy.orm import Session
 
-from archive.caselinks import UnknownEvidence, check_reason
+from archive.caselinks import check_reason
 from archive.custody import record_event
 from archive.models import Evidence
+from config.errors import BadInputError, UnknownEvidence
 from config.settings import UNIT_PATTERN, Settings
 
 
-class UnitRefused(ValueError):
+class UnitRefused(BadInputError, ValueError):
     """The new unit is not a unit code (or not one of the configured tree)."""
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 #: groups that say who recorded, on what, and how the file is marked
 IDENTITY_GROUPS = frozenset({"device", "officer", "unit", "seq", "flag"})
@@ -55,7 +56,7 @@ class NameProfile:
     sources: tuple[str, ...] = ()
     examples: tuple[str, ...] = field(default_factory=tuple)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "description": self.description,

@@ -39,6 +39,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from config.errors import StrongroomError
 from config.intake import HeartbeatSettings, IncidentSettings
 from config.names import (
     BUILTIN_PROFILES,
@@ -755,8 +756,10 @@ def _check_zone(value: str) -> str:
 _CURRENT_FILE: dict[str, Path | None] = {"path": None}
 
 
-class ConfigError(Exception):
+class ConfigError(StrongroomError):
     """A configuration that cannot be used; the message names every bad key."""
+
+    code = "config_error"
 
 
 def default_config_path() -> Path | None:

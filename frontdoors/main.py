@@ -19,8 +19,10 @@ def main(argv: list[str] | None = None) -> int:
         return verify_bundle_main(args[1:])
     from sqlalchemy.exc import DatabaseError
 
+    from config.errors import StrongroomError
     from config.settings import ConfigError
     from frontdoors.cli import app
+    from frontdoors.cli.common import exit_code
 
     try:
         app(args, prog_name="strongroom")
@@ -28,7 +30,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
     except ConfigError as exc:  # e.g. an out-of-date catalog met by any command
         sys.stderr.write(f"configuration error: {exc}\n")
-        return 2
+        return exit_code(exc)
+    except StrongroomError as exc:  # one of ours no command caught: one line, its exit code
+        sys.stderr.write(f"strongroom: {exc}\n")
+        return exit_code(exc)
     except (OSError, DatabaseError) as exc:
         # a fault outside the code (full disk, damaged catalog): one line, never a traceback
         from archive.health import classify

@@ -24,16 +24,22 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+from config.errors import NotFoundError, RefusedError
+
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-class Escape(Exception):
+class Escape(RefusedError):
     """The claim would leave the dock, or the file is not the one inspected; nothing moved
     (or what moved is only in the spool). ``str()`` is the reason for the quarantine."""
 
+    code = "dock_escape"
 
-class Vanished(Exception):
+
+class Vanished(NotFoundError):
     """The file (or a folder above it) is gone from the dock."""
+
+    code = "vanished"
 
 
 def identity(st: os.stat_result) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
+from config.errors import BadInputError
 from config.names import SPLIT_DATE_GROUPS, SPLIT_TIME_GROUPS
 from config.settings import NameRule
 
@@ -31,8 +32,10 @@ _ZONE_SUFFIX = re.compile(r"(?:(?P<z>Z)|(?P<sign>[+-])(?P<hh>\d{2}):?(?P<mm>\d{2
 _DIGITS_WITH_FRACTION = re.compile(r"^(\d{14})(\d{1,6})?$")
 
 
-class TimeProblem(ValueError):
+class TimeProblem(BadInputError, ValueError):
     """A time in a name that cannot be read, or cannot be true; the message says why."""
+
+    code = "bad_time"
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,7 @@ def identify(
             continue
         if value.year < earliest_year:
             problems.append(f"{label} {value.isoformat()} is before {earliest_year}")
-        elif latest is not None and value > latest:
+        elif latest is not None and future_skew is not None and value > latest:
             problems.append(
                 f"{label} {value.isoformat()} is in the future (more than "
                 f"{future_skew.total_seconds() / 60:g} min after now): recorder clock or zone?"
@@ -253,7 +256,7 @@ def _clock_part(groups: dict[str, str], name: str) -> time | None:
     else:
         return None
     try:
-        return time(*parts)
+        return time(parts[0], parts[1], parts[2] if len(parts) > 2 else 0)
     except ValueError as exc:
         raise TimeProblem(f"clock time {text!r}: {exc}") from None
 

@@ -24,9 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar, cast
 
-from sqlalchemy import JSON, Connection, Row, bindparam, null, select, update
+from sqlalchemy import JSON, Connection, CursorResult, Row, Table, bindparam, null, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -46,6 +46,7 @@ from archive.states import CopyState
 from archive.store import (
     AlreadyExists,
     ContentChanged,
+    LockMode,
     NotFound,
     ObjectInfo,
     Retention,
@@ -53,6 +54,7 @@ from archive.store import (
     sha256_b64,
 )
 from archive.uploads import UPLOAD_DOCK
+from config.errors import BadInputError, ConflictError
 from config.settings import DockSettings, NameRule, keep_days, move_to
 from ingest import dockfs
 from ingest.identify import identify_with
@@ -77,12 +79,16 @@ IN_PLACE = "keep-in-place"
 CRASH_HOOK_ENV = "STRONGROOM_TEST_CRASH_AFTER"
 
 
-class Unreadable(Exception):
+class Unreadable(BadInputError):
     """The file cannot be read as a regular file: it goes to quarantine."""
 
+    code = "unreadable"
 
-class NotConfirmed(Exception):
+
+class NotConfirmed(ConflictError):
     """The store holds something other than what we hashed under our key."""
+
+    code = "not_confirmed"
 
 
 @dataclass(frozen=True)
@@ -203,7 +209,8 @@ class Pipeline:
                     "first_seen_at": now,
                     "updated_at": now,
                 }
-                job_id = connection.execute(_INSERT_JOB, row).inserted_primary_key[0]
+                inserted = connection.execute(_INSERT_JOB, row).inserted_primary_key
+                job_id = cast(Row[Any], inserted)[0]  # an INSERT's result has the new key
                 if not in_place:
                     row["spool_path"] = str(work_dir(root) / "spool" / str(job_id))
                     _update_job(
@@ -270,7 +277,7 @@ class Pipeline:
                 .values(next_attempt_at=None)
                 .execution_options(synchronize_session=False)
             )
-            return int(result.rowcount or 0)
+            return int(cast(CursorResult[Any], result).rowcount or 0)  # an UPDATE's result
 
         return self._writer.run(work)
 
@@ -372,6 +379,8 @@ class Pipeline:
         """
         digest = self._digest(job.spool_path)
         if job.spool_path != job.source_path:
+            if digest.identity is None:  # changed while read: the digest proves nothing
+                raise NotConfirmed("the spool copy changed while it was hashed; hashed again later")
             dockfs.check_claimed(digest.identity.device, digest.identity.inode, job.source_identity)
         flags = list(job.flags or [])
         if digest.size == 0 and "empty" not in flags:
@@ -383,7 +392,7 @@ class Pipeline:
                 job, existing, sha256=digest.sha256, size=digest.size, flags=flags
             )
             return
-        hashed = {
+        hashed: dict[str, Any] = {
             "sha256": digest.sha256,
             "size": digest.size,
             "flags": flags,
@@ -488,7 +497,8 @@ class Pipeline:
             retention = self.archive.retention_for(category)
             if job.original_retain_until:  # the manifest states the lock actually on the object
                 retention = Retention(
-                    job.original_lock_mode or retention.mode,
+                    # the catalog keeps the mode the store reported for the object
+                    cast(LockMode, job.original_lock_mode or retention.mode),
                     job.original_retain_until,
                     retention.legal_hold,
                 )
@@ -665,6 +675,7 @@ class Pipeline:
             raise NotConfirmed(
                 f"stored object {info.key} has {info.size} bytes, expected {job.size}"
             )
+        assert job.sha256 is not None  # hashed before it was stored
         whole = sha256_b64(bytes.fromhex(job.sha256))
         if info.checksum_sha256 in (job.expected_checksum, whole):
             return
@@ -825,6 +836,7 @@ class Pipeline:
 
         def work(session: Session) -> tuple[int, float]:
             row = session.get(IngestJob, job.id)
+            assert row is not None  # job rows are never deleted
             row.attempts += 1
             delay = min(
                 pipeline.retry_max_seconds,
@@ -926,12 +938,12 @@ class Pipeline:
 # catalog writer runs several per small file, and an ORM load + flush per
 # change cost about three times as much CPU.
 
-_JOBS = IngestJob.__table__
+_JOBS = cast(Table, IngestJob.__table__)  # a mapped class's table
 _INSERT_JOB = _JOBS.insert()
 #: the SET clause is made from the parameters' keys (one compiled form per key set)
 _UPDATE_JOB = _JOBS.update().where(_JOBS.c.id == bindparam("job_id_"))
 _JOB_JSON_COLUMNS = frozenset(c.key for c in _JOBS.columns if isinstance(c.type, JSON))
-_INSERT_EVIDENCE = Evidence.__table__.insert()
+_INSERT_EVIDENCE = cast(Table, Evidence.__table__).insert()
 _EVIDENCE_BY_SHA = select(
     Evidence.evidence_id,
     Evidence.original_key,

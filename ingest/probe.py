@@ -28,6 +28,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any
 
+from config.errors import BadInputError
 from ingest.sandbox import ENV, Sandbox, SandboxUnavailable
 
 FFPROBE = "ffprobe"
@@ -52,8 +53,10 @@ _DEVICE_TAG = re.compile(
 _PLACEHOLDER_VALUES = frozenset({"", "[0][0][0][0]"})
 
 
-class ProbeError(Exception):
+class ProbeError(BadInputError):
     """ffprobe could not read the file; ``stderr_tail`` holds ffprobe's own words."""
+
+    code = "probe_failed"
 
     def __init__(
         self,
@@ -336,6 +339,8 @@ class StreamProbe:
 def _drain(stream: IO[bytes] | None, into: list[bytes]) -> None:
     assert stream is not None
     with stream:
+        # a Popen pipe is a BufferedReader (read1: what is there now), which IO[bytes]
+        # does not promise
         while chunk := stream.read1(65536):  # type: ignore[attr-defined]
             into.append(chunk)
 

@@ -37,6 +37,7 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from config.errors import UnavailableError
 from config.transcode import TranscodeSettings
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,10 @@ _SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/alternatives")
 _MIB = 1024 * 1024
 
 
-class SandboxUnavailable(RuntimeError):
+class SandboxUnavailable(UnavailableError, RuntimeError):
     """bwrap is missing or cannot build its namespaces; media tools are not run."""
+
+    code = "sandbox_unavailable"
 
 
 @dataclass(frozen=True)

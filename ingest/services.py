@@ -207,6 +207,6 @@ class _GuardedScheduler(BackgroundScheduler):
         super().__init__(**options)
         self._health = health
 
-    def add_job(self, func: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        name = kwargs.get("id") or getattr(func, "__name__", "job")
+    def add_job(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        name = str(kwargs.get("id") or getattr(func, "__name__", "job"))
         return super().add_job(guarded(self._health, name, func), *args, **kwargs)

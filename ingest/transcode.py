@@ -37,6 +37,7 @@ from typing import IO, Any
 
 import ffmpeg
 
+from config.errors import BadInputError
 from config.transcode import NO_STREAM, Action, PolicyRule, TranscodeSettings
 from ingest.probe import (
     ProbeError,
@@ -64,8 +65,10 @@ _MUXER: dict[str, str] = {"remux": "mp4", "transcode": "mp4", "audio": "ipod"}
 _MEDIA_TYPE: dict[str, str] = {"remux": "video/mp4", "transcode": "video/mp4", "audio": "audio/mp4"}
 
 
-class TranscodeError(Exception):
+class TranscodeError(BadInputError):
     """ffmpeg failed, was killed at the time limit, or wrote an unusable file."""
+
+    code = "transcode_failed"
 
     def __init__(
         self,

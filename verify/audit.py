@@ -47,7 +47,7 @@ from archive.merkle import (
     verify_consistency,
 )
 from archive.models import CustodyEvent
-from archive.note import NoteError, open_checkpoint
+from archive.note import Checkpoint, NoteError, open_checkpoint
 
 
 @dataclass(frozen=True)
@@ -153,8 +153,8 @@ def _versions(archive: Archive, prefix: str) -> Iterator[dict[str, Any]]:
     for page in paginator.paginate(Bucket=archive.store.bucket, Prefix=prefix):
         for entry in page.get("Versions", []):
             yield {"key": entry["Key"], "version_id": entry.get("VersionId"), "marker": False}
-        for entry in page.get("DeleteMarkers", []):
-            yield {"key": entry["Key"], "version_id": entry.get("VersionId"), "marker": True}
+        for marker in page.get("DeleteMarkers", []):
+            yield {"key": marker["Key"], "version_id": marker.get("VersionId"), "marker": True}
 
 
 def _leaf_subject(index: int, leaf: bytes | None) -> str:
@@ -268,7 +268,7 @@ def _check_versions(archive: Archive, report: AuditReport) -> None:
             )
 
 
-def _open_with_any(text: bytes, verifier_sets: list[dict[str, bytes]]):
+def _open_with_any(text: bytes, verifier_sets: list[dict[str, bytes]]) -> Checkpoint:
     """The checkpoint, verified by the first trusted key that signed it (the
     same key name may have had several keys across rotations)."""
     error: NoteError | None = None
@@ -381,6 +381,7 @@ def check_catalog(
     published = checkpoints[-1].size if checkpoints else 0
     seen: set[int] = set()
     for index, seq, kind, evidence_id, actor, leaf in rows:
+        assert index is not None  # the query above takes only indexed events
         seen.add(index)
         subject = _leaf_subject(index, leaves[index] if index < len(leaves) else leaf)
         if index < len(leaves):

@@ -42,6 +42,7 @@ from archive.note import NoteError, open_checkpoint
 from archive.scope import ALL_UNITS, Scope
 from archive.states import GONE_STATES
 from archive.store import StoreError
+from config.errors import NotFoundError, UnknownEvidence
 from verify.audit import read_bucket_leaves
 from verify.fixity import check_item
 
@@ -53,19 +54,10 @@ MEDIA_TYPES = {
 }
 
 
-class UnknownEvidence(KeyError):
-    """Ids that name no evidence item; the message lists them all."""
-
-    def __init__(self, ids: Iterable[str]) -> None:
-        self.ids = list(ids)
-        super().__init__(", ".join(self.ids))
-
-    def __str__(self) -> str:
-        return f"no evidence {', '.join(self.ids)}"
-
-
-class EmptyCase(LookupError):
+class EmptyCase(NotFoundError, LookupError):
     """A case with no evidence linked to it."""
+
+    code = "case_not_found"
 
 
 @dataclass
@@ -524,7 +516,8 @@ def to_csv(report: CustodyReport) -> bytes:
             item.unit or "",
             item.recorded_start or "",
         ]
-        for event in item.events or [None]:
+        events: list[Event | None] = [*item.events] if item.events else [None]
+        for event in events:
             if event is None:
                 writer.writerow([*identity, *[""] * 8])
                 continue

@@ -46,6 +46,7 @@ from archive.ledger import checkpoint, checkpoint_document, ledger_key_name, pro
 from archive.models import Evidence
 from archive.note import encode_vkey
 from archive.states import CopyState
+from config.errors import StrongroomError, UnknownEvidence
 
 BUNDLE_FORMAT = "strongroom-bundle/v1"
 VERIFIER_NAME = "strongroom-verify.pyz"
@@ -66,12 +67,10 @@ VERIFIER_MODULES = (
 )
 
 
-class ExportError(Exception):
+class ExportError(StrongroomError):
     """The bundle cannot be made as asked (the message says why)."""
 
-
-class UnknownEvidence(KeyError):
-    """An evidence id the catalog does not hold."""
+    code = "export_failed"
 
 
 def safe_file_name(name: str) -> str:
@@ -178,7 +177,7 @@ def _by_path(entry: tuple[str, str, int]) -> str:
     return entry[1]
 
 
-def _manifest(archive: Archive, key: str, version_id: str | None) -> tuple[bytes, dict]:
+def _manifest(archive: Archive, key: str, version_id: str | None) -> tuple[bytes, dict[str, Any]]:
     data = archive.store.get_bytes(key, version_id)
     verified = verify_envelope(data, archive.key.public_keys())
     problem = archive.key.window_problem(verified.keyid, verified.payload)

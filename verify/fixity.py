@@ -482,12 +482,12 @@ def run_checks(
                 on_item(result)
     finally:
         with archive.db.session() as session:
-            row = session.get(FixityRun, run_id)
-            assert row is not None
-            row.finished_at = utcnow()
-            row.items = len(run.items)
-            row.failed = len(run.failed)
-            row.bytes_read = run.bytes_read
+            finished = session.get(FixityRun, run_id)
+            assert finished is not None
+            finished.finished_at = utcnow()
+            finished.items = len(run.items)
+            finished.failed = len(run.failed)
+            finished.bytes_read = run.bytes_read
             FIXITY_UNRESOLVED.set(_unresolved_count(session))
     return run
 

@@ -344,6 +344,7 @@ def check_bag(
     _check_oxum(bag, inventory, report)
     sha256_of: dict[str, str] = {}
     for manifest in payload_manifests:
+        # `manifests` holds only names _MANIFEST matched
         algorithm = _MANIFEST.match(manifest).group(2)  # type: ignore[union-attr]
         if algorithm not in _DIGEST_LENGTH:
             report.notes.append(f"{manifest}: algorithm {algorithm} not known, skipped")
@@ -368,6 +369,7 @@ def check_bag(
             sha256_of.update(hashed)
 
     for manifest in tag_manifests:
+        # `manifests` holds only names _MANIFEST matched
         algorithm = _MANIFEST.match(manifest).group(2)  # type: ignore[union-attr]
         if algorithm not in _DIGEST_LENGTH:
             continue
@@ -424,7 +426,8 @@ def _check_oxum(bag: Bag, inventory: Inventory, report: Report) -> bool:
 class Signed:
     """What the verified manifests sign, and the files they are about."""
 
-    originals: dict[str, tuple[str, int, str | None]] = field(default_factory=dict)
+    #: evidence id -> (signed SHA-256, signed size or None if unsigned, file in the bag)
+    originals: dict[str, tuple[str, int | None, str | None]] = field(default_factory=dict)
     derivatives: list[tuple[str, str, str]] = field(default_factory=list)  # subject, sha, copy
 
     @property
@@ -462,7 +465,7 @@ def check_signatures(
             f"Ed25519 signature by key {verified.keyid} verifies over the DSSE PAE bytes",
         )
         content = verified.payload
-        original = content.get("original") if isinstance(content.get("original"), dict) else {}
+        original = found if isinstance(found := content.get("original"), dict) else {}
         report.add(
             "manifest.content",
             manifest,
@@ -696,7 +699,7 @@ def _check_leaf(
     except (ProofError, ValueError, TypeError) as exc:
         report.add("ledger.inclusion", where, False, f"inclusion proof fails: {exc}")
         return False
-    details = event.get("details") if isinstance(event.get("details"), dict) else {}
+    details = found if isinstance(found := event.get("details"), dict) else {}
     return ok and event.get("kind") == "sealed" and details.get("sha256") == signed.get(evidence_id)
 
 

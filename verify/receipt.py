@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 
 from archive.context import Archive
 from archive.dsse import envelope_bytes, sign_envelope
@@ -27,7 +28,7 @@ def make_receipt(archive: Archive, created: Created) -> Receipt:
     zone = archive.settings.station.tzinfo
     share = created.share
 
-    def local(value) -> str:
+    def local(value: datetime) -> str:
         return value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %z")
 
     document = {

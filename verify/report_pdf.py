@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,10 @@ from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFError, TTFont
+from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (
+    BaseDocTemplate,
+    Flowable,
     KeepTogether,
     PageBreak,
     Paragraph,
@@ -35,6 +38,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from config.errors import UnavailableError
 from verify.custody_report import CustodyReport, Item
 
 FONT_NAME = "StrongroomCJK"
@@ -46,8 +50,10 @@ FONT_CANDIDATES = (
 )
 
 
-class FontMissing(RuntimeError):
+class FontMissing(UnavailableError, RuntimeError):
     """No CJK TrueType font could be found or loaded."""
+
+    code = "feature_unavailable"
 
 
 def find_cjk_font() -> Path:
@@ -119,8 +125,8 @@ def _table(rows: Sequence[Sequence[Any]], widths: Sequence[float], style: Paragr
     return table
 
 
-def _footer(text: str, font: str):
-    def draw(canvas, doc) -> None:
+def _footer(text: str, font: str) -> Callable[[Canvas, BaseDocTemplate], None]:
+    def draw(canvas: Canvas, doc: BaseDocTemplate) -> None:
         canvas.saveState()
         canvas.setFont(font, 7)
         canvas.drawString(15 * mm, 10 * mm, text)
@@ -130,7 +136,7 @@ def _footer(text: str, font: str):
     return draw
 
 
-def _document(story: list, footer: str, title: str) -> bytes:
+def _document(story: list[Flowable], footer: str, title: str) -> bytes:
     font = register_font()
     out = io.BytesIO()
     doc = SimpleDocTemplate(
@@ -156,7 +162,7 @@ def render_report(report: CustodyReport) -> bytes:
     """The PDF: page 1 the verdicts (every failing check), then one section per item."""
     font = register_font()
     st = _styles(font)
-    story: list = [_p(report.title, st["title"]), _p("证据保管链报告", st["h2"])]
+    story: list[Flowable] = [_p(report.title, st["title"]), _p("证据保管链报告", st["h2"])]
     scope = (
         f"case {report.scope['case']}"
         if "case" in report.scope
@@ -217,8 +223,8 @@ def render_report(report: CustodyReport) -> bytes:
     return _document(story, footer, report.title)
 
 
-def _item_story(item: Item, st: dict[str, ParagraphStyle]) -> list:
-    story: list = [
+def _item_story(item: Item, st: dict[str, ParagraphStyle]) -> list[Flowable]:
+    story: list[Flowable] = [
         _p(f"{item.evidence_id} – {item.verdict}", st["h2"]),
     ]
     if item.failures:
@@ -362,7 +368,7 @@ def render_receipt(receipt: dict[str, Any]) -> bytes:
     """The disclosure receipt: what was shared, with whom, until when."""
     font = register_font()
     st = _styles(font)
-    story: list = [
+    story: list[Flowable] = [
         _p("Disclosure receipt", st["title"]),
         _p("证据披露回执", st["h2"]),
         _table(

@@ -136,7 +136,7 @@ def create_app(
         app.include_router(module.router)
         for route in module.router.routes:
             if isinstance(route, APIRoute):
-                app.state.route_methods.append((route.path_regex, set(route.methods)))
+                app.state.route_methods.append((route.path_regex, set(route.methods or ())))
     app.add_middleware(RequestMetrics)
     # outermost last: every request gets an id, then its body is bounded – both
     # before routing, so before a route reads a body or authenticates anyone

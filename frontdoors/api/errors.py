@@ -1,14 +1,17 @@
 """One error shape for every failure: ``{"error": {"code", "message"}}``.
 
 The case system branches on ``code``, so codes are stable names, never the
-text of an exception. FastAPI's own 404/405/422 and unexpected exceptions are
-turned into the same shape here, so no response ever carries a framework's
-default body or a traceback.
+text of an exception. Strongroom's own errors (:mod:`config.errors`) answer
+with their ``code`` and the status of their kind (:data:`KIND_STATUS`), so a
+route lets them through instead of catching each. FastAPI's own 404/405/422
+and unexpected exceptions are turned into the same shape here, so no response
+ever carries a framework's default body or a traceback.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,6 +21,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from archive.metrics import ERRORS
 from archive.store import StoreError
+from config.errors import (
+    BadInputError,
+    ConflictError,
+    NotFoundError,
+    RefusedError,
+    StrongroomError,
+    UnavailableError,
+)
 
 log = logging.getLogger("strongroom.api")
 
@@ -32,6 +43,25 @@ _STATUS_CODES = {
     415: "unsupported_media_type",
     422: "invalid_request",
 }
+
+
+#: the status each kind of error answers with; an error of no kind is a fault (500)
+KIND_STATUS: dict[type[StrongroomError], int] = {
+    NotFoundError: 404,
+    ConflictError: 409,
+    RefusedError: 403,
+    UnavailableError: 503,
+    BadInputError: 422,
+}
+
+
+def status_and_code(exc: StrongroomError) -> tuple[int, str]:
+    """What a client sees for ``exc``: the status of its first kind (in method
+    resolution order, so a subclass's own kind wins) and its stable code."""
+    for kind in type(exc).__mro__:
+        if kind in KIND_STATUS:
+            return KIND_STATUS[kind], exc.code
+    return 500, exc.code
 
 
 class ApiError(Exception):
@@ -51,7 +81,7 @@ def error_response(
     status: int,
     code: str,
     message: str,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     request_id: str | None = None,
 ) -> JSONResponse:
     error = {"code": code, "message": message}
@@ -124,6 +154,24 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(422, "invalid_request", _validation_message(exc))
+
+    @app.exception_handler(StrongroomError)
+    async def _ours(request: Request, exc: StrongroomError) -> JSONResponse:
+        status, code = status_and_code(exc)
+        if status >= 500:
+            ERRORS.labels(where="api").inc()
+            log.error(
+                "%s %s failed (request id %s): %s %s",
+                request.method,
+                request.url.path,
+                _request_id(request),
+                code,
+                exc,
+                exc_info=exc if status == 500 else None,
+            )
+            # the error's text may name paths or hosts: the log has it, the client our words
+            return server_error(request, status, code, code.replace("_", " "))
+        return error_response(status, code, str(exc))
 
     @app.exception_handler(StoreError)
     async def _store(request: Request, exc: StoreError) -> JSONResponse:

@@ -19,13 +19,13 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy import func, select
 
 from archive import caselinks
-from archive.caselinks import MAX_CASE_ID, LinkRefused, NotLinkOwner, UnknownEvidence, link_dict
+from archive.caselinks import MAX_CASE_ID, link_dict
 from archive.cases import CaseLink
 from archive.models import Evidence
 from archive.queries import EvidenceFilter, evidence_query
 from frontdoors.api import auth
 from frontdoors.api.auth import Principal
-from frontdoors.api.deps import get_archive, not_found
+from frontdoors.api.deps import get_archive
 from frontdoors.api.errors import ApiError
 from frontdoors.api.paging import DEFAULT_LIMIT, MAX_LIMIT, page
 from frontdoors.api.schemas import CaseOut, LinkOut, LinkRequest
@@ -61,24 +61,18 @@ def _change(
     operation: Callable[..., caselinks.LinkResult],
 ) -> dict:
     archive = get_archive(request)
-    try:
-        result = operation(
-            archive,
-            case_id,
-            evidence_id,
-            actor=principal.actor,
-            reason=reason,
-            scope=principal.scope,
-            admin=principal.role == auth.ADMIN,
-        )
-    except UnknownEvidence:
-        raise not_found(evidence_id) from None
-    except NotLinkOwner as exc:
-        raise ApiError(403, "not_link_owner", str(exc)) from None
-    except caselinks.EvidenceGone as exc:
-        raise ApiError(409, "evidence_gone", str(exc)) from None
-    except LinkRefused as exc:
-        raise ApiError(422, "invalid_request", str(exc)) from None
+    # unknown or outside the scope (404 evidence_not_found), not the link's owner
+    # (403), disposed of (409), a bad case id or reason (422): answered by the
+    # error's kind and code (frontdoors/api/errors.py)
+    result = operation(
+        archive,
+        case_id,
+        evidence_id,
+        actor=principal.actor,
+        reason=reason,
+        scope=principal.scope,
+        admin=principal.role == auth.ADMIN,
+    )
     return result.to_dict()
 
 

@@ -309,6 +309,7 @@ def play(evidence_id: str, request: Request) -> Response:
             raise ApiError(404, "no_playback_copy", "the item has no stored playback copy")
         copy = copies[-1]
         key, version_id, size = copy.key, copy.version_id, copy.size or 0
+        assert key is not None  # only copies with a key were kept above
         media_type = "audio/mp4" if copy.action == "audio" else "video/mp4"
         try:
             wanted = parse_range(request.headers.get("range"), size)

@@ -25,20 +25,17 @@ from pydantic import BaseModel, Field
 
 from archive.caselinks import MAX_CASE_ID
 from archive.shares import (
-    ShareError,
-    ShareRefused,
     create_share,
     list_shares,
     parse_expiry,
     set_receipt,
 )
 from archive.shares import revoke_share as revoke
-from archive.store import StoreError
 from frontdoors.api import auth
 from frontdoors.api.auth import Principal
-from frontdoors.api.deps import evidence_or_404, get_archive, not_found
+from frontdoors.api.deps import evidence_or_404, get_archive
 from frontdoors.api.errors import ApiError
-from verify.custody_report import MEDIA_TYPES, EmptyCase, UnknownEvidence, issue_report
+from verify.custody_report import MEDIA_TYPES, issue_report
 from verify.receipt import make_receipt
 from verify.report_pdf import FontMissing
 
@@ -49,25 +46,18 @@ CaseId = Annotated[str, "case id"]
 
 def _report(request: Request, principal: Principal, fmt: str, **scope) -> Response:
     archive = get_archive(request)
-    try:
-        issued = issue_report(
-            archive,
-            fmt=fmt,
-            actor=principal.actor,
-            via="api",
-            role=principal.role,
-            client=request.client.host if request.client else None,
-            units=principal.scope,
-            **scope,
-        )
-    except UnknownEvidence:
-        raise not_found(scope["evidence_ids"][0]) from None
-    except EmptyCase as exc:
-        raise ApiError(404, "case_not_found", str(exc)) from None
-    except FontMissing as exc:
-        raise ApiError(503, "feature_unavailable", str(exc)) from None
-    except StoreError as exc:
-        raise ApiError(503, "store_unavailable", f"the store could not be read: {exc}") from None
+    # unknown items (404 evidence_not_found), an empty case (404 case_not_found), no
+    # font (503 feature_unavailable), the store (503): by the error's kind and code
+    issued = issue_report(
+        archive,
+        fmt=fmt,
+        actor=principal.actor,
+        via="api",
+        role=principal.role,
+        client=request.client.host if request.client else None,
+        units=principal.scope,
+        **scope,
+    )
     name = scope.get("case") or scope["evidence_ids"][0]
     return Response(
         issued.data,
@@ -132,21 +122,17 @@ def create(
     principal: Annotated[Principal, Depends(auth.require(auth.LINK))],
 ) -> dict:
     archive = get_archive(request)
-    try:
-        created = create_share(
-            archive,
-            case_id=case_id,
-            recipient=body.recipient,
-            expires_in=parse_expiry(body.expires),
-            allow=body.allow,
-            evidence_ids=body.items,
-            actor=principal.actor,
-            units=principal.scope,
-        )
-    except ShareRefused as exc:
-        raise ApiError(403, "share_refused", str(exc)) from None
-    except ShareError as exc:
-        raise ApiError(422, "invalid_request", str(exc)) from None
+    # refused (403 share_refused) or malformed (422): by the error's kind and code
+    created = create_share(
+        archive,
+        case_id=case_id,
+        recipient=body.recipient,
+        expires_in=parse_expiry(body.expires),
+        allow=body.allow,
+        evidence_ids=body.items,
+        actor=principal.actor,
+        units=principal.scope,
+    )
     base = str(request.base_url).rstrip("/")
     answer: dict[str, Any] = {
         "share_id": created.share.share_id,

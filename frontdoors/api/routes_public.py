@@ -189,7 +189,7 @@ def verify_page(request: Request) -> Response:
     archive = get_archive(request)
     lang = web.language(request, archive.settings.api.ui_language)
     strings = web.strings(lang)
-    wanted = ("hashing", "asking", "done", "match", "no_match", "sealed_at")
+    wanted: tuple[str, ...] = ("hashing", "asking", "done", "match", "no_match", "sealed_at")
     wanted += ("manifest", "proof", "leaves", "tree_size", "hashes", "proof_here")
     return web.page(
         request,
@@ -249,7 +249,7 @@ def lookup(sha256: str, request: Request) -> dict[str, Any]:
         ).first()
         if evidence is None or evidence.state == "disposed":
             return {"sha256": sha256.lower(), "archived": False}
-        facts = {
+        facts: dict[str, Any] = {
             "evidence_id": evidence.evidence_id,
             "sealed_at": evidence.sealed_at.isoformat(),
             "manifest_key": evidence.manifest_key,

@@ -14,6 +14,7 @@ from archive import caselinks
 from archive.custody import cli_actor
 from archive.store import StoreError
 from archive.units import UnitRefused, correct_unit
+from config.errors import UnknownEvidence
 from frontdoors.cli.app import app
 from frontdoors.cli.common import (
     EXIT_FAILED,
@@ -33,7 +34,7 @@ def _change(operation, config, case_id: str, evidence_id: str, reason: str, as_j
     with open_archive(config) as archive:
         try:
             result = operation(archive, case_id, evidence_id, actor=cli_actor(), reason=reason)
-        except caselinks.UnknownEvidence:
+        except UnknownEvidence:
             console.print(f"[red]no evidence {evidence_id}[/]", highlight=False)
             raise typer.Exit(EXIT_FAILED) from None
         except caselinks.LinkRefused as exc:
@@ -99,7 +100,7 @@ def unit_set(
                 old, changed = correct_unit(
                     session, archive.settings, evidence_id, unit, actor=cli_actor(), reason=reason
                 )
-        except caselinks.UnknownEvidence:
+        except UnknownEvidence:
             console.print(f"[red]no evidence {evidence_id}[/]", highlight=False)
             raise typer.Exit(EXIT_FAILED) from None
         except (UnitRefused, caselinks.LinkRefused) as exc:

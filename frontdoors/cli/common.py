@@ -22,6 +22,7 @@ from archive.context import Archive
 from archive.db import CatalogUnavailable
 from archive.health import startup_check
 from archive.instants import parse_instant
+from config.errors import StrongroomError
 from config.settings import ConfigError, Settings, default_config_path, load_settings
 
 ConfigOpt = Annotated[
@@ -101,6 +102,11 @@ def print_problems(problems: Iterable[Any]) -> None:
             highlight=False,
             soft_wrap=True,
         )
+
+
+def exit_code(exc: StrongroomError) -> int:
+    """The exit code of an error: 2 for a configuration that cannot be used, else 1."""
+    return EXIT_CONFIG if isinstance(exc, ConfigError) else EXIT_FAILED
 
 
 def config_error(exc: Exception) -> typer.Exit:

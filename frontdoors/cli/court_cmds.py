@@ -19,9 +19,10 @@ from archive.shares import (
     set_receipt,
 )
 from archive.store import StoreError
+from config.errors import UnknownEvidence
 from frontdoors.cli.app import app
 from frontdoors.cli.common import EXIT_FAILED, ConfigOpt, JsonOpt, console, emit_json, open_archive
-from verify.custody_report import FORMATS, EmptyCase, UnknownEvidence, issue_report
+from verify.custody_report import FORMATS, EmptyCase, issue_report
 
 
 def _fail(message: str) -> typer.Exit:

@@ -149,7 +149,7 @@ def _rule(settings: Settings, dock: str | None, profile: str | None) -> NameRule
         update = {"name_profile": profile, "name_pattern": None}
         chosen = chosen.model_copy(update=update) if chosen else None
         if chosen is None:
-            chosen = DockSettings(path=".", name_profile=profile)  # type: ignore[call-arg]
+            chosen = DockSettings(path=".", name_profile=profile)
     return settings.name_rule(chosen)
 
 

@@ -14,7 +14,8 @@ config says without reading TOML.
 from __future__ import annotations
 
 import threading
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -110,7 +111,7 @@ def run(
             raise typer.Exit(130) from None
         with archive.db.session() as session:
             counts = derivative_counts(session)
-    documents = [
+    documents: list[dict[str, Any]] = [
         {
             "derivative_id": r.derivative_id,
             "evidence_id": r.evidence_id,
@@ -275,7 +276,7 @@ def policy(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     )
 
 
-def _any(values: list[str] | None) -> str:
+def _any(values: Sequence[str] | None) -> str:
     return "any" if values is None else ", ".join(values)
 
 

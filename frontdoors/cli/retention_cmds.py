@@ -18,6 +18,7 @@ from archive.custody import cli_actor
 from archive.db import Database
 from archive.retention import RetentionError, set_category
 from archive.store import StoreError
+from config.errors import UnknownEvidence
 from frontdoors.cli.app import app
 from frontdoors.cli.common import (
     EXIT_FAILED,
@@ -56,7 +57,7 @@ def set_(
     with open_archive(config) as archive:
         try:
             change = set_category(archive, evidence_id, category, actor=cli_actor(), reason=reason)
-        except RetentionError as exc:
+        except (RetentionError, UnknownEvidence) as exc:
             raise _fail(f"refused: {exc}") from None
         except StoreError as exc:
             raise _fail(f"the object store refused the longer lock: {exc}") from None

@@ -325,12 +325,12 @@ def _batches(
     batch: list[Candidate] = []
     key: tuple[DockSettings, bool] | None = None
     for dock, candidate, in_place in work:
-        if batch and (key != (dock, in_place) or len(batch) == size):
+        if key is not None and batch and (key != (dock, in_place) or len(batch) == size):
             yield key[0], batch, key[1]
             batch = []
         key = (dock, in_place)
         batch.append(candidate)
-    if batch:
+    if key is not None and batch:
         yield key[0], batch, key[1]
 
 

@@ -39,6 +39,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from archive import forwarder, localcluster, localstore, storebox
 
@@ -52,7 +53,7 @@ class Nodes:
         self.layout = layout
         self.env = env
         self.user = user
-        self.processes: dict[str, subprocess.Popen] = {}
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.lock = threading.Lock()
 
     def start(self, node: str, wait: float = 60) -> int:
@@ -65,7 +66,7 @@ class Nodes:
                 self.layout, node, INSIDE, storebox.WEED_INSIDE
             )
             log = (cwd / f"{node}.log").open("ab")
-            extra: dict = {}
+            extra: dict[str, Any] = {}
             if self.user and os.geteuid() == 0:
                 entry = pwd.getpwnam(self.user)
                 extra = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
@@ -122,7 +123,7 @@ def _die_with_parent() -> None:
     storebox._die_with_parent()
 
 
-def _wait_port(port: int, process: subprocess.Popen, timeout: float) -> None:
+def _wait_port(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -159,7 +160,7 @@ def _answer(control: socket.socket, nodes: Nodes, line: bytes) -> None:
         request = json.loads(line)
         op = request["op"]
         if op == "pids":
-            reply: dict = {"ok": True, "pids": nodes.pids()}
+            reply: dict[str, Any] = {"ok": True, "pids": nodes.pids()}
         elif op == "kill":
             pid = nodes.kill(request["node"], int(request.get("signal", signal.SIGKILL)))
             reply = {"ok": True, "pid": pid}

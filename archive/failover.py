@@ -60,11 +60,15 @@ class FailoverClient:
             with self._lock:
                 start = self._current
             body = kwargs.get("Body")
-            position = body.tell() if hasattr(body, "seek") and hasattr(body, "tell") else None
+            position = (
+                body.tell()
+                if body is not None and hasattr(body, "seek") and hasattr(body, "tell")
+                else None
+            )
             last: Exception | None = None
             for step in range(len(self.clients)):
                 index = (start + step) % len(self.clients)
-                if step and position is not None:
+                if step and position is not None and body is not None:
                     body.seek(position)  # botocore read part of it before the endpoint failed
                 try:
                     result = getattr(self.clients[index], name)(**kwargs)

@@ -155,7 +155,9 @@ class HeartbeatCollector(Collector):
             return
         now = utcnow()
 
-        def family(name: str, doc: str, labels: tuple[str, ...] = ("station",)):
+        def family(
+            name: str, doc: str, labels: tuple[str, ...] = ("station",)
+        ) -> GaugeMetricFamily:
             return GaugeMetricFamily(name, doc, labels=list(labels))
 
         info = family(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, Float, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -21,7 +22,7 @@ class StationHeartbeat(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     interval_seconds: Mapped[float] = mapped_column(Float)
     #: {dock label: {"path", "free_bytes", "size_bytes"}}
-    docks: Mapped[dict] = mapped_column(default=dict)
+    docks: Mapped[dict[str, Any]] = mapped_column(default=dict)
     spool_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     queue_depth: Mapped[int] = mapped_column(Integer, default=0)
     #: age of the oldest dock file not yet archived (file time, else first seen); None: none

@@ -12,6 +12,7 @@ incidents known when they were sealed (what the matcher still owes).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -57,7 +58,7 @@ class IncidentMatch(Base):
     state: Mapped[str] = mapped_column(String(16))
     matched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     #: why it matched: officer, the item's time, the window with its slack
-    details: Mapped[dict] = mapped_column(default=dict)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     decided_by: Mapped[str | None] = mapped_column(String(200))
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     decision_reason: Mapped[str | None] = mapped_column(Text)

@@ -37,21 +37,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from archive import caselinks
-from archive.caselinks import GONE_STATES, MAX_CASE_ID, EvidenceGone, UnknownEvidence
+from archive.caselinks import MAX_CASE_ID, EvidenceGone
 from archive.context import Archive
 from archive.custody import record_event
 from archive.db import utcnow
 from archive.incident_models import Incident, IncidentCheck, IncidentMatch, IncidentOfficer
 from archive.models import Evidence
 from archive.scope import ALL_UNITS, Scope
+from archive.states import GONE_STATES
+from config.errors import UnknownEvidence
 from config.settings import UNIT_PATTERN, Settings
 
 #: who the custody ledger names for a link the rule made
@@ -207,7 +210,8 @@ def read_csv(settings: Settings, path: Path) -> tuple[list[IncidentRecord], str]
     zone = settings.station.tzinfo
     with path.open("rb") as raw:
         hashing = _HashingReader(raw, digest)
-        text = io.TextIOWrapper(hashing, encoding="utf-8-sig", newline="")
+        # a readable binary stream: TextIOWrapper needs only read/readinto
+        text = io.TextIOWrapper(cast(BinaryIO, hashing), encoding="utf-8-sig", newline="")
         reader = csv.reader(text)
         try:
             header = next(reader, None)
@@ -411,11 +415,11 @@ def import_incidents(
 # -- matching ------------------------------------------------------------------------
 
 
-def _item_start():
+def _item_start() -> ColumnElement[Any]:
     return func.coalesce(Evidence.recorded_start, Evidence.media_created, Evidence.file_mtime)
 
 
-def _item_end():
+def _item_end() -> ColumnElement[Any]:
     return func.coalesce(
         Evidence.recorded_end, Evidence.recorded_start, Evidence.media_created, Evidence.file_mtime
     )

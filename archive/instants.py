@@ -42,11 +42,13 @@ def station_time(value: datetime | str | None, zone: tzinfo) -> str:
     (``2026-03-01 08:30:15 CST``); an ISO string is read first; None is "–"."""
     if value is None or value == "":
         return "–"
+    when = value
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value)
+            when = datetime.fromisoformat(value)
         except ValueError:
-            return value
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+            return value  # not a time: shown as it is
+    assert isinstance(when, datetime)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")

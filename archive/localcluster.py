@@ -38,6 +38,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from archive import localstore
 
@@ -180,7 +181,7 @@ class LocalCluster:
 
     folder: Path
     layout: Layout
-    process: subprocess.Popen
+    process: subprocess.Popen[bytes]
     credentials: dict[str, str]
     control: socket.socket
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -215,7 +216,7 @@ class LocalCluster:
 
     # -- the control line ------------------------------------------------------
 
-    def request(self, timeout: float = 330, **request: object) -> dict:
+    def request(self, timeout: float = 330, **request: object) -> dict[str, Any]:
         """One request to the box; raises :class:`ClusterError` on a refusal."""
         with self._lock:
             self.control.settimeout(timeout)
@@ -226,14 +227,15 @@ class LocalCluster:
                 if not chunk:
                     raise ClusterError("the cluster box closed its control line")
                 answer += chunk
-        reply = json.loads(answer)
+        reply: dict[str, Any] = json.loads(answer)
         if not reply.get("ok"):
             raise ClusterError(reply.get("error", "refused"))
         return reply
 
     def pids(self) -> dict[str, int | None]:
         """Each node's process id (host view), ``None`` for a stopped node."""
-        return self.request(op="pids")["pids"]
+        pids: dict[str, int | None] = self.request(op="pids")["pids"]
+        return pids
 
     def kill(self, node: str, signum: int = signal.SIGKILL) -> None:
         self.request(op="kill", node=node, signal=int(signum))
@@ -248,7 +250,7 @@ class LocalCluster:
 
     def shell(self, script: str) -> str:
         """Run a ``weed shell`` script inside the box; its output."""
-        return self.request(op="shell", script=script)["output"]
+        return str(self.request(op="shell", script=script)["output"])
 
     # -- life ---------------------------------------------------------------------
 
@@ -346,7 +348,7 @@ class _Probe:
     endpoint_url: str
 
     @property
-    def process(self) -> subprocess.Popen:
+    def process(self) -> subprocess.Popen[bytes]:
         return self.cluster.process
 
     @property

@@ -71,6 +71,8 @@ class Source(TypedDict, total=False):
     name_unit: str
     media_time_problem: str
     probe_error: str
+    uploaded_by: str  # an upload through the API: the uploading token's name
+    upload_id: str
 
 
 def parse_time(value: object) -> datetime | None:

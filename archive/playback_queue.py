@@ -25,8 +25,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import CursorResult, and_, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -101,7 +102,10 @@ def held_by_the_dead(db: Database, only: Sequence[str] | None = None) -> list[tu
         if only is not None:
             query = query.where(Derivative.evidence_id.in_(list(only)))
         rows = session.execute(query.order_by(Derivative.id).limit(50)).all()
-    return [(row_id, holder) for row_id, holder in rows if owner_gone(holder)]
+    # the query took only rows with a holder
+    return [
+        (row_id, holder) for row_id, holder in rows if holder is not None and owner_gone(holder)
+    ]
 
 
 def take_over(
@@ -140,7 +144,7 @@ def _take(
         )
         .execution_options(synchronize_session=False)
     )
-    if done.rowcount != 1:
+    if cast(CursorResult[Any], done).rowcount != 1:  # an UPDATE's result
         return None
     row = session.execute(
         select(Derivative.evidence_id, Derivative.attempts, Evidence.file_name)

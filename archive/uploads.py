@@ -49,7 +49,7 @@ import secrets
 import shutil
 import threading
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -289,7 +289,7 @@ class UploadArea:
                     Upload.expires_at > now,
                 )
             )
-            if active >= self.settings.max_active_per_token:
+            if (active or 0) >= self.settings.max_active_per_token:
                 raise UploadError(
                     f"this token already has {active} unfinished upload(s) "
                     f"([uploads] max_active_per_token = {self.settings.max_active_per_token}); "
@@ -391,7 +391,7 @@ class UploadArea:
         uploader: Uploader,
         upload_id: str,
         offset: int,
-        chunks,
+        chunks: Iterable[bytes],
         checksum: str | None,
     ) -> Progress:
         """A whole PATCH from an iterable of chunks (for callers without a stream)."""
@@ -551,7 +551,7 @@ class Append:
         offset: int,
         length: int,
         hash_state: bytes | None,
-        checksum: tuple[str, object] | None,
+        checksum: tuple[bytes, object] | None,
     ) -> None:
         self.area = area
         self.uploader = uploader
@@ -643,7 +643,7 @@ class Append:
         if self.checksum is not None:
             expected = self.checksum[0]
             assert self._request_hash is not None
-            if self._request_hash.digest() != expected:  # type: ignore[attr-defined]
+            if self._request_hash.digest() != expected:
                 # nothing of this request is acknowledged; the next PATCH cuts it away
                 raise ChecksumMismatch(
                     "Upload-Checksum does not match this request's body; nothing of it was kept"
@@ -702,7 +702,7 @@ def _lock(fd: int) -> None:
 
 
 @contextlib.contextmanager
-def _locked(path: Path):
+def _locked(path: Path) -> Iterator[None]:
     """Hold the partial's append lock (a missing partial is fine)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from archive import leases
@@ -193,7 +193,7 @@ def plan_summary(document: dict[str, Any], approvals: list[str] | None = None) -
     return "\n".join(lines)
 
 
-def _due_query(now: datetime):
+def _due_query(now: datetime) -> Select[Evidence]:
     """Items whose retention date has passed: the indexed narrowing of the
     candidates; :func:`archive.holds.disposal_refusal` decides each one."""
     return (

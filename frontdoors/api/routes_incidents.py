@@ -21,6 +21,7 @@ from sqlalchemy import select
 from archive import caselinks, incidents
 from archive.incident_models import Incident
 from archive.store import StoreError
+from config.errors import UnknownEvidence
 from frontdoors.api import auth
 from frontdoors.api.auth import Principal
 from frontdoors.api.deps import TIME_PATTERN, get_archive, parse_time
@@ -183,7 +184,7 @@ def _decide(operation: Any, request: Request, principal: Principal, match_id: in
         raise ApiError(404, "match_not_found", f"no match {match_id}") from None
     except incidents.MatchDecided as exc:
         raise ApiError(409, "match_decided", str(exc)) from None
-    except caselinks.UnknownEvidence:
+    except UnknownEvidence:
         raise ApiError(404, "match_not_found", f"no match {match_id}") from None
     except caselinks.LinkRefused as exc:
         raise ApiError(422, "invalid_request", str(exc)) from None

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Request
 from pydantic import BaseModel, Field
 
-from archive.retention import RetentionError, RetentionRefused, UnknownEvidence, set_category
+from archive.retention import RetentionError, RetentionRefused, set_category
+from config.errors import UnknownEvidence
 from frontdoors.api import auth
 from frontdoors.api.auth import Principal
 from frontdoors.api.deps import evidence_or_404, get_archive, not_found

@@ -86,7 +86,7 @@ def token_create(
     try:
         entry = ApiToken(
             name=name,
-            role=role,  # type: ignore[arg-type]
+            role=role,
             sha256=hash_token(token),
             units=units,
             all_units=all_units,

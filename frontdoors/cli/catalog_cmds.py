@@ -21,13 +21,13 @@ from archive.catalog_backup import (
     BackupError,
     NotSqlite,
     backup_catalog,
-    backup_prefix,
     list_backups,
     restore_backup,
 )
 from archive.context import Archive
 from archive.db import Database
 from archive.keys import load_station_key
+from archive.layout import backup_prefix
 from archive.rebuild import LedgerRead, Problem, TargetExists, new_sqlite_catalog, rebuild_catalog
 from archive.store import ObjectStore, StoreError
 from config.settings import ConfigError

@@ -27,6 +27,7 @@ from archive.derivatives import Derivative
 from archive.ledger import LedgerError
 from archive.models import Evidence
 from archive.store import StoreError
+from config.errors import UnknownEvidence
 from config.settings import ConfigError
 from frontdoors.cli.app import app
 from frontdoors.cli.common import (
@@ -38,7 +39,7 @@ from frontdoors.cli.common import (
     emit_json,
     open_archive,
 )
-from verify.export import ExportError, UnknownEvidence, export_bundle
+from verify.export import ExportError, export_bundle
 from verify.fixity import RunResult, all_items, run_checks, sweep
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from archive.states import PENDING_COPY_STATES, CopyState
+from config.errors import ConflictError
 from ingest.transcode import Plan
 
 QUEUED = CopyState.QUEUED
@@ -24,16 +25,20 @@ PENDING_STATES = PENDING_COPY_STATES
 LOST = "lost"
 
 
-class LeaseLost(Exception):
+class LeaseLost(ConflictError):
     """Another worker took this row over (our lease ran out): our work is discarded."""
+
+    code = "lease_lost"
 
 
 class Stopping(Exception):
     """The worker was asked to stop; the row is handed back to the queue."""
 
 
-class OriginalMismatch(Exception):
+class OriginalMismatch(ConflictError):
     """The store returned bytes that do not hash to the catalog's SHA-256."""
+
+    code = "original_mismatch"
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,9 @@ import logging
 import threading
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from archive import playback_queue
@@ -167,7 +167,7 @@ class PlaybackQueue:
             .values(updated_at=utcnow(), **values)
             .execution_options(synchronize_session=False)
         )
-        if done.rowcount != 1:
+        if cast(CursorResult[Any], done).rowcount != 1:  # an UPDATE's result
             raise LeaseLost()
 
     def _skip(self, job: _Job, plan: Plan, summary: ProbeSummary | None) -> Result:

@@ -30,7 +30,7 @@ class LockAligner:
         info = self.archive.store.head(evidence.original_key, evidence.original_version_id)
         held = info.legal_hold or evidence.legal_hold
         if info.lock_mode and info.retain_until and info.retain_until > utcnow():
-            return Retention(info.lock_mode, info.retain_until, held)  # type: ignore[arg-type]
+            return Retention(info.lock_mode, info.retain_until, held)
         if info.lock_mode is None and self.archive.settings.store.allow_unlocked:
             return None  # development store without Object Lock
         fallback = self.archive.retention_for(evidence.category)

@@ -54,7 +54,7 @@ from archive.incident_models import Incident, IncidentCheck, IncidentMatch, Inci
 from archive.models import Evidence
 from archive.scope import ALL_UNITS, Scope
 from archive.states import GONE_STATES
-from config.errors import UnknownEvidence
+from config.errors import BadInputError, ConflictError, NotFoundError, UnknownEvidence
 from config.settings import UNIT_PATTERN, Settings
 
 #: who the custody ledger names for a link the rule made
@@ -71,16 +71,22 @@ _OFFICER_SPLIT = re.compile(r"[;,\s|]+")
 BATCH = 500
 
 
-class IncidentRefused(ValueError):
+class IncidentRefused(BadInputError, ValueError):
     """An incident (or a CSV line) is malformed or conflicts with one on record."""
 
+    code = "invalid_request"
 
-class UnknownMatch(LookupError):
+
+class UnknownMatch(NotFoundError, LookupError):
     """No match of this id in the caller's scope."""
 
+    code = "match_not_found"
 
-class MatchDecided(ValueError):
+
+class MatchDecided(ConflictError, ValueError):
     """The proposal was decided already (rejected ones stay rejected)."""
+
+    code = "match_decided"
 
 
 @dataclass(frozen=True)

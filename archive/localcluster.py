@@ -74,7 +74,9 @@ sleep_minutes = 17
 
 
 class ClusterError(localstore.LocalStoreError):
-    pass
+    """The local cluster could not be started, or its box refused a request."""
+
+    code = "local_cluster_failed"
 
 
 @dataclass(frozen=True)

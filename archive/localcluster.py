@@ -34,7 +34,6 @@ import pwd
 import signal
 import socket
 import subprocess
-import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -303,32 +302,19 @@ def start(
     layout = Layout(base or find_base())
     listeners = [localstore.listen(layout.port(g), timeout=120) for g in GATEWAYS]
     ours, theirs = socket.socketpair()
-    box = [
-        sys.executable,
-        "-m",
-        "archive.clusterbox",
-        f"--folder={folder}",
-        f"--weed={localstore.weed_binary()}",
-        f"--base-port={layout.base}",
-        f"--listen-fds={','.join(str(s.fileno()) for s in listeners)}",
-        f"--control-fd={theirs.fileno()}",
-    ]
-    if user:
-        box.append(f"--user={user}")
-    log_file = (folder / "weed.log").open("ab")
-    os.chmod(folder / "weed.log", 0o600)
     try:
-        process = subprocess.Popen(
-            box,
-            cwd=Path(__file__).resolve().parent.parent,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+        process = localstore.spawn_box(
+            "archive.clusterbox",
+            folder,
+            [
+                f"--base-port={layout.base}",
+                f"--listen-fds={','.join(str(s.fileno()) for s in listeners)}",
+                f"--control-fd={theirs.fileno()}",
+            ],
+            user=user,
             pass_fds=(*(s.fileno() for s in listeners), theirs.fileno()),
-            start_new_session=True,
         )
     finally:
-        log_file.close()
         theirs.close()
         for sock in listeners:
             sock.close()

@@ -303,6 +303,36 @@ class LocalStore:
         self.stop()
 
 
+def spawn_box(
+    module: str,
+    folder: Path,
+    args: list[str],
+    *,
+    user: str | None,
+    pass_fds: tuple[int, ...],
+) -> subprocess.Popen[bytes]:
+    """Start a store box (``python -m MODULE``: :mod:`archive.storebox` or
+    :mod:`archive.clusterbox`) in a session of its own, handing it the sockets
+    in ``pass_fds``; its output goes to ``FOLDER/weed.log`` (0600)."""
+    box = [sys.executable, "-m", module, f"--folder={folder}", f"--weed={weed_binary()}", *args]
+    if user:
+        box.append(f"--user={user}")
+    log_file = (folder / "weed.log").open("ab")
+    os.chmod(folder / "weed.log", 0o600)
+    try:
+        return subprocess.Popen(
+            box,
+            cwd=Path(__file__).resolve().parent.parent,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            pass_fds=pass_fds,
+            start_new_session=True,
+        )
+    finally:
+        log_file.close()
+
+
 def start(
     folder: Path,
     s3_port: int | None = None,
@@ -325,31 +355,15 @@ def start(
     if not s3_port:
         s3_port = find_port_base()
     listener = listen(s3_port, timeout=120)
-    box = [
-        sys.executable,
-        "-m",
-        "archive.storebox",
-        f"--folder={folder}",
-        f"--weed={weed_binary()}",
-        f"--s3-port={s3_port}",
-        f"--listen-fd={listener.fileno()}",
-    ]
-    if user:
-        box.append(f"--user={user}")
-    log_file = (folder / "weed.log").open("ab")
-    os.chmod(folder / "weed.log", 0o600)
     try:
-        process = subprocess.Popen(
-            box,
-            cwd=Path(__file__).resolve().parent.parent,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+        process = spawn_box(
+            "archive.storebox",
+            folder,
+            [f"--s3-port={s3_port}", f"--listen-fd={listener.fileno()}"],
+            user=user,
             pass_fds=(listener.fileno(),),
-            start_new_session=True,
         )
     finally:
-        log_file.close()
         listener.close()
     store = LocalStore(folder, s3_port, process, credentials)
     try:

@@ -13,7 +13,14 @@ from rich.markup import escape
 
 from archive import localcluster
 from frontdoors.cli.app import app
-from frontdoors.cli.common import EXIT_FAILED, ConfigOpt, console, settings_from
+from frontdoors.cli.common import (
+    EXIT_FAILED,
+    ConfigOpt,
+    CredentialsOwnerOpt,
+    StoreUserOpt,
+    console,
+    settings_from,
+)
 from frontdoors.cli.station_cmds import notify_ready
 
 
@@ -27,14 +34,8 @@ def local_cluster(
         int | None,
         typer.Option(help="first port: S3 gateways on it and the next (default: a free range)"),
     ] = None,
-    user: Annotated[
-        str | None,
-        typer.Option(help="as root: the OS user weed runs as (default strongroom-store)"),
-    ] = None,
-    credentials_owner: Annotated[
-        str | None,
-        typer.Option(help="as root: the daemon's OS user, owner of credentials.json"),
-    ] = None,
+    user: StoreUserOpt = None,
+    credentials_owner: CredentialsOwnerOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="print the endpoints as JSON")] = False,
     config: ConfigOpt = None,
 ) -> None:

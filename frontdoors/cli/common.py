@@ -35,6 +35,15 @@ ConfigOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")]
+#: the boxed store's users (``local-store``, ``local-cluster``)
+StoreUserOpt = Annotated[
+    str | None,
+    typer.Option(help="as root: the OS user weed runs as (default strongroom-store)"),
+]
+CredentialsOwnerOpt = Annotated[
+    str | None,
+    typer.Option(help="as root: the daemon's OS user, owner of credentials.json"),
+]
 
 console = Console(stderr=True)
 log = logging.getLogger("strongroom.cli")

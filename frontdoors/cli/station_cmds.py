@@ -30,7 +30,9 @@ from frontdoors.cli.app import app
 from frontdoors.cli.common import (
     EXIT_FAILED,
     ConfigOpt,
+    CredentialsOwnerOpt,
     JsonOpt,
+    StoreUserOpt,
     config_error,
     console,
     emit_json,
@@ -378,14 +380,8 @@ def local_store(
     port: Annotated[
         int | None, typer.Option(help="S3 port (default: from store.endpoint_url)")
     ] = None,
-    user: Annotated[
-        str | None,
-        typer.Option(help="as root: the OS user weed runs as (default strongroom-store)"),
-    ] = None,
-    credentials_owner: Annotated[
-        str | None,
-        typer.Option(help="as root: the daemon's OS user, owner of credentials.json"),
-    ] = None,
+    user: StoreUserOpt = None,
+    credentials_owner: CredentialsOwnerOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Run SeaweedFS (weed mini) for one machine, in the foreground, with S3 as its only door.

@@ -201,7 +201,10 @@ def test_small_files_measures_both_tools_into_a_fresh_bucket(tmp_path: Path, sea
     # CPU is accounted to each tool and to the store that served it
     for tool in ("aws", "strongroom"):
         cpu = result["cpu_per_file_ms"][tool]
-        assert cpu["client"] > 0 and cpu["store"] > 0, (tool, cpu)
+        assert cpu["client"] > 0 and cpu["store"] >= 0, (tool, cpu)
+    # five tiny PUTs can cost the store less than one clock tick (10 ms) of CPU;
+    # ours (PUT, HEAD and a manifest per file) is the one that must show
+    assert result["cpu_per_file_ms"]["strongroom"]["store"] > 0, result["cpu_per_file_ms"]
     # one fresh station per repetition, and both tools wrote into its bucket
     (station_dir,) = (tmp_path / "stations").iterdir()
     assert (station_dir / "var" / "catalog.db").exists()

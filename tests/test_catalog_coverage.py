@@ -92,6 +92,7 @@ PLAN: dict[str, tuple[tuple[str, ...], str | None]] = {
     "test_catalog_coverage": (SQLITE, "this list"),
     "test_cli_documents": (SQLITE, "how show/find/status print (the documents' shape)"),
     "test_cli_render": (SQLITE, "rendering for a terminal, no I/O"),
+    "test_errors": (SQLITE, "error classes and their codes, no I/O"),
     "test_cluster": (SQLITE, "the SeaweedFS cluster and its faults"),
     "test_layout": (SQLITE, "bucket key names, no I/O"),
     "test_manifests": (SQLITE, "signed manifest bytes, no I/O"),

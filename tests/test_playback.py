@@ -431,14 +431,22 @@ def test_only_one_worker_claims_a_row(station, clips) -> None:
     assert won[0].evidence_id == item["evidence_id"] and won[0].attempt == 1
 
 
-def test_a_copy_left_running_by_a_killed_worker_is_taken_over(station, clips) -> None:
-    # slow enough to be caught running: the slowest preset, one thread
+def test_a_copy_left_running_by_a_killed_worker_is_taken_over(station, tmp_path) -> None:
+    # slow enough to be caught running on a quiet machine too: 40 s of MJPEG (quick to
+    # make, always transcoded) through the slowest preset on one thread – progress is
+    # written once a second, so a copy done in a second could never be caught
     station.write_config(
         QUEUE_CONFIG.replace("threads = 2", 'threads = 1\npreset = "veryslow"').replace(
             "lease_seconds = 5", "lease_seconds = 2"
         )
     )
-    (item,) = ingest(station, clips.hevc_mp4)
+    long_clip = tmp_path / "long.avi"
+    media_clips.ffmpeg(
+        *("-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=40"),
+        *("-c:v", "mjpeg", "-q:v", "5", "-pix_fmt", "yuvj420p"),
+        str(long_clip),
+    )
+    (item,) = ingest(station, long_clip)
     log = station.root / "first-worker.log"
     with log.open("wb") as sink:
         first = subprocess.Popen(
@@ -538,7 +546,7 @@ def test_an_expired_lease_is_claimable_and_a_live_one_is_not(station, clips) -> 
 def test_a_copy_whose_workers_keep_dying_is_given_up_with_the_reason(station, tmp_path) -> None:
     """A row taken over from dead workers more often than the retry budget plus
     the crash allowance is the item's fault, not bad luck: it fails, saying so."""
-    from ingest.playback import CRASH_ALLOWANCE
+    from ingest.playback.claims import CRASH_ALLOWANCE
 
     station.write_config(QUEUE_CONFIG)
     still = media_clips.make_jpeg(tmp_path / "ABC1234_012345_20260301083020_0001.jpg")

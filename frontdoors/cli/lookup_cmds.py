@@ -127,6 +127,17 @@ def _status_view(document: dict[str, Any], zone: tzinfo) -> RenderableType:
             )
         if bad["in_pipeline"]:
             parts.append(render.rows(bad["in_pipeline"], zone, ["state", "file"], whole=["file"]))
+    # each unresolved fixity problem on a line of its own, above the nested sections:
+    # an operator must see which check failed on which item without a wide terminal
+    for item in (document.get("fixity") or {}).get("unresolved") or []:
+        for problem in item.get("problems") or []:
+            parts.append(
+                Text.assemble(
+                    ("fixity FAILED ", "red"),
+                    f"{item['evidence_id']}: [{problem.get('check')}] "
+                    f"{problem.get('object')}: {problem.get('message')}",
+                )
+            )
     for name, value in document.items():
         if name not in _STATUS_FIRST:
             parts.append(render.section(name, value, zone))

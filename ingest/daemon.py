@@ -130,6 +130,7 @@ class Daemon:
         self.probe = StoreProbe(
             archive.store, self.health, settings.store.probe_seconds, self._store_back
         )
+        pipeline.store_back_at = lambda: self.probe.back_at
         #: called with the outage's length when the store answers again (e.g. wake playback)
         self.on_store_back: list[Callable[[], None]] = []
         self._paused_all = False  # the data folder is below its floor

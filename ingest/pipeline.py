@@ -70,6 +70,10 @@ log = logging.getLogger("strongroom.pipeline")
 #: attempts after which a job that keeps failing for the same non-store reason
 #: is set aside in quarantine rather than retried for ever
 MAX_ATTEMPTS = 8
+#: a store error this soon after the store came back is the outage's tail …
+STORE_SETTLE_SECONDS = 30.0
+#: … and is tried again after this long, not after the job's backoff
+STORE_SETTLE_RETRY_SECONDS = 1.0
 TERMINAL_STATES = frozenset(
     {JobState.RELEASED, JobState.DUPLICATE, JobState.QUARANTINED, JobState.VANISHED}
 )
@@ -127,6 +131,9 @@ class Pipeline:
         self._writer = GroupCommitter(archive.db)
         #: digests taken while files settled (the daemon sets it; see ingest/prehash.py)
         self.prehasher: PreHasher | None = None
+        #: when the store last answered again after an outage (the daemon's store
+        #: probe sets it); a store error close to that moment is the outage's tail
+        self.store_back_at: Callable[[], float | None] | None = None
 
     # -- entry points -------------------------------------------------------
 
@@ -314,7 +321,8 @@ class Pipeline:
                 step(self, job)
             except StoreError as exc:
                 if exc.retryable:
-                    return self._retry_later(job, f"store unavailable: {exc}")
+                    reason = f"store unavailable: {exc}"
+                    return self._retry_later(job, reason, soon=self._outage_tail(started))
                 return self._retry_later(job, str(exc), count_against=True)
             except Unreadable as exc:
                 self._quarantine(job, str(exc))
@@ -831,7 +839,22 @@ class Pipeline:
         self._writer.run(work)
         _apply(job, values)
 
-    def _retry_later(self, job: IngestJob, reason: str, *, count_against: bool = False) -> Outcome:
+    def _outage_tail(self, step_started: float) -> bool:
+        """Did the store come back while this step waited on it, or just before it began?
+
+        The store probe wakes every waiting job when the store answers again; a
+        step still stuck in a call to the dead store fails *after* that wake, and
+        a store that has just restarted may refuse a write or two while it
+        settles. Such a failure must not sit out the long per-job backoff.
+        """
+        back = self.store_back_at() if self.store_back_at is not None else None
+        return back is not None and back > step_started - STORE_SETTLE_SECONDS
+
+    def _retry_later(
+        self, job: IngestJob, reason: str, *, count_against: bool = False, soon: bool = False
+    ) -> Outcome:
+        """Record a failed attempt and when to try again: the doubling backoff, or,
+        with ``soon``, in a second (the store has only just come back)."""
         pipeline = self.settings.pipeline
 
         def work(session: Session) -> tuple[int, float]:
@@ -842,6 +865,8 @@ class Pipeline:
                 pipeline.retry_max_seconds,
                 pipeline.retry_initial_seconds * 2 ** min(row.attempts - 1, 16),
             )
+            if soon:
+                delay = min(delay, STORE_SETTLE_RETRY_SECONDS)
             row.last_error = reason
             row.next_attempt_at = utcnow() + timedelta(seconds=delay)
             return row.attempts, delay

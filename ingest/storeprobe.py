@@ -37,6 +37,8 @@ class StoreProbe:
     ) -> None:
         self.store, self.health, self.interval, self.on_back = store, health, interval, on_back
         self.down_since: float | None = None  # monotonic
+        #: when the store last answered again after an outage (monotonic), or None
+        self.back_at: float | None = None
         self._down_at: str | None = None  # wall clock, for status
         self._stop = threading.Event()
         self._poke = threading.Event()
@@ -84,7 +86,8 @@ class StoreProbe:
             return
         if self.down_since is None:
             return
-        outage = time.monotonic() - self.down_since
+        self.back_at = time.monotonic()
+        outage = self.back_at - self.down_since
         self.down_since = self._down_at = None
         STORE_ANSWERING.set(1)
         self.health.note(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 import uuid
 
 import pytest
@@ -16,6 +17,10 @@ from conftest import Station, start_store, wait_until
 from ingest_helpers import all_jobs_done, assert_archived, jobs
 
 from archive import localstore
+from archive.db import utcnow
+from archive.store import StoreError
+from ingest.pipeline import STORE_SETTLE_RETRY_SECONDS, Pipeline
+from ingest.scan import Candidate
 
 
 @pytest.fixture
@@ -116,3 +121,44 @@ def _jobs(station):
         return jobs(station)
     except Exception:
         return []
+
+
+@pytest.mark.parametrize("just_back", [True, False], ids=["store-just-back", "store-steady"])
+def test_a_store_error_in_an_outages_tail_is_retried_at_once(station, just_back):
+    """The store probe wakes the waiting jobs when the store answers again; an upload
+    still stuck in a call to the dead store fails just *after* that wake. It must be
+    tried again in a second, not after its long backoff – else it sits out minutes
+    the store is already back for. Away from an outage the backoff holds."""
+    station.dock.mkdir(exist_ok=True)
+    path = station.dock / "ABC1234_012345_20260301083015_0001.MP4"
+    path.write_bytes(os.urandom(100_000))
+    archive = station.archive()
+    archive.settings.pipeline.retry_initial_seconds = 120.0
+    archive.settings.pipeline.retry_max_seconds = 300.0
+    real_put = archive.store.put_file
+    failed = []
+
+    def put_cut_off(key, *args, **kwargs):
+        if not failed:
+            failed.append(key)
+            raise StoreError("Connection was closed before we received a valid response")
+        return real_put(key, *args, **kwargs)
+
+    archive.store.put_file = put_cut_off
+    try:
+        pipeline = Pipeline(archive)
+        if just_back:
+            pipeline.store_back_at = time.monotonic  # the probe saw it back during the PUT
+        dock = archive.settings.docks[0]
+        st = path.stat()
+        job_id = pipeline.claim(dock, Candidate(str(path), st.st_size, st.st_mtime_ns))
+        outcome = pipeline.advance(job_id)
+        due_in = (pipeline._load(job_id).next_attempt_at - utcnow()).total_seconds()
+        pipeline.close()
+    finally:
+        archive.close()
+    assert failed and outcome.error and outcome.error.startswith("store unavailable")
+    if just_back:
+        assert due_in <= STORE_SETTLE_RETRY_SECONDS, f"due in {due_in:.0f}s, not at once"
+    else:
+        assert due_in > 100, f"due in {due_in:.0f}s: the backoff was not applied"

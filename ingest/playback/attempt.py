@@ -23,12 +23,10 @@ FAILED = CopyState.FAILED
 PENDING_STATES = PENDING_COPY_STATES
 #: an attempt's outcome when another worker took the row over (never stored)
 LOST = "lost"
-
-
-class LeaseLost(ConflictError):
-    """Another worker took this row over (our lease ran out): our work is discarded."""
-
-    code = "lease_lost"
+#: what a worker's late write is refused with once its claim has run out
+TAKEN_OVER = (
+    "another worker took this copy over (this worker's claim ran out); its work is discarded"
+)
 
 
 class Stopping(Exception):

@@ -35,6 +35,7 @@ from archive.context import Archive
 from archive.custody import record_event
 from archive.db import utcnow
 from archive.derivatives import Derivative
+from archive.leases import LeaseLost
 from archive.owner import process_owner
 from config.settings import PlaybackSettings
 from config.transcode import TranscodeSettings
@@ -46,8 +47,8 @@ from ingest.playback.attempt import (
     RETRYING,
     RUNNING,
     SKIPPED,
+    TAKEN_OVER,
     Claim,
-    LeaseLost,
     Result,
     _Job,
     _reason,
@@ -168,7 +169,7 @@ class PlaybackQueue:
             .execution_options(synchronize_session=False)
         )
         if cast(CursorResult[Any], done).rowcount != 1:  # an UPDATE's result
-            raise LeaseLost()
+            raise LeaseLost(TAKEN_OVER)
 
     def _skip(self, job: _Job, plan: Plan, summary: ProbeSummary | None) -> Result:
         claim = job.claim
@@ -208,7 +209,7 @@ class PlaybackQueue:
             with self.archive.db.session() as session:
                 row = session.get(Derivative, claim.id)
                 if row is None or row.state != RUNNING or row.attempts != claim.attempt:
-                    raise LeaseLost()
+                    raise LeaseLost(TAKEN_OVER)
                 retry = retryable and (not charge or row.attempts <= self.transcode.retry_attempts)
                 self._finish_failed(session, row, claim, reason, stderr_tail, retry, charge=charge)
         except LeaseLost:

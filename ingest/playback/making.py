@@ -16,6 +16,7 @@ from pathlib import Path
 from archive.custody import record_event
 from archive.db import utcnow
 from archive.layout import derivative_key
+from archive.leases import LeaseLost
 from archive.lineage import lineage_manifest, portable_args, seal_derivative
 from archive.metrics import DERIVATIVE_SECONDS, DERIVATIVES, ERRORS
 from archive.models import Evidence
@@ -32,8 +33,8 @@ from archive.store import (
 from ingest.playback.attempt import (
     LOST,
     STORED,
+    TAKEN_OVER,
     Claim,
-    LeaseLost,
     Observer,
     OriginalMismatch,
     Result,
@@ -282,7 +283,7 @@ class CopyMaker(PlaybackQueue, LockAligner):
 
     def _check(self, job: _Job) -> None:
         if job.lost.is_set():
-            raise LeaseLost()
+            raise LeaseLost(TAKEN_OVER)
         if job.stop.is_set():
             raise Stopping()
 

@@ -37,9 +37,6 @@ from archive.models import Evidence
 from archive.owner import owner_gone
 from archive.states import CopyState
 
-QUEUED = CopyState.QUEUED
-RUNNING = CopyState.RUNNING
-RETRYING = CopyState.RETRYING
 #: times a SQLite worker looks again after another thread took its row first
 _SQLITE_LOOKS = 5
 
@@ -60,10 +57,10 @@ def claimable(now: datetime) -> ColumnElement[bool]:
     """Due queued/retrying rows, and running rows whose lease ran out."""
     return or_(
         and_(
-            Derivative.state.in_((QUEUED, RETRYING)),
+            Derivative.state.in_((CopyState.QUEUED, CopyState.RETRYING)),
             or_(Derivative.next_attempt_at.is_(None), Derivative.next_attempt_at <= now),
         ),
-        and_(Derivative.state == RUNNING, Derivative.next_attempt_at < now),
+        and_(Derivative.state == CopyState.RUNNING, Derivative.next_attempt_at < now),
     )
 
 
@@ -95,7 +92,7 @@ def held_by_the_dead(db: Database, only: Sequence[str] | None = None) -> list[tu
     now = utcnow()
     with db.session() as session:
         query = select(Derivative.id, Derivative.lease_owner).where(
-            Derivative.state == RUNNING,
+            Derivative.state == CopyState.RUNNING,
             Derivative.next_attempt_at >= now,
             Derivative.lease_owner.is_not(None),
         )
@@ -112,14 +109,14 @@ def take_over(
     db: Database, derivative_id: int, dead_owner: str, *, lease: timedelta, owner: str
 ) -> Taken | None:
     """Take a running row from ``dead_owner`` if that (dead) process still holds it."""
-    held = and_(Derivative.state == RUNNING, Derivative.lease_owner == dead_owner)
+    held = and_(Derivative.state == CopyState.RUNNING, Derivative.lease_owner == dead_owner)
     with db.session() as session:
         query = select(Derivative.id).where(Derivative.id == derivative_id, held)
         if session.connection().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         if session.execute(query).first() is None:
             return None
-        return _take(session, derivative_id, RUNNING, held, utcnow() + lease, owner)
+        return _take(session, derivative_id, CopyState.RUNNING, held, utcnow() + lease, owner)
 
 
 def _take(
@@ -135,7 +132,7 @@ def _take(
         update(Derivative)
         .where(Derivative.id == derivative_id, condition)
         .values(
-            state=RUNNING,
+            state=CopyState.RUNNING,
             attempts=Derivative.attempts + 1,
             next_attempt_at=until,
             lease_owner=owner,

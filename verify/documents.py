@@ -50,8 +50,7 @@ from config.settings import Settings
 from verify.fixity import fixity_summary, item_fixity
 from verify.reports import deadline_section
 
-#: playback-copy states the status document lists (the words of ``derivatives.state``)
-COPY_RUNNING = CopyState.RUNNING
+#: playback-copy states the status document lists as troubled
 COPY_TROUBLED = (CopyState.FAILED, CopyState.RETRYING)
 
 
@@ -258,7 +257,7 @@ def copies_status(session: Session) -> dict[str, Any]:
             "speed": f"{d.speed:g}x" if d.speed is not None else None,
             "attempt": d.attempts,
         }
-        for d in derivatives_in(session, [COPY_RUNNING])
+        for d in derivatives_in(session, [CopyState.RUNNING])
     ]
     failed = [
         {

@@ -9,18 +9,9 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from archive.states import PENDING_COPY_STATES, CopyState
 from config.errors import ConflictError
 from ingest.transcode import Plan
 
-QUEUED = CopyState.QUEUED
-RUNNING = CopyState.RUNNING
-RETRYING = CopyState.RETRYING
-STORED = CopyState.STORED
-SKIPPED = CopyState.SKIPPED
-FAILED = CopyState.FAILED
-#: states with work still to do
-PENDING_STATES = PENDING_COPY_STATES
 #: an attempt's outcome when another worker took the row over (never stored)
 LOST = "lost"
 #: what a worker's late write is refused with once its claim has run out

@@ -37,16 +37,11 @@ from archive.db import utcnow
 from archive.derivatives import Derivative
 from archive.leases import LeaseLost
 from archive.owner import process_owner
+from archive.states import PENDING_COPY_STATES, CopyState
 from config.settings import PlaybackSettings
 from config.transcode import TranscodeSettings
 from ingest.playback.attempt import (
-    FAILED,
     LOST,
-    PENDING_STATES,
-    QUEUED,
-    RETRYING,
-    RUNNING,
-    SKIPPED,
     TAKEN_OVER,
     Claim,
     Result,
@@ -77,7 +72,7 @@ class PlaybackQueue:
     def pending(self, evidence_ids: Iterable[str] | None = None) -> int:
         """Rows in scope that are not finished (queued, retrying or running)."""
         with self.archive.db.session() as session:
-            query = select(Derivative.id).where(Derivative.state.in_(PENDING_STATES))
+            query = select(Derivative.id).where(Derivative.state.in_(PENDING_COPY_STATES))
             if evidence_ids is not None:
                 query = query.where(Derivative.evidence_id.in_(list(evidence_ids)))
             return len(session.scalars(query).all())
@@ -99,7 +94,7 @@ class PlaybackQueue:
         if taken is None:
             return None
         claim = Claim(taken.id, taken.evidence_id, taken.attempt, taken.file_name)
-        if taken.previous != RUNNING:
+        if taken.previous != CopyState.RUNNING:
             return claim
         limit = 1 + self.transcode.retry_attempts + CRASH_ALLOWANCE
         if taken.attempt > limit:
@@ -125,7 +120,7 @@ class PlaybackQueue:
         """Seconds until a pending row in scope may be claimable; None if none is pending."""
         with self.archive.db.session() as session:
             query = select(Derivative.state, Derivative.next_attempt_at).where(
-                Derivative.state.in_(PENDING_STATES)
+                Derivative.state.in_(PENDING_COPY_STATES)
             )
             if only is not None:
                 query = query.where(Derivative.evidence_id.in_(only))
@@ -162,7 +157,7 @@ class PlaybackQueue:
             update(Derivative)
             .where(
                 Derivative.id == claim.id,
-                Derivative.state == RUNNING,
+                Derivative.state == CopyState.RUNNING,
                 Derivative.attempts == claim.attempt,
             )
             .values(updated_at=utcnow(), **values)
@@ -177,7 +172,7 @@ class PlaybackQueue:
             self._fenced_update(
                 session,
                 claim,
-                state=SKIPPED,
+                state=CopyState.SKIPPED,
                 action=plan.action,
                 reason=_reason(plan),
                 progress=None,
@@ -193,7 +188,7 @@ class PlaybackQueue:
                 details={"derivative_id": claim.id, **plan.to_dict()},
             )
         log.info("%s: no playback copy: %s", claim.evidence_id, plan.reason)
-        return Result(claim.id, claim.evidence_id, SKIPPED, plan.action, _reason(plan))
+        return Result(claim.id, claim.evidence_id, CopyState.SKIPPED, plan.action, _reason(plan))
 
     def _fail(
         self,
@@ -208,13 +203,13 @@ class PlaybackQueue:
         try:
             with self.archive.db.session() as session:
                 row = session.get(Derivative, claim.id)
-                if row is None or row.state != RUNNING or row.attempts != claim.attempt:
+                if row is None or row.state != CopyState.RUNNING or row.attempts != claim.attempt:
                     raise LeaseLost(TAKEN_OVER)
                 retry = retryable and (not charge or row.attempts <= self.transcode.retry_attempts)
                 self._finish_failed(session, row, claim, reason, stderr_tail, retry, charge=charge)
         except LeaseLost:
             return Result(claim.id, claim.evidence_id, LOST, detail=reason)
-        state = RETRYING if retry else FAILED
+        state = CopyState.RETRYING if retry else CopyState.FAILED
         (log.warning if retry else log.error)(
             "%s: playback copy %s: %s", claim.evidence_id, state, reason
         )
@@ -238,7 +233,7 @@ class PlaybackQueue:
         self._fenced_update(
             session,
             claim,
-            state=RETRYING if retry else FAILED,
+            state=CopyState.RETRYING if retry else CopyState.FAILED,
             attempts=row.attempts if charge else row.attempts - 1,
             last_error=reason,
             next_attempt_at=utcnow() + timedelta(seconds=delay) if delay is not None else None,
@@ -266,7 +261,7 @@ class PlaybackQueue:
             self._fenced_update(
                 session,
                 claim,
-                state=QUEUED,
+                state=CopyState.QUEUED,
                 attempts=claim.attempt - 1,
                 next_attempt_at=None,
                 progress=None,
@@ -286,4 +281,4 @@ class PlaybackQueue:
                     },
                 )
         log.info("%s: playback copy stopped and queued again", claim.evidence_id)
-        return Result(claim.id, claim.evidence_id, QUEUED, detail="stopped")
+        return Result(claim.id, claim.evidence_id, CopyState.QUEUED, detail="stopped")

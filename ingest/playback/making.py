@@ -20,6 +20,7 @@ from archive.leases import LeaseLost
 from archive.lineage import lineage_manifest, portable_args, seal_derivative
 from archive.metrics import DERIVATIVE_SECONDS, DERIVATIVES, ERRORS
 from archive.models import Evidence
+from archive.states import CopyState
 from archive.store import (
     AlreadyExists,
     NotFound,
@@ -32,7 +33,6 @@ from archive.store import (
 )
 from ingest.playback.attempt import (
     LOST,
-    STORED,
     TAKEN_OVER,
     Claim,
     Observer,
@@ -165,7 +165,7 @@ class CopyMaker(PlaybackQueue, LockAligner):
             self._fenced_update(
                 session,
                 job.claim,
-                state=STORED,
+                state=CopyState.STORED,
                 action=copy.plan.action,
                 reason=_reason(copy.plan),
                 sha256=copy.sha256,
@@ -215,7 +215,7 @@ class CopyMaker(PlaybackQueue, LockAligner):
         return Result(
             claim.id,
             claim.evidence_id,
-            STORED,
+            CopyState.STORED,
             copy.plan.action,
             _reason(copy.plan),
             copy.sha256,

@@ -95,6 +95,7 @@ PLAN: dict[str, tuple[tuple[str, ...], str | None]] = {
     "test_errors": (SQLITE, "error classes and their codes, no I/O"),
     "test_cluster": (SQLITE, "the SeaweedFS cluster and its faults"),
     "test_layout": (SQLITE, "bucket key names, no I/O"),
+    "test_lockcheck": (SQLITE, "the store's Object Lock self-test; the catalog is not involved"),
     "test_manifests": (SQLITE, "signed manifest bytes, no I/O"),
     "test_seal_adopt": (SQLITE, "a seal adopting a stored manifest"),
     "test_stations_health": (

@@ -145,11 +145,14 @@ def link(
     reason: str | None,
     scope: Scope = ALL_UNITS,
     admin: bool = True,
+    match: dict[str, Any] | None = None,
 ) -> LinkResult:
     """Link ``evidence_id`` to ``case_id`` and hold it. Idempotent.
 
     The link records ``actor`` and ``scope``: they decide who may unlink it.
-    An item outside ``scope`` (another agency's) is :class:`UnknownEvidence`."""
+    An item outside ``scope`` (another agency's) is :class:`UnknownEvidence`.
+    ``match``: why a rule made the link (the incident window it found the item
+    in); it goes into the ``linked`` event, so a rebuilt catalog knows it too."""
     check_case_id(case_id)
     reason = check_reason(reason)
     category = archive.settings.retention.case_category
@@ -180,6 +183,7 @@ def link(
                     "reason": reason,
                     "category": category,
                     "scope": scope.to_dict(),
+                    **({"match": match} if match is not None else {}),
                 },
                 at=row.linked_at,
             )

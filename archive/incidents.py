@@ -396,6 +396,7 @@ def import_incidents(
             )
             result.updated.append(record.incident_id)
         if result.created or result.updated:
+            changed = {*result.created, *result.updated}
             record_event(
                 session,
                 "incidents_imported",
@@ -406,6 +407,8 @@ def import_incidents(
                     "updated": result.updated,
                     "unchanged": len(result.unchanged),
                     "scope": scope.to_dict(),
+                    # the records themselves, so a catalog rebuilt from the bucket has them
+                    "incidents": [r.to_dict() for r in records if r.incident_id in changed],
                 },
             )
     if match:
@@ -558,6 +561,7 @@ def _act(archive: Archive, incident: Incident, evidence: Evidence) -> dict[str, 
                 actor=RULE_ACTOR,
                 reason=reason,
                 scope=Scope(settings.unit_scope([incident.unit])),
+                match=details,
             )
         except (UnknownEvidence, EvidenceGone):
             return None  # gone or moved out of the unit meanwhile: nothing to hold

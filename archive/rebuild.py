@@ -11,7 +11,9 @@ The catalog is an index; what it indexes is signed and locked in the bucket:
 * ``manifests/<id>.derivative.<sha>.dsse.json`` – one stored playback copy each;
 * ``ledger/leaves/*.jsonl`` – one custody event per leaf, at its ledger index;
   case links are the replay of ``linked``/``unlinked`` events in ledger order,
-  the current category the replay of ``retention_changed``;
+  the current category the replay of ``retention_changed``, dispatch incidents
+  and their matches the replay of ``incidents_imported`` and the link events
+  (:mod:`archive.incident_replay`);
 * ``dispositions/<plan>.dsse.json`` – the items a disposition deleted are
   marked ``disposed`` (with their playback copies), as ``retention apply`` does.
 
@@ -56,6 +58,7 @@ from archive.dsse import (
     key_id,
     verify_envelope,
 )
+from archive.incident_replay import IncidentReplay
 from archive.layout import (
     CHECKPOINTS,
     DISPOSITIONS,
@@ -126,6 +129,7 @@ class RebuildReport:
     derivatives: int = 0
     events: int = 0
     links: int = 0
+    incidents: int = 0
     checkpoints: int = 0
     latest_checkpoint: int | None = None
     keys: list[str] = field(default_factory=list)
@@ -146,6 +150,7 @@ class RebuildReport:
             "derivatives": self.derivatives,
             "events": self.events,
             "links": self.links,
+            "incidents": self.incidents,
             "checkpoints": self.checkpoints,
             "latest_checkpoint": self.latest_checkpoint,
             "keys": self.keys,
@@ -172,6 +177,7 @@ class _Replay:
     categories: dict[str, str] = field(default_factory=dict)
     units: dict[str, str] = field(default_factory=dict)
     disposed: set[str] = field(default_factory=set)
+    incidents: IncidentReplay = field(default_factory=IncidentReplay)
 
 
 def rebuild_catalog(archive: Archive, ledger: LedgerRead) -> RebuildReport:
@@ -201,6 +207,10 @@ def rebuild_catalog(archive: Archive, ledger: LedgerRead) -> RebuildReport:
     items = _rebuild_evidence(archive, evidence_keys, trusted, replay, report)
     _rebuild_derivatives(archive, derivative_keys, trusted, items, replay, report)
     _rebuild_links(archive, replay, items, report)
+    with archive.db.session() as session:
+        report.incidents = replay.incidents.write(session, items, _EPOCH)
+    for check, subject, message in replay.incidents.problems:
+        report.add(check, subject, message)
     log.info(
         "catalog rebuilt from bucket %s: %d items, %d playback copies, %d events, %d links, "
         "%d problems",
@@ -366,12 +376,16 @@ def _replay_ledger(leaves: list[bytes], report: RebuildReport) -> _Replay:
         # a missing id becomes "", which matches no item (a link to it is reported)
         kind, evidence_id = document["kind"], str(document.get("evidence_id") or "")
         details = document.get("details") or {}
+        if not isinstance(details, dict):
+            continue
+        at = parse_time(document.get("at"))
+        replay.incidents.take(kind, evidence_id, str(document.get("actor") or ""), at, details)
         case_id = str(details.get("case_id") or "")
         if kind == "linked":
             replay.links[(case_id, evidence_id)] = {
                 "linked_by": document.get("actor"),
                 "reason": details.get("reason") or "",
-                "linked_at": parse_time(document.get("at")),
+                "linked_at": at,
                 "linked_scope": details.get("scope"),
             }
         elif kind in ("unlinked", "unlinked_by_admin"):

@@ -401,3 +401,83 @@ def test_the_daemon_links_what_it_seals_and_a_broken_matcher_never_stops_archivi
             assert count(station, Evidence) == 2
     finally:
         assert daemon.stop() == 0, daemon.output()
+
+
+def test_a_rebuilt_catalog_has_the_incidents_and_every_decision(station, tmp_path, monkeypatch):
+    """Incidents come from outside, so the bucket holds them only in the ledger:
+    `catalog rebuild` restores them with every match – the rule's link a person
+    undid, a confirmed, a rejected and a pending proposal – and the matcher run
+    over the rebuilt catalog neither re-links the one nor re-proposes the other."""
+    from test_catalog_rebuild import rebuild, table
+
+    from archive.incident_models import Incident, IncidentOfficer
+    from archive.incidents import run_owed
+
+    configure(station)  # the rule links at once
+    ruled = ingest(station, "dock-police", dict([clip("012345", "101000", "ruled")]))
+    path = write_csv(
+        station,
+        "cad.csv",
+        ["INC-1,K-1,012345,police,2026-03-01T10:00:00+08:00,2026-03-01T11:00:00+08:00"],
+    )
+    station.cli("incidents", "import", path)
+    [ruled_id] = ruled.values()
+    station.cli("unlink", "K-1", ruled_id, "--reason", "not this call")
+
+    configure(station, "[incidents]\nconfirm = true\n")  # from now on a person decides
+    path = write_csv(
+        station,
+        "cad2.csv",
+        ["INC-2,K-2,012345;054321,police,2026-03-01T08:00:00+08:00,2026-03-01T09:00:00+08:00"],
+    )
+    station.cli("incidents", "import", path)
+    ids = ingest(
+        station,
+        "dock-police",
+        dict(
+            [
+                clip("012345", "081000", "a"),
+                clip("012345", "082000", "b"),
+                clip("054321", "083000", "c"),
+            ]
+        ),
+    )
+    pending = json.loads(station.cli("links", "pending", "--json").stdout)["pending"]
+    assert len(pending) == 3
+    first, second, _third = sorted(pending, key=lambda p: p["evidence_id"])
+    station.cli("links", "confirm", str(first["id"]), "--reason", "seen on the video")
+    station.cli("links", "reject", str(second["id"]), "--reason", "a different call")
+    station.cli("ledger", "checkpoint")
+
+    live = station.absolute_catalog_url
+    target = tmp_path / "rebuilt" / "catalog.db"
+    _, summary = rebuild(station, target)
+    assert summary["ok"] is True, summary["problems"]
+    assert summary["incidents"] == 2
+
+    fields = ("incident_id", "case_id", "unit", "start", "end", "created_by")
+    assert [{f: r[f] for f in fields} for r in table(target, Incident, Incident.incident_id)] == [
+        {f: r[f] for f in fields} for r in table(live, Incident, Incident.incident_id)
+    ]
+    order = (IncidentOfficer.incident_id, IncidentOfficer.officer)
+    assert table(target, IncidentOfficer, *order) == table(live, IncidentOfficer, *order)
+    decided = ("incident_id", "evidence_id", "case_id", "state", "decided_by", "decision_reason")
+
+    def matches(where):
+        rows = table(where, IncidentMatch, IncidentMatch.incident_id, IncidentMatch.evidence_id)
+        return [{f: r[f] for f in decided} for r in rows]
+
+    before = matches(live)
+    assert sorted(m["state"] for m in before) == ["confirmed", "linked", "pending", "rejected"]
+    assert matches(target) == before
+
+    monkeypatch.setenv("STRONGROOM_CATALOG__URL", f"sqlite:///{target}")
+    archive = station.archive()
+    try:
+        run_owed(archive)  # what the matcher still owes on the rebuilt catalog
+    finally:
+        archive.close()
+    assert matches(target) == before, "nothing re-proposed, nothing re-linked"
+    rebuilt_links = {(r["case_id"], r["evidence_id"]) for r in table(target, CaseLink)}
+    assert rebuilt_links == {("K-2", first["evidence_id"])}
+    assert set(ids.values()) >= {first["evidence_id"], second["evidence_id"]}

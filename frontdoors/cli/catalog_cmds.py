@@ -112,7 +112,8 @@ def catalog_upgrade(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
 def catalog_rebuild(into: IntoOpt, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Build a NEW SQLite catalog from the bucket alone: verified manifests,
     playback copies, ledger leaves (checked against the signed checkpoints),
-    case links and dispositions. Lists every problem; exits 1 if there is any
+    case links, dispositions, dispatch incidents and their matches. Lists every
+    problem; exits 1 if there is any
     (the catalog is still written, without what did not verify)."""
     settings = settings_from(config)
     try:
@@ -140,7 +141,8 @@ def catalog_rebuild(into: IntoOpt, config: ConfigOpt = None, as_json: JsonOpt = 
             f"rebuilt {target} from bucket {settings.store.bucket}: {report.items} items "
             f"({report.disposed} disposed), {report.derivatives} playback copies, "
             f"{report.events} custody events (latest checkpoint {report.latest_checkpoint}), "
-            f"{report.links} case links; keys {', '.join(report.keys)}",
+            f"{report.links} case links, {report.incidents} incidents; "
+            f"keys {', '.join(report.keys)}",
             highlight=False,
             soft_wrap=True,
         )

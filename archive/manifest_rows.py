@@ -15,7 +15,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TypedDict
 
-from archive.manifests import EvidenceManifest, JSONObject, LineageManifest, parse_time
+from archive.manifests import (
+    EvidenceManifest,
+    JSONObject,
+    LineageManifest,
+    media_location,
+    parse_time,
+)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -54,6 +60,10 @@ class EvidenceRow(TypedDict):
     state: str
     ingested_at: datetime
     sealed_at: datetime
+    media: JSONObject | None
+    recorded_at: datetime | None
+    latitude: float | None
+    longitude: float | None
 
 
 class DerivativeRow(TypedDict):
@@ -82,7 +92,8 @@ def evidence_row(
     manifest: EvidenceManifest, *, manifest_key: str, manifest_version_id: str | None
 ) -> EvidenceRow:
     """The ``evidence`` row that ``manifest``, stored at ``manifest_key``, describes."""
-    original, source = manifest.original, manifest.source
+    original, source, media = manifest.original, manifest.source, manifest.media
+    location = media_location(media)
     return {
         "evidence_id": manifest.evidence_id,
         "sha256": original.sha256,
@@ -115,6 +126,10 @@ def evidence_row(
         "state": "sealed",
         "ingested_at": manifest.ingested_at,
         "sealed_at": manifest.sealed_at,
+        "media": media,
+        "recorded_at": parse_time((media or {}).get("recorded_at")),
+        "latitude": location[0] if location else None,
+        "longitude": location[1] if location else None,
     }
 
 

@@ -121,11 +121,17 @@ class EvidenceManifest:
     retain_until: datetime | None
     legal_hold: bool
     keyid: str
+    #: what the recording says about itself (``ingest.metadata``); None: not read
+    #: (manifests sealed before it existed, or media ffprobe could not read)
+    media: JSONObject | None = None
 
     def to_payload(self) -> JSONObject:
-        """The JSON object that is signed (canonical JSON), in the layout DESIGN.md fixes."""
+        """The JSON object that is signed (canonical JSON), in the layout DESIGN.md fixes.
+
+        ``media`` is written only when there is one, so a manifest without it
+        is byte for byte what earlier versions signed."""
         original = self.original
-        return {
+        payload: JSONObject = {
             "schema": MANIFEST_SCHEMA,
             "evidence_id": self.evidence_id,
             "original": {
@@ -147,6 +153,9 @@ class EvidenceManifest:
             "legal_hold": self.legal_hold,
             "keyid": self.keyid,
         }
+        if self.media is not None:
+            payload["media"] = self.media
+        return payload
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, object]) -> EvidenceManifest:
@@ -183,7 +192,42 @@ class EvidenceManifest:
             retain_until=parse_time(payload.get("retain_until")),
             legal_hold=bool(payload.get("legal_hold")),
             keyid=_field(payload, "keyid", str),
+            media=_media(payload),
         )
+
+
+def _media(payload: Mapping[str, object]) -> JSONObject | None:
+    """The ``media`` section, its searchable fields checked: a time, and a
+    location with latitude/longitude in range (the catalog indexes these)."""
+    media = _optional(payload, "media", dict)
+    if media is None:
+        return None
+    for name in ("recorded_at_tag", "make", "model", "serial", "software"):
+        _optional(media, f"{name}", str)
+    recorded_at = media.get("recorded_at")
+    if recorded_at is not None and parse_time(recorded_at) is None:
+        raise ManifestError(f"media.recorded_at is {recorded_at!r}, not a time")
+    location = media.get("location")
+    if location is not None:
+        if not isinstance(location, dict):
+            raise ManifestError("media.location is not an object")
+        for name, bound in (("latitude", 90), ("longitude", 180)):
+            value = location.get(name)
+            if (
+                not isinstance(value, int | float)
+                or isinstance(value, bool)
+                or not abs(value) <= bound
+            ):
+                raise ManifestError(f"media.location.{name} is {value!r}")
+    return cast(JSONObject, media)
+
+
+def media_location(media: Mapping[str, object] | None) -> tuple[float, float] | None:
+    """(latitude, longitude) of a checked ``media`` section, or None."""
+    location = (media or {}).get("location")
+    if not isinstance(location, dict):
+        return None
+    return float(location["latitude"]), float(location["longitude"])
 
 
 # -- lineage manifest --------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from archive.db import Base, FsPath, UTCDateTime, utcnow
@@ -27,6 +27,8 @@ class Evidence(Base):
     """One archived original, identified by its bytes."""
 
     __tablename__ = "evidence"
+    #: ``find --near``: a box of latitudes and longitudes is one index range
+    __table_args__ = (Index("ix_evidence_lat_lon", "latitude", "longitude"),)
 
     evidence_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
@@ -61,6 +63,13 @@ class Evidence(Base):
     state: Mapped[str] = mapped_column(String(20), default=EvidenceState.SEALED, index=True)
     ingested_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     sealed_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    #: what the recording says about itself: the manifest's ``media`` section
+    #: (``ingest.metadata``), and its searchable parts as columns
+    media: Mapped[dict[str, Any] | None] = mapped_column()
+    #: the recording's start by its own clock (a media tag), when plausible
+    recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
 
     def summary(self) -> dict[str, Any]:
         """The fields ``ingest --json`` and ``find --json`` promise."""

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
+from archive.geo import Circle
 from archive.instants import iso
 from archive.models import ACTIVE_STATES, CustodyEvent, DockProblem, Evidence, IngestJob, JobState
 
@@ -31,17 +32,41 @@ class EvidenceFilter:
     #: media, file time, else sealed)
     since: datetime | None = None
     until: datetime | None = None
+    #: recorded at or after / before by the recording's own clock (``Evidence.recorded_at``,
+    #: a media tag): items whose file carries no time are not matched
+    recorded_since: datetime | None = None
+    recorded_until: datetime | None = None
+    #: within this circle (the file's location tag); SQL narrows to its bounding
+    #: box, :meth:`keeps` makes the exact (haversine) test
+    near: Circle | None = None
 
-    def to_dict(self) -> dict[str, str | None]:
+    def to_dict(self) -> dict[str, Any]:
         """The filters as a search custody event records them."""
         return {
-            name: value.isoformat() if isinstance(value, datetime) else value
+            name: value.isoformat()
+            if isinstance(value, datetime)
+            else value.to_dict()
+            if isinstance(value, Circle)
+            else value
             for name, value in vars(self).items()
         }
 
+    def keeps(self, evidence: Evidence) -> bool:
+        """The part of the filters SQL cannot say portably: the exact distance.
+        Apply it to every row :func:`evidence_query` returns."""
+        return self.near is None or self.near.contains(evidence.latitude, evidence.longitude)
+
+    @property
+    def exact(self) -> bool:
+        """Every row of :func:`evidence_query` matches (no :meth:`keeps` needed)."""
+        return self.near is None
+
 
 def evidence_query(filters: EvidenceFilter) -> Select[Evidence]:
-    """A SELECT of evidence rows in stable order (sealed time, then id)."""
+    """A SELECT of evidence rows in stable order (sealed time, then id).
+
+    With ``near``, the rows are those in the circle's bounding box: keep those
+    :meth:`EvidenceFilter.keeps` (see :func:`find_evidence`)."""
     query = select(Evidence)
     for column, value in (
         (Evidence.officer, filters.officer),
@@ -60,16 +85,46 @@ def evidence_query(filters: EvidenceFilter) -> Select[Evidence]:
         query = query.where(when >= filters.since)
     if filters.until is not None:
         query = query.where(when < filters.until)
+    if filters.recorded_since is not None:
+        query = query.where(Evidence.recorded_at >= filters.recorded_since)
+    if filters.recorded_until is not None:
+        query = query.where(Evidence.recorded_at < filters.recorded_until)
+    if filters.near is not None:
+        query = query.where(*_box(filters.near))
     return query.order_by(Evidence.sealed_at, Evidence.evidence_id)
 
 
+def _box(circle: Circle) -> list[ColumnElement[bool]]:
+    """The circle's bounding box as conditions on the indexed columns."""
+    south, north = circle.latitude_range()
+    conditions: list[ColumnElement[bool]] = [
+        Evidence.latitude.between(south, north),
+        Evidence.longitude.is_not(None),
+    ]
+    ranges = circle.longitude_ranges()
+    if ranges is not None:
+        conditions.append(or_(*(Evidence.longitude.between(w, e) for w, e in ranges)))
+    return conditions
+
+
 def find_evidence(
-    session: Session, filters: EvidenceFilter, limit: int | None = None
+    session: Session,
+    filters: EvidenceFilter,
+    limit: int | None = None,
+    query: Select[Any] | None = None,
 ) -> list[Evidence]:
-    query = evidence_query(filters)
-    if limit is not None:
-        query = query.limit(limit)
-    return list(session.scalars(query))
+    """The items matching ``filters`` (the exact distance test included), at most
+    ``limit``; ``query``: :func:`evidence_query` narrowed further (a case, a scope)."""
+    query = evidence_query(filters) if query is None else query
+    if filters.exact:
+        return list(session.scalars(query if limit is None else query.limit(limit)))
+    found: list[Evidence] = []
+    for evidence in session.scalars(query.execution_options(yield_per=500)):
+        if filters.keeps(evidence):
+            found.append(evidence)
+            if limit is not None and len(found) >= limit:
+                break
+    return found
 
 
 def job_counts(session: Session) -> dict[str, int]:

@@ -66,18 +66,37 @@ def media_time(
     taken as UTC. Recorders whose clock was never set write 1904/1970 or
     nothing: such times are refused, with the reason, never used.
     """
-    text = (probe or {}).get("creation_time")
+    return plausible_media_time(
+        (probe or {}).get("creation_time"),
+        "creation_time",
+        now=now,
+        future_skew=future_skew,
+        earliest_year=earliest_year,
+    )
+
+
+def plausible_media_time(
+    text: object,
+    tag: str,
+    *,
+    now: datetime | None = None,
+    future_skew: timedelta = timedelta(hours=1),
+    earliest_year: int = 2000,
+) -> tuple[datetime | None, str | None]:
+    """A time tag of the media (``tag`` names it in the reason), or why it is refused:
+    not ISO 8601, before ``earliest_year`` or in the future. No zone means UTC."""
     if not text:
         return None, None
     try:
         value = datetime.fromisoformat(str(text).strip())
-    except ValueError:
-        return None, f"media creation_time {text!r} is not an ISO 8601 time"
-    value = value if value.tzinfo else value.replace(tzinfo=UTC)
+        value = value if value.tzinfo else value.replace(tzinfo=UTC)
+        value.astimezone(UTC)  # far-off years with an offset overflow here
+    except (OverflowError, ValueError):
+        return None, f"media {tag} {text!r} is not an ISO 8601 time"
     if value.year < earliest_year:
-        return None, f"media creation_time {text} is before {earliest_year} (clock not set?)"
+        return None, f"media {tag} {text} is before {earliest_year} (clock not set?)"
     if value > (now or datetime.now(UTC)) + future_skew:
-        return None, f"media creation_time {text} is in the future"
+        return None, f"media {tag} {text} is in the future"
     return value.astimezone(UTC), None
 
 

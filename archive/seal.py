@@ -80,6 +80,7 @@ def evidence_manifest(
     category: str,
     retention: Retention,
     keyid: str,
+    media: JSONObject | None = None,
 ) -> EvidenceManifest:
     """The manifest of an original; the lock it states is ``retention``."""
     return EvidenceManifest(
@@ -101,6 +102,7 @@ def evidence_manifest(
         retain_until=retention.retain_until,
         legal_hold=retention.legal_hold,
         keyid=keyid,
+        media=media,
     )
 
 

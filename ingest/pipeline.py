@@ -58,8 +58,9 @@ from config.errors import BadInputError, ConflictError
 from config.settings import DockSettings, NameRule, keep_days, move_to
 from ingest import dockfs
 from ingest.identify import identify_with
+from ingest.metadata import media_metadata
 from ingest.prehash import PreHasher
-from ingest.probe import ProbeError, probe
+from ingest.probe import ProbeError, probe_report
 from ingest.sandbox import sandbox_for
 from ingest.scan import WORK_DIR, Candidate
 from ingest.sniff import media_signature
@@ -493,7 +494,7 @@ class Pipeline:
                     device=origin.device or source.device,
                 )
             flags = list(dict.fromkeys([*(job.flags or []), *source.flags]))
-            summary, probe_error = self._probe(job.spool_path)
+            summary, media, probe_error = self._probe(job, rule)
             media_created, media_problem = media_time(
                 summary,
                 future_skew=timedelta(minutes=rule.future_skew_minutes),
@@ -558,6 +559,7 @@ class Pipeline:
                 category=category,
                 retention=retention,
                 keyid=self.archive.key.keyid,
+                media=media,
             )
             sealed = seal_evidence(self.archive.store, self.archive.key, manifest, retention)
             # the row says what the stored manifest says (the adopted one, on a retry)
@@ -706,19 +708,30 @@ class Pipeline:
                 f"{evidence.evidence_id}: stored original does not match the catalog"
             )
 
-    def _probe(self, path: str) -> tuple[dict | None, str | None]:
-        """ffprobe's summary, or why there is none (the original is archived either way)."""
+    def _probe(self, job: IngestJob, rule: NameRule) -> tuple[dict | None, dict | None, str | None]:
+        """ffprobe's summary and the media's own metadata (``ingest.metadata``, read
+        from the same ffprobe run), or why there are none. The original is archived
+        either way; a file without metadata is logged by name."""
+        path = job.spool_path
         if media_signature(path) is None:
-            return None, "no media container signature in the file's first bytes; not probed"
+            return None, None, "no media container signature in the file's first bytes; not probed"
         try:
-            summary = probe(
+            summary, report = probe_report(
                 path,
                 self.settings.pipeline.probe_timeout_seconds,
                 sandbox_for(self.settings.transcode),
             )
         except ProbeError as exc:
-            return None, str(exc)[-500:]
-        return summary.to_dict(), None
+            log.warning("%s: no media metadata: %s", job.display_name, str(exc)[-300:])
+            return None, None, str(exc)[-500:]
+        media = media_metadata(
+            report,
+            future_skew=timedelta(minutes=rule.future_skew_minutes),
+            earliest_year=rule.earliest_year,
+        )
+        if media is None:
+            log.warning("%s: no media metadata: its tags could not be read", job.display_name)
+        return summary.to_dict(), media, None
 
     def _category(self, flags: list[str]) -> str:
         """Marked important on the recorder → the important category, else the default."""

@@ -166,6 +166,14 @@ def probe(
     ffprobe is killed after ``timeout_s`` seconds. OSError means ffprobe itself
     could not be started (not installed), which is not the file's fault.
     """
+    return probe_report(path, timeout_s, sandbox)[0]
+
+
+def probe_report(
+    path: str | os.PathLike[str], timeout_s: float, sandbox: Sandbox | None = None
+) -> tuple[ProbeSummary, dict[str, Any]]:
+    """:func:`probe`, with ffprobe's whole JSON report beside the summary (the
+    seal reads the media's tags from it: ``ingest.metadata``)."""
     argv = [
         FFPROBE,
         "-v",
@@ -200,13 +208,20 @@ def probe(
             stderr_tail=_tail(exc.stderr or b""),
             timed_out=True,
         ) from None
-    return _summary_of(path, done.returncode, done.stdout, done.stderr)
+    return _report_of(path, done.returncode, done.stdout, done.stderr)
 
 
 def _summary_of(
     path: str | os.PathLike[str], returncode: int, stdout: bytes, stderr: bytes
 ) -> ProbeSummary:
     """ffprobe's answer (exit code, JSON, stderr) as a summary or a :class:`ProbeError`."""
+    return _report_of(path, returncode, stdout, stderr)[0]
+
+
+def _report_of(
+    path: str | os.PathLike[str], returncode: int, stdout: bytes, stderr: bytes
+) -> tuple[ProbeSummary, dict[str, Any]]:
+    """ffprobe's answer as (summary, its JSON report) or a :class:`ProbeError`."""
     stderr_tail = _tail(stderr)
     if returncode != 0:
         raise ProbeError(
@@ -221,10 +236,12 @@ def _summary_of(
         raise ProbeError(
             path, f"ffprobe printed no JSON ({exc})", stderr_tail=stderr_tail
         ) from None
+    if not isinstance(report, dict):
+        raise ProbeError(path, "ffprobe printed no JSON object", stderr_tail=stderr_tail)
     summary = summarize(report)
     if not summary.streams:
         raise ProbeError(path, "ffprobe found no streams", stderr_tail=stderr_tail, returncode=0)
-    return summary
+    return summary, report
 
 
 class StreamProbe:

@@ -45,6 +45,7 @@ PLAN: dict[str, tuple[tuple[str, ...], str | None]] = {
     "test_incidents": (BOTH, None),
     "test_states": (BOTH, None),
     "test_uploads": (BOTH, None),
+    "test_media_metadata": (BOTH, None),
     # several stations on one catalog: PostgreSQL only
     "test_catalog_faults": (POSTGRESQL, "PostgreSQL stopped, restarted, wrong password"),
     "test_fixity_shared": (POSTGRESQL, "three nodes split one sweep"),
@@ -97,6 +98,7 @@ PLAN: dict[str, tuple[tuple[str, ...], str | None]] = {
     "test_layout": (SQLITE, "bucket key names, no I/O"),
     "test_lockcheck": (SQLITE, "the store's Object Lock self-test; the catalog is not involved"),
     "test_manifests": (SQLITE, "signed manifest bytes, no I/O"),
+    "test_iso6709": (SQLITE, "ISO 6709 points, tags and distances, no I/O"),
     "test_seal_adopt": (SQLITE, "a seal adopting a stored manifest"),
     "test_stations_health": (
         SQLITE,

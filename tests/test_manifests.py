@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -165,6 +166,13 @@ def _broken(change) -> dict:
         (lambda p: p["source"].update(station=7), "station"),
         (lambda p: p.update(original=None), "original"),
         (lambda p: p.pop("keyid"), "keyid"),
+        (lambda p: p.update(media=["x"]), "media"),
+        (lambda p: p.update(media={"recorded_at": "soon"}), "recorded_at"),
+        (lambda p: p.update(media={"location": "here"}), "location"),
+        (lambda p: p.update(media={"location": {"latitude": 91, "longitude": 0}}), "latitude"),
+        (lambda p: p.update(media={"location": {"latitude": 0, "longitude": "0"}}), "longitude"),
+        (lambda p: p.update(media={"location": {"latitude": True, "longitude": 0}}), "latitude"),
+        (lambda p: p.update(media={"make": 7}), "make"),
     ],
 )
 def test_what_is_not_an_evidence_manifest_is_refused(change, says: str) -> None:
@@ -183,3 +191,21 @@ def test_disposed_ids_reads_only_well_formed_entries() -> None:
     payload = {"disposed": [{"evidence_id": EV}, {"evidence_id": ""}, "x", {"evidence_id": 3}]}
     assert disposed_ids(payload) == [EV]
     assert disposed_ids({"disposed": "all"}) == []
+
+
+def test_media_is_signed_when_there_is_one_and_maps_to_its_columns() -> None:
+    media = {
+        "recorded_at": "2026-03-04T05:05:06Z",
+        "make": "Acme",
+        "location": {"latitude": 31.2304, "longitude": 121.4737, "tag": "location"},
+    }
+    manifest = dataclasses.replace(_evidence(), media=media)
+    payload = manifest.to_payload()
+    assert payload["media"] == media and "media" not in _evidence().to_payload()
+    assert EvidenceManifest.from_payload(payload) == manifest
+    row = evidence_row(manifest, manifest_key="k", manifest_version_id=None)
+    assert (row["latitude"], row["longitude"]) == (31.2304, 121.4737)
+    assert row["recorded_at"] == datetime(2026, 3, 4, 5, 5, 6, tzinfo=UTC)
+    assert row["media"] == media
+    old = evidence_row(_evidence(), manifest_key="k", manifest_version_id=None)
+    assert (old["media"], old["recorded_at"], old["latitude"]) == (None, None, None)

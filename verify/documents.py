@@ -40,6 +40,7 @@ from archive.queries import (
     events_for,
     evidence_counts,
     evidence_query,
+    find_evidence,
     job_counts,
     recent_problems,
 )
@@ -112,6 +113,8 @@ def show_document(settings: Settings, session: Session, evidence: Evidence) -> d
             "lock_mode": evidence.lock_mode,
             "ingested_at": iso(evidence.ingested_at),
             "probe": evidence.probe,
+            # what the recording says about itself (start, device, place): the manifest's
+            "media": evidence.media,
             "sightings": [event for event in events if event["kind"] == "sighted"],
             "events": events,
             "fixity": item_fixity(session, evidence.evidence_id),
@@ -220,6 +223,7 @@ def evidence_detail(archive: Archive, session: Session, evidence: Evidence) -> d
                 "source_path": evidence.source_path,
                 "flags": list(evidence.flags or []),
             },
+            "media": evidence.media,
             "manifest": manifest_of(archive, evidence),
             "derivatives": _api_copies(session, evidence.evidence_id),
             "cases": [link_dict(row) for row in links],
@@ -240,7 +244,7 @@ def find_items(
     query = evidence_query(filters)
     if case:
         query = filter_by_case(query, case)
-    return [row.summary() for row in session.scalars(query.limit(limit))]
+    return [row.summary() for row in find_evidence(session, filters, limit, query)]
 
 
 # --- the station ----------------------------------------------------------------

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from archive.context import Archive
 from archive.custody import record_event
+from archive.geo import Circle, check_radius, parse_point
 from archive.instants import parse_instant
 from archive.models import Evidence
 from frontdoors.api.auth import Principal
@@ -77,3 +78,18 @@ def parse_time(value: str | None, name: str, zone: tzinfo = UTC) -> datetime | N
         raise ApiError(
             422, "invalid_request", f"query.{name}: not a valid time (an ISO date or time)"
         ) from None
+
+
+def parse_circle(near: str | None, radius: float | None) -> Circle | None:
+    """``near=LAT,LON`` with ``radius`` (metres), read by :mod:`archive.geo` as the
+    CLI reads ``--near``/``--radius``; one without the other, or a bad point, is
+    ``422 invalid_request`` like every other bad query value."""
+    if near is None and radius is None:
+        return None
+    if near is None or radius is None:
+        raise ApiError(422, "invalid_request", "query.near and query.radius go together")
+    try:
+        latitude, longitude = parse_point(near)
+        return Circle(latitude, longitude, check_radius(radius))
+    except ValueError as exc:
+        raise ApiError(422, "invalid_request", f"query.near: {exc}") from None

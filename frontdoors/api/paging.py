@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import Row, Select, and_, or_
@@ -40,19 +41,36 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 def page(
-    session: Session, query: Select, cursor: str | None, limit: int
+    session: Session,
+    query: Select,
+    cursor: str | None,
+    limit: int,
+    keeps: Callable[[Evidence], bool] | None = None,
 ) -> tuple[list[Row], str | None]:
     """One page of ``query`` (already in stable order, Evidence first in each
-    row) after ``cursor``."""
-    if cursor:
-        sealed, evidence_id = decode_cursor(cursor)
-        query = query.where(
-            or_(
-                Evidence.sealed_at > sealed,
-                and_(Evidence.sealed_at == sealed, Evidence.evidence_id > evidence_id),
-            )
-        )
-    rows = list(session.execute(query.limit(limit + 1)).all())
-    more = len(rows) > limit
-    rows = rows[:limit]
+    row) after ``cursor``. ``keeps``: a test SQL could not make (the exact
+    distance of ``near``); rows are read on in batches until the page is full,
+    and the cursor is the last row kept, so no kept row is skipped or repeated."""
+    after = decode_cursor(cursor) if cursor else None
+    kept: list[Row] = []
+    while len(kept) <= limit:
+        batch = list(session.execute(_after(query, after).limit(limit + 1)).all())
+        kept.extend(row for row in batch if keeps is None or keeps(row[0]))
+        if len(batch) <= limit:
+            break
+        after = (batch[-1][0].sealed_at, batch[-1][0].evidence_id)
+    more = len(kept) > limit
+    rows = kept[:limit]
     return rows, encode_cursor(rows[-1][0]) if more and rows else None
+
+
+def _after(query: Select, after: tuple[datetime, str] | None) -> Select:
+    if after is None:
+        return query
+    sealed, evidence_id = after
+    return query.where(
+        or_(
+            Evidence.sealed_at > sealed,
+            and_(Evidence.sealed_at == sealed, Evidence.evidence_id > evidence_id),
+        )
+    )

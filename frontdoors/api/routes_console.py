@@ -215,8 +215,11 @@ def search(request: Request) -> Response:
     cursor = request.query_params.get("cursor") or None
     archive = get_archive(request)
     try:
+        texts: dict[str, Any] = {
+            k: params[k] or None for k in FILTERS if k not in ("since", "until")
+        }
         filters = EvidenceFilter(
-            **{k: params[k] or None for k in FILTERS if k not in ("since", "until")},
+            **texts,
             since=parse_time(params["since"] or None, "since"),
             until=parse_time(params["until"] or None, "until"),
         )

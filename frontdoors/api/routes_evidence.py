@@ -23,6 +23,7 @@ from sqlalchemy import select
 from archive.caselinks import MAX_CASE_ID, filter_by_case
 from archive.custody import record_event
 from archive.derivatives import Derivative
+from archive.geo import MAX_RADIUS_M
 from archive.queries import EvidenceFilter, evidence_query
 from frontdoors.api import auth
 from frontdoors.api.auth import Principal
@@ -32,6 +33,7 @@ from frontdoors.api.deps import (
     evidence_or_404,
     get_archive,
     not_found,
+    parse_circle,
     parse_time,
 )
 from frontdoors.api.errors import ApiError
@@ -70,6 +72,25 @@ def search_evidence(
         str | None,
         Query(pattern=TIME_PATTERN, description="recorded before (RFC 3339; no offset = UTC)"),
     ] = None,
+    recorded_since: Annotated[
+        str | None,
+        Query(
+            pattern=TIME_PATTERN,
+            description="recorded at or after by the file's own clock (a media tag)",
+        ),
+    ] = None,
+    recorded_until: Annotated[
+        str | None,
+        Query(pattern=TIME_PATTERN, description="recorded before by the file's own clock"),
+    ] = None,
+    near: Annotated[
+        str | None,
+        Query(max_length=64, description="LAT,LON in decimal degrees (needs radius)"),
+    ] = None,
+    radius: Annotated[
+        float | None,
+        Query(gt=0, le=MAX_RADIUS_M, description="metres around near (needs near)"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=512, description="from next_cursor")] = None,
 ) -> dict:
@@ -85,12 +106,17 @@ def search_evidence(
         state=state,
         since=parse_time(since, "since"),
         until=parse_time(until, "until"),
+        recorded_since=parse_time(recorded_since, "recorded_since"),
+        recorded_until=parse_time(recorded_until, "recorded_until"),
+        near=parse_circle(near, radius),
     )
     query = principal.scope.where(evidence_query(filters))
     if case is not None:
         query = filter_by_case(query, case)
     with archive.db.session() as session:
-        rows, next_cursor = page(session, query, cursor, limit)
+        rows, next_cursor = page(
+            session, query, cursor, limit, None if filters.exact else filters.keeps
+        )
         items = [row[0].summary() for row in rows]
         asked = {"case": case, **filters.to_dict(), "limit": limit, "cursor": cursor is not None}
         record_event(

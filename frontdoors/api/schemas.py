@@ -122,6 +122,37 @@ class FixityOut(BaseModel):
     problems: list[dict[str, Any]]
 
 
+class LocationOut(BaseModel):
+    latitude: float = Field(description="WGS 84 degrees")
+    longitude: float = Field(description="WGS 84 degrees")
+    altitude: float | None = Field(None, description="metres, when the tag has one")
+    tag: str | None = Field(None, description="the media tag it was read from")
+    text: str | None = Field(None, description="the tag's ISO 6709 text as the file holds it")
+
+
+class GpsTrackOut(BaseModel):
+    stream: int | None
+    codec_tag: str | None
+    handler: str | None
+    decoded: bool = Field(description="always false: tracks are named, not decoded")
+
+
+class MediaOut(BaseModel):
+    """What the recording says about itself (the signed manifest's ``media``)."""
+
+    recorded_at: datetime | None = Field(None, description="start, by the recorder's clock")
+    recorded_at_tag: str | None = None
+    recorded_at_problem: str | None = None
+    duration: float | None = Field(None, description="seconds")
+    make: str | None = None
+    model: str | None = None
+    serial: str | None = None
+    software: str | None = None
+    location: LocationOut | None = None
+    location_problem: str | None = None
+    gps_tracks: list[GpsTrackOut] = []
+
+
 class EvidenceDetail(EvidenceSummary):
     """One item in full (reading it is a ``viewed`` custody event)."""
 
@@ -136,6 +167,7 @@ class EvidenceDetail(EvidenceSummary):
     cases: list[CaseLinkOut]
     retention: RetentionOut
     fixity: FixityOut | None
+    media: MediaOut | None = None
 
 
 class CaseItem(EvidenceSummary):

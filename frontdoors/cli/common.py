@@ -20,6 +20,7 @@ from rich.markup import escape
 
 from archive.context import Archive
 from archive.db import CatalogUnavailable
+from archive.geo import Circle, check_radius, parse_point
 from archive.health import startup_check
 from archive.instants import parse_instant
 from config.errors import StrongroomError
@@ -132,3 +133,20 @@ def instant_option(text: str | None, option: str, zone: tzinfo = UTC) -> datetim
         return None if text is None else parse_instant(text, zone)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint=option) from None
+
+
+def circle_option(near: str | None, radius: float | None) -> Circle | None:
+    """``--near LAT,LON --radius M`` read by :mod:`archive.geo` (as the API reads
+    ``near``/``radius``); one without the other, or a bad value, is a usage error."""
+    if near is None and radius is None:
+        return None
+    if near is None or radius is None:
+        raise typer.BadParameter("--near and --radius go together", param_hint="--near")
+    try:
+        latitude, longitude = parse_point(near)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--near") from None
+    try:
+        return Circle(latitude, longitude, check_radius(radius))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--radius") from None

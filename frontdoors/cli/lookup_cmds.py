@@ -28,6 +28,7 @@ from frontdoors.cli.common import (
     EXIT_FAILED,
     ConfigOpt,
     JsonOpt,
+    circle_option,
     console,
     emit_json,
     instant_option,
@@ -153,13 +154,23 @@ def find(
     sha256: Annotated[str | None, typer.Option(help="SHA-256 of the original")] = None,
     since: Annotated[str | None, typer.Option(help="recorded at or after (ISO 8601)")] = None,
     until: Annotated[str | None, typer.Option(help="recorded before (ISO 8601)")] = None,
+    recorded_since: Annotated[
+        str | None,
+        typer.Option(help="recorded at or after by the file's own clock (a media tag)"),
+    ] = None,
+    recorded_until: Annotated[
+        str | None, typer.Option(help="recorded before by the file's own clock")
+    ] = None,
+    near: Annotated[
+        str | None, typer.Option(help="LAT,LON: recorded within --radius of this point")
+    ] = None,
+    radius: Annotated[float | None, typer.Option(help="metres around --near")] = None,
     limit: Annotated[int, typer.Option(help="at most this many")] = 1000,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Query the catalog."""
     settings = settings_from(config)
-    db = Database(settings.catalog_url)
     filters = EvidenceFilter(
         officer=officer,
         device=device,
@@ -167,7 +178,11 @@ def find(
         sha256=sha256,
         since=instant_option(since, "--since"),
         until=instant_option(until, "--until"),
+        recorded_since=instant_option(recorded_since, "--recorded-since"),
+        recorded_until=instant_option(recorded_until, "--recorded-until"),
+        near=circle_option(near, radius),
     )
+    db = Database(settings.catalog_url)
     with db.session() as session:
         items = find_items(session, filters, case, limit)
         asked = {"case": case, **filters.to_dict(), "limit": limit}
@@ -285,6 +300,19 @@ ITEM_SECTIONS = (
 )
 
 
+def metadata_view(media: dict[str, Any]) -> dict[str, Any]:
+    """The ``media`` section for a person: the point as ``LAT, LON`` in full
+    precision (``render`` would round degrees to six digits), the rest as it is."""
+    view = {k: v for k, v in media.items() if k != "location"}
+    location = media.get("location")
+    if isinstance(location, dict):
+        point = f"{location.get('latitude')}, {location.get('longitude')}"
+        if location.get("altitude") is not None:
+            point += f", {location['altitude']} m"
+        view["location"] = f"{point} (from {location.get('tag')})"
+    return view
+
+
 def item_view(document: dict[str, Any], zone: tzinfo) -> RenderableType:
     """``show`` for a person: one section per concern, tables for lists."""
     parts: list[RenderableType | None] = [
@@ -292,6 +320,8 @@ def item_view(document: dict[str, Any], zone: tzinfo) -> RenderableType:
     ]
     for title, keys in ITEM_SECTIONS:
         parts.append(render.fields(document, zone, keys, title=title))
+    if document.get("media"):
+        parts.append(render.fields(metadata_view(document["media"]), zone, title="metadata"))
     probe = document.get("probe") or {}
     if probe:
         parts.append(render.fields(probe, zone, title="media"))

@@ -6,7 +6,7 @@ parts as columns: ``recorded_at`` (indexed) and ``latitude``/``longitude``
 (one index over both, for ``find --near``). Existing rows keep NULL: items
 sealed before had no such section.
 
-Revision ID: metadata
+Revision ID: 0007
 Revises: 0006
 Create Date: 2026-11-29
 """
@@ -18,7 +18,7 @@ from alembic import op
 
 import archive.db
 
-revision = "metadata"
+revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None

@@ -42,6 +42,7 @@ from archive.queries import (
     evidence_query,
     job_counts,
     recent_problems,
+    recorder_hash_section,
 )
 from archive.recorded_time import bad_timestamp_section, item_time, item_time_columns
 from archive.states import CopyState
@@ -288,6 +289,7 @@ def status_document(settings: Settings, session: Session, daemon: dict[str, Any]
         "archive_deadline": deadline_section(settings, session),
         "bad_timestamps": bad_timestamp_section(session),
         "incidents": incidents_section(session),
+        "recorder_hashes": recorder_hash_section(session),
     }
 
 

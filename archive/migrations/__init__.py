@@ -7,6 +7,6 @@ its ``alembic_version`` with :data:`HEAD`, so start-up does not load Alembic.
 """
 
 #: the newest revision; a catalog at any other revision is refused until upgraded
-HEAD = "0006"
+HEAD = "recorder_hashes"
 #: the revision that is today's schema of catalogs made before Alembic
 BASELINE = "0001"

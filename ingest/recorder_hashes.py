@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from config.errors import BadInputError
 from config.recorder import MISMATCH_FLAG, READERS, ReaderSpec
 from config.settings import DockSettings
 from ingest import dockfs
@@ -41,8 +42,10 @@ _GNU_LINE = re.compile(r"^\\?([0-9a-fA-F]+) [ *]?(.+)$")
 _BSD_LINE = re.compile(r"^(?:MD5|SHA256) ?\((.+)\) ?= ?([0-9a-fA-F]+)$")
 
 
-class Unusable(ValueError):
+class Unusable(BadInputError):
     """A recorder file whose content is not a hash of this file (the reason says why)."""
+
+    code = "sidecar_unusable"
 
 
 @dataclass(frozen=True)

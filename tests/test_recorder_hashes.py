@@ -98,6 +98,8 @@ def test_matching_recorder_hashes_are_stated_in_the_signed_manifest(station, tmp
     assert "recorder-hash-mismatch" not in source["flags"]
     (row,) = catalog_rows(station, "SELECT recorder_hash FROM evidence")
     assert row["recorder_hash"] == "match"
+    shown = json.loads(station.cli("show", outcome.evidence_id, "--json").stdout)
+    assert shown["recorder_hash"] == "match"
     assert sorted(os.listdir(station.dock)) == [".strongroom"], "sidecars leave with the file"
 
     from tests.test_catalog_rebuild import rebuild
@@ -164,6 +166,7 @@ def test_a_mismatch_is_archived_flagged_held_and_shown_then_a_good_copy_is_its_o
     assert any(p["state"] == "held" and NAME in p["file"] for p in status["problems"])
     shown = station.cli("status").stderr  # the human view (rich, on stderr)
     assert "recorder hash mismatch" in shown
+    assert f"held {NAME} ({bad_item}) kept at" in " ".join(shown.split())
 
     archive = station.archive()
     try:

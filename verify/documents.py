@@ -111,6 +111,8 @@ def show_document(settings: Settings, session: Session, evidence: Evidence) -> d
             "media_created": iso(evidence.media_created),
             "time_source": item_time(*item_time_columns(evidence))[1],
             "time_problem": evidence.time_problem,
+            # the recorder's own hash compared at claim: match / mismatch / None (none beside it)
+            "recorder_hash": evidence.recorder_hash,
             "lock_mode": evidence.lock_mode,
             "ingested_at": iso(evidence.ingested_at),
             "probe": evidence.probe,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -90,20 +91,21 @@ def hash_file(
         size = 0
         buffer = bytearray(READ_CHUNK)
         view = memoryview(buffer)
-        with ThreadPoolExecutor(1, "hash") if parts else nullcontext() as helper:
+        # the digests of one block run side by side (hashlib releases the GIL): the
+        # whole-file SHA-256 here, the part digests and the MD5 on helper threads
+        side: list[Callable[[memoryview], None]] = [
+            update
+            for update in (parts.update if parts else None, legacy.update if legacy else None)
+            if update is not None
+        ]
+        with ThreadPoolExecutor(len(side), "hash") if side else nullcontext() as helper:
             while count := handle.readinto(buffer):
                 block = view[:count]
                 size += count
-                if helper is None or parts is None:
-                    whole.update(block)
-                    if legacy is not None:
-                        legacy.update(block)
-                    continue
-                pending = helper.submit(whole.update, block)
-                parts.update(block)
-                if legacy is not None:
-                    legacy.update(block)
-                pending.result()
+                pending = [helper.submit(update, block) for update in side] if helper else []
+                whole.update(block)
+                for done in pending:
+                    done.result()
         identity: FileIdentity | None = FileIdentity.of(before)
         if FileIdentity.of(os.fstat(fd)) != identity or identity.size != size:
             identity = None

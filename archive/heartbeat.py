@@ -27,6 +27,7 @@ from archive.db import Database, utcnow
 from archive.fixity_models import FixityRecord
 from archive.heartbeat_models import StationHeartbeat
 from archive.metrics import ERRORS
+from archive.models import IngestJob, JobState
 from config.settings import Settings
 
 #: what `status --stations` flags (the alert rules use the same thresholds)
@@ -149,6 +150,11 @@ class HeartbeatCollector(Collector):
                     .select_from(FixityRecord)
                     .where(FixityRecord.result == "failed")
                 )
+                held = session.scalar(
+                    select(func.count())
+                    .select_from(IngestJob)
+                    .where(IngestJob.state == JobState.HELD)
+                )
                 session.expunge_all()
         except DBAPIError:
             ERRORS.labels("metrics-catalog").inc()
@@ -212,4 +218,10 @@ class HeartbeatCollector(Collector):
             "strongroom_fixity_failed_items",
             "Evidence items whose latest fixity check failed (from the catalog)",
             value=failed or 0,
+        )
+        yield GaugeMetricFamily(
+            "strongroom_recorder_hash_held_files",
+            "Dock copies held, not released, because the recorder's own hash disagreed "
+            "with the archived bytes (from the catalog)",
+            value=held or 0,
         )

@@ -52,6 +52,7 @@ class EvidenceRow(TypedDict):
     media_created: datetime | None
     time_problem: str | None
     flags: list[str]
+    recorder_hash: str | None
     probe: JSONObject | None
     category: str
     lock_mode: str | None
@@ -118,6 +119,7 @@ def evidence_row(
         "media_created": parse_time(source.get("media_created")),
         "time_problem": source.get("time_problem"),
         "flags": list(source.get("flags") or []),
+        "recorder_hash": recorder_verdict(source.get("recorder_hashes")),
         "probe": manifest.probe,
         "category": manifest.category,
         "lock_mode": manifest.lock_mode,
@@ -131,6 +133,16 @@ def evidence_row(
         "latitude": location[0] if location else None,
         "longitude": location[1] if location else None,
     }
+
+
+def recorder_verdict(hashes: object) -> str | None:
+    """``match`` or ``mismatch`` over the recorder's hashes a manifest states
+    (``source.recorder_hashes``); None when the dock held none (or an older manifest)."""
+    if not isinstance(hashes, list) or not hashes:
+        return None
+    if any(isinstance(h, dict) and h.get("match") is False for h in hashes):
+        return "mismatch"
+    return "match"
 
 
 def derivative_row(

@@ -73,6 +73,8 @@ class Source(TypedDict, total=False):
     probe_error: str
     uploaded_by: str  # an upload through the API: the uploading token's name
     upload_id: str
+    #: the recorder's own hashes read beside the file, each with ``match`` (issue 19)
+    recorder_hashes: list[dict[str, object]]
 
 
 def parse_time(value: object) -> datetime | None:

@@ -55,6 +55,9 @@ class Evidence(Base):
     #: why the time in the file name was refused (the item is flagged bad_timestamp)
     time_problem: Mapped[str | None] = mapped_column(Text)
     flags: Mapped[list[Any]] = mapped_column(default=list)
+    #: the recorder's own hash of the file compared at hash time: "match" or "mismatch"
+    #: (None: the dock held none); from the manifest's ``source.recorder_hashes``
+    recorder_hash: Mapped[str | None] = mapped_column(String(16))
     probe: Mapped[dict[str, Any] | None] = mapped_column()
     category: Mapped[str] = mapped_column(String(64))
     lock_mode: Mapped[str] = mapped_column(String(16))
@@ -124,6 +127,9 @@ class IngestJob(Base):
     original_lock_mode: Mapped[str | None] = mapped_column(String(16))
     original_retain_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     flags: Mapped[list[Any]] = mapped_column(default=list)
+    #: the recorder's integrity values read beside the file at claim
+    #: (``ingest/recorder_hashes.py``), each with how it compared once hashed
+    recorder_hashes: Mapped[list[Any] | None] = mapped_column()
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

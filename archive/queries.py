@@ -147,7 +147,11 @@ def recent_problems(session: Session, limit: int = 20) -> list[dict[str, Any]]:
     jobs = session.scalars(
         select(IngestJob)
         .where(IngestJob.last_error.is_not(None))
-        .where(IngestJob.state.in_([*(s.value for s in ACTIVE_STATES), JobState.QUARANTINED.value]))
+        .where(
+            IngestJob.state.in_(
+                [*(s.value for s in ACTIVE_STATES), JobState.QUARANTINED.value, JobState.HELD.value]
+            )
+        )
         .order_by(IngestJob.updated_at.desc())
         .limit(limit)
     )
@@ -178,6 +182,38 @@ def recent_problems(session: Session, limit: int = 20) -> list[dict[str, Any]]:
             }
         )
     return problems
+
+
+def recorder_hash_section(session: Session, limit: int = 20) -> dict[str, Any]:
+    """``strongroom status``: items whose recorder hash disagreed with their bytes,
+    and the dock copies held for them (not released until a person looks)."""
+    held = session.scalars(
+        select(IngestJob)
+        .where(IngestJob.state == JobState.HELD)
+        .order_by(IngestJob.updated_at.desc())
+        .limit(limit)
+    )
+    counts = dict(
+        session.execute(
+            select(Evidence.recorder_hash, func.count())
+            .where(Evidence.recorder_hash.is_not(None))
+            .group_by(Evidence.recorder_hash)
+        ).all()
+    )
+    return {
+        "matched_items": counts.get("match", 0),
+        "mismatched_items": counts.get("mismatch", 0),
+        "held": [
+            {
+                "file": job.display_name,
+                "dock": job.dock,
+                "evidence_id": job.evidence_id,
+                "kept_at": job.spool_path,
+                "reason": job.last_error,
+            }
+            for job in held
+        ],
+    }
 
 
 def evidence_counts(session: Session) -> dict[str, int]:

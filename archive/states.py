@@ -29,6 +29,9 @@ class JobState(enum.StrEnum):
     DUPLICATE = "duplicate"  # same bytes as existing evidence: sighting recorded, released
     QUARANTINED = "quarantined"  # could not be read; moved aside with a reason
     VANISHED = "vanished"  # the dock removed the file before we claimed it
+    #: archived and sealed, but the dock copy is not released: the recorder's own
+    #: hash disagrees with the bytes (kept in the dock's ``.strongroom/held/``)
+    HELD = "held"
 
 
 #: job states in which a job still has work to do

@@ -50,6 +50,7 @@ from config.names import (
     check_name_pattern,
     check_time_format,
 )
+from config.recorder import DEFAULT_READERS, check_marks, check_readers, sidecar_patterns
 from config.transcode import TranscodeSettings
 
 log = logging.getLogger("strongroom.config")
@@ -136,6 +137,17 @@ class DockSettings(_Section):
         default_factory=lambda: ["*.part", "*.tmp", "*.crdownload", ".*"],
         description="glob patterns of names never taken (dotfiles include our own folder)",
     )
+    recorder_hashes: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_READERS),
+        description="the recorder's own hashes to compare at claim (config/recorder.py): "
+        "sidecar-md5, sidecar-sha256 (NAME.EXT.md5 or NAME.md5 beside the file), "
+        "list-md5, list-sha256 (MD5SUMS / SHA256SUMS per folder); [] for none",
+    )
+    recorder_marks: dict[str, str] = Field(
+        default_factory=dict,
+        description='sidecar marks: suffix → flag, e.g. {imp = "IMP"} makes NAME.imp beside '
+        "a file flag it IMP (then [retention] flag_categories / important_category decide)",
+    )
 
     @field_validator("after_archive")
     @classmethod
@@ -143,6 +155,21 @@ class DockSettings(_Section):
         if value == "delete" or keep_days(value) is not None or move_to(value) is not None:
             return value
         raise ValueError('must be "delete", "keep:<days>" or "move:<dir>"')
+
+    @field_validator("recorder_hashes")
+    @classmethod
+    def _recorder_hashes(cls, value: list[str]) -> list[str]:
+        return check_readers(value)
+
+    @field_validator("recorder_marks")
+    @classmethod
+    def _recorder_marks(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_marks(value)
+
+    @property
+    def skip_patterns(self) -> list[str]:
+        """The ignore globs plus the recorder's sidecars: names never taken as items."""
+        return [*self.ignore, *sidecar_patterns(self.recorder_hashes, self.recorder_marks)]
 
     @field_validator("name_pattern")
     @classmethod
@@ -354,6 +381,11 @@ def _default_categories() -> dict[str, RetentionCategory]:
     }
 
 
+def _kept_for(category: RetentionCategory) -> float:
+    """How long a category keeps an item, for choosing the longest (permanent: for ever)."""
+    return float("inf") if category.permanent else float(category.days or 0)
+
+
 class RetentionSettings(_Section):
     default_category: str = "routine"
     important_category: str = Field(
@@ -363,6 +395,11 @@ class RetentionSettings(_Section):
     )
     case_category: str = "evidence"
     categories: dict[str, RetentionCategory] = Field(default_factory=_default_categories)
+    flag_categories: dict[str, str] = Field(
+        default_factory=dict,
+        description='recorder marks → categories, e.g. {"重要" = "important", KEY = '
+        '"evidence"}; a file with several marks gets the longest-kept category',
+    )
     archive_deadline_hours: float = Field(24.0, gt=0)
     deadline_warning_hours: float = Field(
         2.0, ge=0, description="status warns about pipeline items this close to the deadline"
@@ -397,11 +434,24 @@ class RetentionSettings(_Section):
                 raise ValueError(
                     f"{key} {name!r} is not one of the categories {sorted(self.categories)}"
                 )
+        for flag, name in self.flag_categories.items():
+            if name not in self.categories:
+                raise ValueError(
+                    f"flag_categories: {flag!r} → {name!r} is not one of the categories "
+                    f"{sorted(self.categories)}"
+                )
 
     def category_for(self, flags: list[str]) -> str:
-        """The category of a new item: flagged important on the recorder → the
-        important category, else the default."""
-        return self.important_category if IMPORTANT_FLAG in flags else self.default_category
+        """The category of a new item from the recorder's marks: flagged important
+        (IMP) → the important category, a mark in ``flag_categories`` → its
+        category; several → the one kept longest (retention only grows); none →
+        the default."""
+        chosen = [self.flag_categories[f] for f in flags if f in self.flag_categories]
+        if IMPORTANT_FLAG in flags:
+            chosen.append(self.important_category)
+        if not chosen:
+            return self.default_category
+        return max(chosen, key=lambda name: _kept_for(self.categories[name]))
 
     @property
     def notices(self) -> list[str]:

@@ -16,6 +16,7 @@ need the store alone, and when the store answers again it wakes them all.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -50,6 +51,7 @@ from archive.metrics import CLAIMING_PAUSED, IGNORED_FILES
 from archive.models import ACTIVE_STATES, DockProblem, IngestJob, JobState
 from archive.states import STORE_STEP_STATES
 from config.settings import DockSettings
+from ingest import recorder_hashes
 from ingest.pipeline import Outcome, Pipeline
 from ingest.prehash import PreHasher
 from ingest.scan import Candidate, Rejected, inspect_path, scan_dock
@@ -290,7 +292,7 @@ class Daemon:
     def _full_scan(self, dock: _DockState) -> None:
         present: set[str] = set()
         ignored: list[str] = []
-        for found in scan_dock(dock.root, dock.settings.ignore, ignored.append):
+        for found in scan_dock(dock.root, dock.settings.skip_patterns, ignored.append):
             if isinstance(found, Rejected):
                 self._report(dock, found)
                 continue
@@ -313,7 +315,7 @@ class Daemon:
 
     def _check_paths(self, dock: _DockState, paths: set[str]) -> None:
         for path in paths:
-            found = inspect_path(path, dock.root, dock.settings.ignore)
+            found = inspect_path(path, dock.root, dock.settings.skip_patterns)
             if found is None:
                 dock.settler.forget(path)
             elif isinstance(found, Rejected):
@@ -326,7 +328,11 @@ class Daemon:
             dock.settler.forget(candidate.path)
             dock.ready.append(candidate)
         else:
-            self.prehasher.offer(candidate.path, candidate.size)
+            self.prehasher.offer(
+                candidate.path,
+                candidate.size,
+                functools.partial(recorder_hashes.may_have_md5, dock.settings),
+            )
 
     def _claim_ready(self, dock: _DockState) -> None:
         """Register every file that settled this tick in one commit, then hand

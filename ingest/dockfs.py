@@ -195,3 +195,54 @@ def unlink_claimed(
         return
     finally:
         os.close(root_fd)
+
+
+class NotReadable(RefusedError):
+    """A small file beside a dock file that is not read: a link, not a regular file,
+    on another file system, or larger than allowed. ``str()`` says which."""
+
+    code = "sidecar_refused"
+
+
+def read_beside(
+    root: str | os.PathLike[str], source: str | os.PathLike[str], name: str, cap: int
+) -> tuple[bytes, str] | None:
+    """The bytes and :func:`identity` of the file ``name`` in ``source``'s folder, read
+    through folder handles from the dock root (never following a link), at most
+    ``cap`` bytes. None if there is no such file; :class:`NotReadable` or
+    :class:`Escape` (a linked folder on the way) if it is there but not taken."""
+    if not name or "/" in name or name in (".", ".."):
+        raise NotReadable(f"{name!r} is not a plain file name")
+    parts = _relative_parts(Path(root), Path(source))
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        root_dev = os.fstat(root_fd).st_dev
+        with open_folder(root_fd, parts[:-1]) as folder:
+            try:
+                fd = os.open(
+                    name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=folder
+                )
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise NotReadable(f"{name}: symbolic link, never followed") from None
+                raise NotReadable(f"{name}: cannot open: {exc.strerror}") from None
+            try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):
+                    raise NotReadable(f"{name}: not a regular file")
+                if st.st_dev != root_dev:
+                    raise NotReadable(f"{name}: on another file system than the dock")
+                if st.st_size > cap:
+                    raise NotReadable(f"{name}: {st.st_size} bytes, more than {cap}")
+                data = os.read(fd, cap + 1)
+                if len(data) > cap:
+                    raise NotReadable(f"{name}: grew beyond {cap} bytes while read")
+                return data, identity(st)
+            finally:
+                os.close(fd)
+    except Vanished:
+        return None
+    finally:
+        os.close(root_fd)

@@ -37,6 +37,8 @@ def sweep_kept(archive: Archive) -> int:
             and os.path.lexists(kept)
         ):
             kept.unlink()
+            for sidecar in kept.parent.glob(f"{job.id}.*"):  # the recorder's, kept with it
+                sidecar.unlink()
             removed += 1
             log.info(
                 "%s: kept copy removed after %d days (%s)",

@@ -55,12 +55,21 @@ from archive.store import (
 )
 from archive.uploads import UPLOAD_DOCK
 from config.errors import BadInputError, ConflictError
+from config.recorder import MISMATCH_FLAG
 from config.settings import DockSettings, NameRule, keep_days, move_to
 from ingest import dockfs
 from ingest.identify import identify_with
 from ingest.metadata import media_metadata
 from ingest.prehash import PreHasher
 from ingest.probe import ProbeError, probe_report
+from ingest.recorder_hashes import (
+    compare,
+    for_manifest,
+    marks_of,
+    mismatch_reason,
+    read_recorded,
+    wants_md5,
+)
 from ingest.sandbox import sandbox_for
 from ingest.scan import WORK_DIR, Candidate
 from ingest.sniff import media_signature
@@ -76,7 +85,13 @@ STORE_SETTLE_SECONDS = 30.0
 #: … and is tried again after this long, not after the job's backoff
 STORE_SETTLE_RETRY_SECONDS = 1.0
 TERMINAL_STATES = frozenset(
-    {JobState.RELEASED, JobState.DUPLICATE, JobState.QUARANTINED, JobState.VANISHED}
+    {
+        JobState.RELEASED,
+        JobState.DUPLICATE,
+        JobState.QUARANTINED,
+        JobState.VANISHED,
+        JobState.HELD,
+    }
 )
 #: release policy of files archived where they lie (``strongroom ingest`` outside docks)
 IN_PLACE = "keep-in-place"
@@ -379,14 +394,26 @@ class Pipeline:
         origin = self._origin(job)
         if origin is not None:
             details.update(origin.details())
-        self._commit(job, JobState.CLAIMED, event=("claimed", None, details))
+        self._commit(job, JobState.CLAIMED, event=("claimed", None, details), **self._recorded(job))
+
+    def _recorded(self, job: IngestJob) -> dict[str, Any]:
+        """The recorder's hashes and marks beside a dock file (ingest/recorder_hashes.py),
+        as the claim's fields: ``recorder_hashes``, and the marks added to ``flags``."""
+        dock = self._dock_settings(job.dock)
+        if dock is None or job.spool_path == job.source_path:
+            return {}  # an upload, or a file archived in place: no dock beside it
+        rows = [value.to_row() for value in read_recorded(dock, job.dock_root, job.source_path)]
+        if not rows:
+            return {}
+        flags = list(dict.fromkeys([*(job.flags or []), *marks_of(rows)]))
+        return {"recorder_hashes": rows, "flags": flags}
 
     def _hash(self, job: IngestJob) -> None:
         """Read the file once: SHA-256, size and upload-part digests.
 
         Same bytes as existing evidence → a sighting, released like any other.
         """
-        digest = self._digest(job.spool_path)
+        digest = self._digest(job.spool_path, md5=wants_md5(job.recorder_hashes))
         if job.spool_path != job.source_path:
             if digest.identity is None:  # changed while read: the digest proves nothing
                 raise NotConfirmed("the spool copy changed while it was hashed; hashed again later")
@@ -394,14 +421,24 @@ class Pipeline:
         flags = list(job.flags or [])
         if digest.size == 0 and "empty" not in flags:
             flags.append("empty")
+        recorded: dict[str, Any] = {}
+        if job.recorder_hashes:
+            rows, mismatch = compare(job.recorder_hashes, digest.sha256, digest.md5)
+            recorded["recorder_hashes"] = rows
+            if mismatch:
+                # archived all the same (it may be all there is); the dock copy is held
+                log.error("%s: %s", job.display_name, mismatch_reason(rows))
+                if MISMATCH_FLAG not in flags:
+                    flags.append(MISMATCH_FLAG)
         existing = self._evidence_by_sha(digest.sha256)
         if existing is not None:
             self._confirm_existing_original(existing)
             self._commit_sighting(
-                job, existing, sha256=digest.sha256, size=digest.size, flags=flags
+                job, existing, sha256=digest.sha256, size=digest.size, flags=flags, **recorded
             )
             return
         hashed: dict[str, Any] = {
+            **recorded,
             "sha256": digest.sha256,
             "size": digest.size,
             "flags": flags,
@@ -544,6 +581,8 @@ class Pipeline:
                 source_doc["media_time_problem"] = media_problem
             if probe_error:
                 source_doc["probe_error"] = probe_error
+            if for_manifest(job.recorder_hashes):
+                source_doc["recorder_hashes"] = cast(Any, for_manifest(job.recorder_hashes))
             manifest = evidence_manifest(
                 evidence_id=evidence_id,
                 sha256=job.sha256,
@@ -607,7 +646,14 @@ class Pipeline:
             self.on_sealed(evidence_id)
 
     def _release(self, job: IngestJob) -> None:
-        """Free the dock: delete, move or keep the spool copy, per the dock's policy."""
+        """Free the dock: delete, move or keep the spool copy, per the dock's policy.
+
+        Not when the recorder's hash disagreed with the bytes: the copy is held
+        (:meth:`_hold`). The recorder's own sidecars of this file leave with it.
+        """
+        if MISMATCH_FLAG in (job.flags or []):
+            self._hold(job)
+            return
         spool = Path(job.spool_path)
         action = job.after_archive
         destination: Path | None = None
@@ -626,6 +672,7 @@ class Pipeline:
             if os.path.lexists(destination):
                 destination = destination.with_name(f"{destination.name}.{job.id}")
             shutil.move(spool, destination)
+        self._release_sidecars(job, destination)
         final = JobState.DUPLICATE if job.state == JobState.SIGHTED else JobState.RELEASED
         self._commit(
             job,
@@ -639,6 +686,70 @@ class Pipeline:
                     "path": job.display_name,
                     "to": display_path(destination) if destination else None,
                 },
+            ),
+        )
+
+    def _release_sidecars(self, job: IngestJob, destination: Path | None) -> None:
+        """The recorder's sidecars of this one file go where the file went: deleted,
+        kept or moved beside it. Each is first taken into the spool through folder
+        handles (ingest/dockfs.py), and only if it is still the file that was read
+        (device:inode); one replaced since, or a shared per-folder list, stays."""
+        for row in job.recorder_hashes or ():
+            identity, name = row.get("identity"), row.get("from")
+            if not identity or not name:
+                continue
+            source = os.path.join(os.path.dirname(job.source_path), name)
+            side = f"{job.spool_path}.{name}"
+            if not os.path.lexists(side):
+                try:
+                    dockfs.claim(job.dock_root, source, side, identity)
+                except dockfs.Vanished:
+                    continue
+                except (dockfs.Escape, OSError) as exc:
+                    log.warning("%s: sidecar %s left in the dock: %s", job.display_name, name, exc)
+                    continue
+            if job.after_archive == "delete":
+                dockfs.unlink_claimed(job.dock_root, side, identity)
+            elif destination is not None:
+                target = (
+                    destination.with_name(f"{destination.name}.{name}")
+                    if keep_days(job.after_archive) is not None
+                    else destination.parent / name
+                )
+                shutil.move(side, target)
+
+    def _hold(self, job: IngestJob) -> None:
+        """Keep the dock copy: the item is archived and sealed (the bytes may be all
+        there is), but the recorder's hash disagrees, so a person must look. The
+        copy goes to the dock's ``.strongroom/held/<job>`` with a reason file; the
+        recorder's sidecars stay where they are."""
+        reason = mismatch_reason(job.recorder_hashes)
+        folder = work_dir(job.dock_root) / "held"
+        destination = folder / str(job.id)
+        spool = Path(job.spool_path)
+        if spool != destination and os.path.lexists(spool):
+            folder.mkdir(parents=True, exist_ok=True)
+            os.rename(spool, destination)
+            (folder / f"{job.id}.reason.txt").write_text(
+                f"file: {job.display_name}\nevidence: {job.evidence_id}\nreason: {reason}\n"
+                f"at: {utcnow().isoformat()}\n",
+                encoding="utf-8",
+            )
+        log.error(
+            "%s: dock copy held at %s, not released: %s",
+            job.display_name,
+            display_path(destination),
+            reason,
+        )
+        self._commit(
+            job,
+            JobState.HELD,
+            error=reason,
+            spool_path=str(destination),
+            event=(
+                "held",
+                job.evidence_id,
+                {"path": job.display_name, "reason": reason, "kept_at": display_path(destination)},
             ),
         )
 
@@ -658,15 +769,15 @@ class Pipeline:
         store = self.archive.store
         return store.part_size if size >= store.multipart_threshold else None
 
-    def _digest(self, path: str) -> FileDigest:
+    def _digest(self, path: str, *, md5: bool = False) -> FileDigest:
         try:
             st = os.stat(path, follow_symlinks=False)
             part_size = self.part_size_for(st.st_size)
             if self.prehasher is not None:
-                early = self.prehasher.take(FileIdentity.of(st), part_size)
+                early = self.prehasher.take(FileIdentity.of(st), part_size, md5=md5)
                 if early is not None:
                     return early
-            return hash_file(path, part_size)
+            return hash_file(path, part_size, md5=md5)
         except FileNotFoundError as exc:
             raise Unreadable(f"the spool copy {display_path(path)} is missing") from exc
         except NotRegularFile as exc:

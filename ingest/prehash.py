@@ -55,10 +55,12 @@ class PreHasher:
         self._jobs: OrderedDict[FileIdentity, Future[FileDigest | None]] = OrderedDict()
         self._reading: set[str] = set()
 
-    def offer(self, path: str, size: int) -> None:
+    def offer(self, path: str, size: int, md5: Callable[[str], bool] | None = None) -> None:
         """Hash ``path`` in the background if it is large and not already done or under way.
 
         ``size``: what the caller last saw (a cheap first filter; the file is stat'ed again).
+        ``md5``: asked of a large file only – whether the recorder left an MD5 to compare
+        with (then the pass takes the MD5 too, and the claim can use it).
         """
         if size < self._min_size:
             return
@@ -69,22 +71,26 @@ class PreHasher:
         if not stat.S_ISREG(st.st_mode) or st.st_size < self._min_size:
             return
         identity = FileIdentity.of(st)
+        want_md5 = md5 is not None and md5(path)
         with self._lock:
             if identity in self._jobs:
                 return
             while len(self._jobs) >= self._capacity:
                 _, oldest = self._jobs.popitem(last=False)
                 oldest.cancel()
-            future = self._pool.submit(self._hash, path, identity)
+            future = self._pool.submit(self._hash, path, identity, want_md5)
             self._jobs[identity] = future
         future.add_done_callback(lambda done: self._drop_if_empty(identity, done))
 
-    def take(self, identity: FileIdentity, part_size: int | None) -> FileDigest | None:
+    def take(
+        self, identity: FileIdentity, part_size: int | None, *, md5: bool = False
+    ) -> FileDigest | None:
         """The digest of exactly this file state, waiting if its hash is under way.
 
         None when there is none to give: never offered, not started yet (it
         is cancelled, the caller hashes at once rather than queue behind other
-        files), the file changed, or it was hashed with other upload parts.
+        files), the file changed, or it was hashed with other upload parts, or
+        without the MD5 the caller needs (``md5``).
         """
         with self._lock:
             future = self._jobs.pop(identity, None)
@@ -98,6 +104,8 @@ class PreHasher:
             log.debug("pre-hash of %s failed: %s", identity, exc)
             return None
         if digest is None or digest.identity != identity or digest.part_size != part_size:
+            return None
+        if md5 and digest.md5 is None:
             return None
         log.debug("using the digest taken while %s settled", identity)
         return digest
@@ -116,7 +124,7 @@ class PreHasher:
         with self._lock:
             return path in self._reading
 
-    def _hash(self, path: str, identity: FileIdentity) -> FileDigest | None:
+    def _hash(self, path: str, identity: FileIdentity, md5: bool = False) -> FileDigest | None:
         with self._lock:
             self._reading.add(path)
         try:
@@ -126,7 +134,7 @@ class PreHasher:
                 return None
             if now != identity or open_by_others(path):
                 return None  # written since it was offered, or still being written
-            digest = hash_file(path, self._part_size_for(identity.size))
+            digest = hash_file(path, self._part_size_for(identity.size), md5=md5)
         finally:
             with self._lock:
                 self._reading.discard(path)

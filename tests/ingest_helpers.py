@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, select, text
 from archive.dsse import verify_envelope
 from archive.models import CustodyEvent
 
-TERMINAL = {"released", "duplicate", "quarantined", "vanished"}
+TERMINAL = {"released", "duplicate", "quarantined", "vanished", "held"}
 
 #: items expire ~4 s after ingest; the case category stays permanent
 SHORT_RETENTION = """

@@ -43,6 +43,7 @@ PLAN: dict[str, tuple[tuple[str, ...], str | None]] = {
     "test_smoke_ingest": (BOTH, None),
     "test_stations": (BOTH, None),
     "test_incidents": (BOTH, None),
+    "test_recorder_hashes": (BOTH, None),
     "test_states": (BOTH, None),
     "test_uploads": (BOTH, None),
     "test_media_metadata": (BOTH, None),

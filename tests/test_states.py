@@ -50,6 +50,7 @@ def test_stored_states_keep_the_words_already_in_catalogs() -> None:
         "duplicate",
         "quarantined",
         "vanished",
+        "held",  # added: a recorder hash mismatch keeps the dock copy (issue 19)
     ]
     assert [s.value for s in EvidenceState] == ["sealed", "disposed"]
     assert [s.value for s in CopyState] == [

@@ -43,6 +43,7 @@ from archive.queries import (
     find_evidence,
     job_counts,
     recent_problems,
+    recorder_hash_section,
 )
 from archive.recorded_time import bad_timestamp_section, item_time, item_time_columns
 from archive.states import CopyState
@@ -110,6 +111,8 @@ def show_document(settings: Settings, session: Session, evidence: Evidence) -> d
             "media_created": iso(evidence.media_created),
             "time_source": item_time(*item_time_columns(evidence))[1],
             "time_problem": evidence.time_problem,
+            # the recorder's own hash compared at claim: match / mismatch / None (none beside it)
+            "recorder_hash": evidence.recorder_hash,
             "lock_mode": evidence.lock_mode,
             "ingested_at": iso(evidence.ingested_at),
             "probe": evidence.probe,
@@ -291,6 +294,7 @@ def status_document(settings: Settings, session: Session, daemon: dict[str, Any]
         "archive_deadline": deadline_section(settings, session),
         "bad_timestamps": bad_timestamp_section(session),
         "incidents": incidents_section(session),
+        "recorder_hashes": recorder_hash_section(session),
     }
 
 

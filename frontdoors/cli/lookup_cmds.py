@@ -38,7 +38,16 @@ from frontdoors.cli.stations_cmds import show_stations
 from verify.documents import find_item, find_items, show_document, status_document
 
 #: the status sections printed first, in this order, by their own rules
-_STATUS_FIRST = ("station", "jobs", "evidence", "queue", "problems", "bad_timestamps", "faults")
+_STATUS_FIRST = (
+    "station",
+    "jobs",
+    "evidence",
+    "queue",
+    "problems",
+    "bad_timestamps",
+    "faults",
+    "recorder_hashes",
+)
 
 
 @app.command()
@@ -128,6 +137,26 @@ def _status_view(document: dict[str, Any], zone: tzinfo) -> RenderableType:
             )
         if bad["in_pipeline"]:
             parts.append(render.rows(bad["in_pipeline"], zone, ["state", "file"], whole=["file"]))
+    recorder = document.get("recorder_hashes") or {}
+    if recorder.get("matched_items") or recorder.get("mismatched_items"):
+        parts.append(
+            Text.assemble(
+                ("recorder hashes ", "bold"),
+                f"{recorder['matched_items']} item(s) matched, ",
+                (f"{recorder['mismatched_items']} mismatched", "red")
+                if recorder["mismatched_items"]
+                else "0 mismatched",
+            )
+        )
+    # each held dock copy on a line of its own: where it is kept and why
+    for held in recorder.get("held") or []:
+        parts.append(
+            Text.assemble(
+                ("held ", "red"),
+                f"{held['file']} ({held['evidence_id']}) kept at {held['kept_at']}: "
+                f"{held['reason']}",
+            )
+        )
     # each unresolved fixity problem on a line of its own, above the nested sections:
     # an operator must see which check failed on which item without a wide terminal
     for item in (document.get("fixity") or {}).get("unresolved") or []:

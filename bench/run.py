@@ -24,7 +24,7 @@ from bench import measure
 from bench.machine import describe
 from bench.measure import Plan, Workspace
 from bench.report import verdicts, write
-from bench.station import AWS, exit_on_sigterm
+from bench.station import AWS, exit_on_sigterm, others_snapshot, others_top
 
 log = logging.getLogger("bench")
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     groups = tuple(args.only or GROUPS)
     base = Path(tempfile.mkdtemp(prefix="strongroom-bench-", dir=args.workdir))
     started = time.monotonic()
+    neighbours = others_snapshot()
     document: dict = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -132,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             measure.remove_tree(base)
     document["machine"]["load_end"] = _load()
+    document["machine"]["others"] = others_top(neighbours)
     document["elapsed_s"] = round(time.monotonic() - started, 1)
     for extra in EXTRA_GROUPS:
         if extra not in document["results"]:

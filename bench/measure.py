@@ -82,6 +82,23 @@ class Plan:
             memory_bytes=256 * MiB,
         )
 
+    @classmethod
+    def short(cls) -> Plan:
+        """Issue 16's sizes (700 MB batch, 400 small files, two repetitions): a check
+        that takes minutes on a loaded machine; the verdict is the full run's."""
+        return cls(
+            name="short",
+            clips=6,
+            clip_bytes=50 * MB,
+            big_files=1,
+            big_bytes=400 * MB,
+            repeats=2,
+            tts_sizes=(("1 MB", 1 * MB, 3), ("100 MB", 100 * MB, 3)),
+            small_files=400,
+            small_bytes=100 * 1000,
+            memory_bytes=1024 * MiB,
+        )
+
     def to_dict(self) -> dict:
         return {
             "name": self.name,

@@ -194,9 +194,10 @@ def _cpu_table(result: dict, unit: str) -> list[str]:
 
 
 def write(document: dict, folder: Path) -> tuple[Path, Path]:
-    """Write ``<date>.json`` and ``<date>.md`` (``-quick`` suffix for smoke runs)."""
+    """Write ``<date>.json`` and ``<date>.md`` (``-quick``/``-short`` suffix for smaller runs)."""
     folder.mkdir(parents=True, exist_ok=True)
-    stem = document["date"] + ("-quick" if document["plan"]["name"] == "quick" else "")
+    name = document["plan"]["name"]
+    stem = document["date"] + (f"-{name}" if name in ("quick", "short") else "")
     json_path = folder / f"{stem}.json"
     md_path = folder / f"{stem}.md"
     json_path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", "utf-8")

@@ -43,6 +43,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--quick", action="store_true", help="small sizes: a smoke run in under two minutes"
     )
     parser.add_argument(
+        "--short",
+        action="store_true",
+        help="issue 16's sizes (700 MB batch, 400 small files, 2 repetitions): minutes",
+    )
+    parser.add_argument(
         "--only",
         choices=GROUPS + EXTRA_GROUPS,
         action="append",
@@ -112,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     exit_on_sigterm()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    plan = Plan.quick() if args.quick else Plan.full()
+    plan = Plan.quick() if args.quick else Plan.short() if args.short else Plan.full()
     if args.rescan_seconds:
         plan = dataclasses.replace(plan, rescan_seconds=args.rescan_seconds)
     groups = tuple(args.only or GROUPS)

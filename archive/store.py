@@ -273,22 +273,36 @@ class ObjectStore:
         self._parts_pool = ThreadPoolExecutor(
             max_workers=settings.max_concurrency, thread_name_prefix="s3-part"
         )
-        self.client = client or self._make_client(settings, settings.read_timeout)
+        # one session for the three clients: its loader reads and parses the S3
+        # service model and endpoint rules once, not once per client (bench/:
+        # ObjectStore() 0.28–0.42 s of CPU → 0.07 s; ~25 MB less peak RSS)
+        session = None if client else boto3.session.Session()
+        self.client = client or self._make_client(settings, settings.read_timeout, session)
         #: small calls: a hung store must not hold them for a data call's timeout
-        self.quick = client or self._make_client(settings, settings.request_timeout)
+        self.quick = client or self._make_client(settings, settings.request_timeout, session)
         #: the health probe: one attempt, short timeouts, its own connections
         self._probe = client or self._make_client(
-            settings, settings.request_timeout, attempts=1, pool=1
+            settings, settings.request_timeout, session, attempts=1, pool=1
         )
 
     @staticmethod
     def _make_client(
-        settings: StoreSettings, read_timeout: float, *, attempts: int | None = None, pool: int = 0
+        settings: StoreSettings,
+        read_timeout: float,
+        session: boto3.session.Session | None = None,
+        *,
+        attempts: int | None = None,
+        pool: int = 0,
     ) -> Any:
-        """One client, or with several ``endpoints`` one that fails over between them."""
+        """One client, or with several ``endpoints`` one that fails over between them.
+
+        ``session``: made once per store and shared (a client keeps only what it
+        was given: its own endpoint, keys, timeouts and connection pool).
+        """
         endpoints = settings.endpoint_list
+        session = session or boto3.session.Session()
         clients = [
-            ObjectStore._endpoint_client(settings, url, read_timeout, attempts, pool)
+            ObjectStore._endpoint_client(settings, session, url, read_timeout, attempts, pool)
             for url in endpoints
         ]
         if len(clients) == 1:
@@ -298,6 +312,7 @@ class ObjectStore:
     @staticmethod
     def _endpoint_client(
         settings: StoreSettings,
+        session: boto3.session.Session,
         endpoint_url: str | None,
         read_timeout: float,
         attempts: int | None,
@@ -325,7 +340,7 @@ class ObjectStore:
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
-        return boto3.session.Session().client(
+        return session.client(
             "s3",
             endpoint_url=endpoint_url,
             aws_access_key_id=key_id,

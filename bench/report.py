@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from bench.stats import (
+    TOOLS,
     Verdict,
     memory_verdict,
     small_files_verdict,
@@ -23,14 +24,14 @@ def verdicts(results: dict) -> list[Verdict]:
     found: list[Verdict] = []
     if "throughput" in results:
         t = results["throughput"]
-        found.append(throughput_verdict(t["strongroom_mb_per_s"], t["aws_mb_per_s"]))
+        found.append(throughput_verdict(t["rates"]["strongroom"], t["rates"]["aws_sha256"]))
     for label, t in results.get("time_to_safe", {}).items():
         found.append(
             time_to_safe_verdict(label, t["time_to_safe_s"]["median"], t["pure_upload_s"]["median"])
         )
     if "small_files" in results:
         s = results["small_files"]
-        found.append(small_files_verdict(s["strongroom_files_per_s"], s["aws_files_per_s"]))
+        found.append(small_files_verdict(s["rates"]["strongroom"], s["rates"]["equal_work"]))
     if "memory" in results:
         m = results["memory"]
         found.append(memory_verdict(f"{m['bytes'] / 2**30:g} GiB file", m["peak_rss_bytes"]))
@@ -66,17 +67,12 @@ def markdown(document: dict) -> str:
             f"({t['files']} files, {t['bytes'] / 1e9:.2f} GB), "
             f"{document['plan']['repeats']} repetitions:",
             "",
-            "| tool | seconds (median) | MB/s | × aws |",
-            "|---|---|---|---|",
-            f"| `aws s3 cp --recursive` | {t['aws_seconds']['median']:.2f} "
-            f"| {t['aws_mb_per_s']:.1f} | 1.00 |",
-            f"| `strongroom ingest` | {t['strongroom_seconds']['median']:.2f} "
-            f"| {t['strongroom_mb_per_s']:.1f} | {t['ratio']:.2f} |",
+            *_race_table(t, "aws_sha256"),
         ]
         if h:
             lines.append(
                 f"| `openssl dgst -sha256` (hashing limit) | {h['seconds']['median']:.2f} "
-                f"| {h['mb_per_s']:.1f} | – |"
+                f"| {h['mb_per_s']:.1f} | – | – | – |"
             )
         lines += ["", *_cpu_table(t, "file"), ""]
     if "time_to_safe" in results:
@@ -101,14 +97,13 @@ def markdown(document: dict) -> str:
     if "small_files" in results:
         s = results["small_files"]
         lines += [
-            f"**Many small files** – {s['files']} × {s['bytes_each'] / 1000:g} KB:",
+            f"**Many small files** – {s['files']} × {s['bytes_each'] / 1000:g} KB, "
+            f"{document['plan']['repeats']} repetitions. The equal-work loop "
+            "(`bench/equalwork.py`): per file a create-only PUT with `ChecksumSHA256` and "
+            "an Object Lock retention, a HEAD with `ChecksumMode=ENABLED`, a ~1 KB locked "
+            "create-only PUT (the manifest); raw boto3 at its defaults, 8 threads:",
             "",
-            "| tool | seconds (median) | files/s | × aws |",
-            "|---|---|---|---|",
-            f"| `aws s3 cp --recursive` | {s['aws_seconds']['median']:.2f} "
-            f"| {s['aws_files_per_s']:.1f} | 1.00 |",
-            f"| `strongroom ingest` | {s['strongroom_seconds']['median']:.2f} "
-            f"| {s['strongroom_files_per_s']:.1f} | {s['ratio']:.2f} |",
+            *_race_table(s, "equal_work"),
             "",
             *_cpu_table(s, "file"),
             "",
@@ -138,6 +133,12 @@ def markdown(document: dict) -> str:
         "files read from the page cache",
         f"- {machine['os']}, Python {machine['python']}",
         f"- load average at start / end: {machine.get('load_start')} / {machine.get('load_end')}",
+        "- other processes' CPU over the whole run (by name; the per-measurement figure is "
+        "the column *others' CPU meanwhile*): "
+        + (
+            ", ".join(f"{o['name']} {o['cpu_s']:.0f} s" for o in machine.get("others", []))
+            or "none measured"
+        ),
         "- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
         "- store: SeaweedFS `weed mini` on 127.0.0.1 (locked down, as `archive.localstore` "
         "starts it), one bucket per measurement with versioning, Object Lock and default "
@@ -146,6 +147,30 @@ def markdown(document: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _race_table(result: dict, judged_against: str) -> list[str]:
+    """Seconds and rate per tool, with the equal-work ratio and the plain one."""
+    rates, seconds = result["rates"], result["seconds"]
+    unit = result["rate_unit"]
+    rows = [
+        f"| tool | seconds (median) | {unit} | × {TOOLS[judged_against]} | × plain `aws s3 cp` "
+        "| others' CPU meanwhile (cores, median / max) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for tool in result["tools"]:
+        load = result.get("load", {}).get(tool, {})
+        rows.append(
+            f"| {TOOLS[tool]} | {seconds[tool]['median']:.2f} | {rates[tool]:.1f} "
+            f"| {_times(seconds, judged_against, tool):.2f} | {_times(seconds, 'aws', tool):.2f} "
+            f"| {load.get('others_cores_median', 0):.2f} / {load.get('others_cores_max', 0):.2f} |"
+        )
+    return rows
+
+
+def _times(seconds: dict, baseline: str, tool: str) -> float:
+    """How many times ``baseline``'s rate ``tool`` reaches (inverse median seconds)."""
+    return float(seconds[baseline]["median"] / seconds[tool]["median"])
 
 
 def _cpu_table(result: dict, unit: str) -> list[str]:
@@ -159,19 +184,20 @@ def _cpu_table(result: dict, unit: str) -> list[str]:
         "| tool | tool CPU | store CPU | sum |",
         "|---|---|---|---|",
     ]
-    for tool, label in (("aws", "`aws s3 cp`"), ("strongroom", "`strongroom ingest`")):
+    for tool in result.get("tools", list(cpu)):
         c = cpu[tool]
         rows.append(
-            f"| {label} | {c['client']:.2f} ms | {c['store']:.2f} ms "
+            f"| {TOOLS[tool]} | {c['client']:.2f} ms | {c['store']:.2f} ms "
             f"| {c['client'] + c['store']:.2f} ms |"
         )
     return rows
 
 
 def write(document: dict, folder: Path) -> tuple[Path, Path]:
-    """Write ``<date>.json`` and ``<date>.md`` (``-quick`` suffix for smoke runs)."""
+    """Write ``<date>.json`` and ``<date>.md`` (``-quick``/``-short`` suffix for smaller runs)."""
     folder.mkdir(parents=True, exist_ok=True)
-    stem = document["date"] + ("-quick" if document["plan"]["name"] == "quick" else "")
+    name = document["plan"]["name"]
+    stem = document["date"] + (f"-{name}" if name in ("quick", "short") else "")
     json_path = folder / f"{stem}.json"
     md_path = folder / f"{stem}.md"
     json_path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", "utf-8")

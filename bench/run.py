@@ -24,7 +24,7 @@ from bench import measure
 from bench.machine import describe
 from bench.measure import Plan, Workspace
 from bench.report import verdicts, write
-from bench.station import AWS, exit_on_sigterm
+from bench.station import AWS, exit_on_sigterm, others_snapshot, others_top
 
 log = logging.getLogger("bench")
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -41,6 +41,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--quick", action="store_true", help="small sizes: a smoke run in under two minutes"
+    )
+    parser.add_argument(
+        "--short",
+        action="store_true",
+        help="issue 16's sizes (700 MB batch, 400 small files, 2 repetitions): minutes",
     )
     parser.add_argument(
         "--only",
@@ -112,12 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     exit_on_sigterm()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    plan = Plan.quick() if args.quick else Plan.full()
+    plan = Plan.quick() if args.quick else Plan.short() if args.short else Plan.full()
     if args.rescan_seconds:
         plan = dataclasses.replace(plan, rescan_seconds=args.rescan_seconds)
     groups = tuple(args.only or GROUPS)
     base = Path(tempfile.mkdtemp(prefix="strongroom-bench-", dir=args.workdir))
     started = time.monotonic()
+    neighbours = others_snapshot()
     document: dict = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -132,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             measure.remove_tree(base)
     document["machine"]["load_end"] = _load()
+    document["machine"]["others"] = others_top(neighbours)
     document["elapsed_s"] = round(time.monotonic() - started, 1)
     for extra in EXTRA_GROUPS:
         if extra not in document["results"]:

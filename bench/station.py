@@ -159,6 +159,85 @@ class RssSampler(threading.Thread):
         self.join(timeout=5)
 
 
+@dataclass
+class Conditions:
+    """The load a measurement ran under: what else used the two cores meanwhile.
+
+    The machine is shared, so a figure is only honest beside the CPU other
+    processes took while it was measured: system-wide busy CPU (kernel
+    accounting, psutil) minus that of the tool, the store and the bench itself,
+    and the load average at start and end. ``steal`` is CPU the hypervisor gave
+    to other guests.
+    """
+
+    started: float = 0.0
+    busy: float = 0.0
+    steal: float = 0.0
+    own: float = 0.0
+    load_start: tuple[float, ...] = ()
+
+    @staticmethod
+    def _busy() -> tuple[float, float]:
+        t = psutil.cpu_times()
+        idle = t.idle + getattr(t, "iowait", 0.0)
+        steal = getattr(t, "steal", 0.0)
+        return sum(t) - idle - steal - getattr(t, "guest", 0.0) - getattr(
+            t, "guest_nice", 0.0
+        ), steal
+
+    @staticmethod
+    def _own() -> float:
+        t = os.times()
+        return t.user + t.system
+
+    @classmethod
+    def begin(cls) -> Conditions:
+        busy, steal = cls._busy()
+        return cls(time.monotonic(), busy, steal, cls._own(), os.getloadavg())
+
+    def end(self, accounted_cpu: float) -> dict:
+        """``accounted_cpu``: CPU seconds of the tool and the store in this interval."""
+        busy, steal = self._busy()
+        wall = max(time.monotonic() - self.started, 1e-9)
+        own = self._own() - self.own
+        others = max(0.0, busy - self.busy - accounted_cpu - own)
+        return {
+            "wall_s": round(wall, 3),
+            "others_cpu_s": round(others, 3),
+            "others_cores": round(others / wall, 3),
+            "steal_cores": round((steal - self.steal) / wall, 3),
+            "load_start": [round(x, 2) for x in self.load_start],
+            "load_end": [round(x, 2) for x in os.getloadavg()],
+        }
+
+
+def others_snapshot() -> dict[int, tuple[str, float]]:
+    """CPU seconds so far of every process not ours (pid → name, CPU)."""
+    mine = {os.getpid()} | {c.pid for c in psutil.Process().children(recursive=True)}
+    found: dict[int, tuple[str, float]] = {}
+    for proc in psutil.process_iter(["name", "cpu_times"]):
+        times = proc.info.get("cpu_times")
+        if proc.pid in mine or times is None:
+            continue
+        found[proc.pid] = (proc.info.get("name") or "?", times.user + times.system)
+    return found
+
+
+def others_top(before: dict[int, tuple[str, float]], limit: int = 6) -> list[dict]:
+    """Which other processes used the CPU since ``before`` (by name, largest first).
+
+    Processes that started after ``before`` count in full, those that ended
+    before now are missed, so this names the neighbours; the per-measurement
+    :class:`Conditions` gives the exact total.
+    """
+    totals: dict[str, float] = {}
+    for pid, (name, cpu) in others_snapshot().items():
+        used = cpu - before[pid][1] if pid in before and before[pid][0] == name else cpu
+        totals[name] = totals.get(name, 0.0) + max(0.0, used)
+    ranked = sorted(totals.items(), key=lambda kv: -kv[1])[:limit]
+    return [{"name": name, "cpu_s": round(cpu, 1)} for name, cpu in ranked if cpu >= 0.1]
+
+
 def aws_env(store: LocalStore) -> dict[str, str]:
     """The aws CLI's environment: the store's keys, no user config, no CA bundle.
 
@@ -282,8 +361,11 @@ listen = "127.0.0.1:0"
             )
         return result
 
-    def aws_cp(self, folder: Path, prefix: str) -> Timed:
-        """``aws s3 cp --recursive`` of ``folder`` into this station's bucket."""
+    def aws_cp(self, folder: Path, prefix: str, *, sha256: bool = False) -> Timed:
+        """``aws s3 cp --recursive`` of ``folder`` into this station's bucket;
+        ``sha256``: with ``--checksum-algorithm SHA256`` (the server checks a
+        SHA-256 of every object or part, as it does for Strongroom's)."""
+        checksum = ["--checksum-algorithm", "SHA256"] if sha256 else []
         result = run_timed(
             [
                 AWS,
@@ -291,6 +373,7 @@ listen = "127.0.0.1:0"
                 "cp",
                 "--recursive",
                 "--only-show-errors",
+                *checksum,
                 "--endpoint-url",
                 self.store.endpoint_url,
                 str(folder),
@@ -301,6 +384,30 @@ listen = "127.0.0.1:0"
         )
         if result.returncode != 0:
             raise BenchError(f"aws s3 cp exited {result.returncode}:\n{result.stderr[-3000:]}")
+        return result
+
+    def equal_work(self, folder: Path, prefix: str) -> Timed:
+        """The raw boto3 loop doing a Strongroom item's store requests (bench/equalwork.py)."""
+        result = run_timed(
+            [
+                sys.executable,
+                "-m",
+                "bench.equalwork",
+                str(folder),
+                "--endpoint-url",
+                self.store.endpoint_url,
+                "--bucket",
+                self.bucket,
+                "--prefix",
+                prefix,
+            ],
+            env={**aws_env(self.store), "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+            cwd=self.root,
+        )
+        if result.returncode != 0:
+            raise BenchError(
+                f"the equal-work loop exited {result.returncode}:\n{result.stderr[-3000:]}"
+            )
         return result
 
     def start_daemon(self, log_name: str = "daemon.log") -> Daemon:

@@ -15,6 +15,14 @@ from dataclasses import asdict, dataclass
 MB = 1_000_000
 MiB = 1024 * 1024
 
+#: the tools of each race: key → how the report names it
+TOOLS = {
+    "aws": "`aws s3 cp`",
+    "aws_sha256": "`aws s3 cp --checksum-algorithm SHA256`",
+    "equal_work": "boto3 equal-work loop (8 threads)",
+    "strongroom": "`strongroom ingest`",
+}
+
 
 def median(values: Sequence[float]) -> float:
     if not values:
@@ -73,31 +81,36 @@ def at_most(name: str, measured: float, limit: float, unit: str, rule: str) -> V
     return Verdict(name, round(measured, 3), "≤", round(limit, 3), unit, measured <= limit, rule)
 
 
-#: the bar of issue 7
+#: the bar of issue 16 (issue 7's, judged on equal work): the batch against
+#: ``aws s3 cp --checksum-algorithm SHA256``, small files against the boto3 loop
+#: doing a Strongroom item's requests (bench/equalwork.py), which signs, catalogs
+#: and ledgers nothing – hence 0.8, not 1.0
 THROUGHPUT_RATIO = 1.0
-SMALL_FILES_RATIO = 1.0
+SMALL_FILES_RATIO = 0.8
 TIME_TO_SAFE_FACTOR = 1.2
 TIME_TO_SAFE_SLACK_S = 1.5
 PEAK_RSS_MB = 200.0
 
 
-def throughput_verdict(strongroom_mbps: float, aws_mbps: float) -> Verdict:
+def throughput_verdict(strongroom_mbps: float, aws_sha256_mbps: float) -> Verdict:
     return at_least(
         "archive throughput",
-        strongroom_mbps / aws_mbps,
+        strongroom_mbps / aws_sha256_mbps,
         THROUGHPUT_RATIO,
-        "× aws s3 cp",
-        f"strongroom ingest MB/s ≥ {THROUGHPUT_RATIO} × aws s3 cp MB/s (medians)",
+        "× aws s3 cp --checksum-algorithm SHA256",
+        f"strongroom ingest MB/s ≥ {THROUGHPUT_RATIO} × aws s3 cp --checksum-algorithm "
+        "SHA256 MB/s (medians)",
     )
 
 
-def small_files_verdict(strongroom_fps: float, aws_fps: float) -> Verdict:
+def small_files_verdict(strongroom_fps: float, equal_work_fps: float) -> Verdict:
     return at_least(
         "small files",
-        strongroom_fps / aws_fps,
+        strongroom_fps / equal_work_fps,
         SMALL_FILES_RATIO,
-        "× aws s3 cp",
-        f"strongroom ingest files/s ≥ {SMALL_FILES_RATIO} × aws s3 cp files/s (medians)",
+        "× equal-work boto3 loop",
+        f"strongroom ingest files/s ≥ {SMALL_FILES_RATIO} × the equal-work boto3 loop's "
+        "files/s (medians)",
     )
 
 

@@ -786,15 +786,26 @@ class Pipeline:
             raise Unreadable(f"cannot read: {exc.strerror or exc}") from exc
 
     def _confirm(self, info: ObjectInfo, job: IngestJob) -> None:
-        """The store's size and checksum must be those of the bytes we hashed.
+        """The store's size and checksum must be those of the bytes we hashed, and
+        an Object Lock must be in force on the version.
 
-        An object found already stored (a retry, or the same bytes from
-        another station) may have been uploaded in other parts; if its
-        checksum is not ours, it is read back and hashed.
+        This is why the HEAD after the PUT stays: the PUT's answer proves the
+        checksum (the store's own ``x-amz-checksum-sha256``) and the version,
+        but carries no lock mode or retain-until, so only the HEAD shows the
+        lock is there – and an object found already stored (a retry, the same
+        bytes from elsewhere, or written by someone else without a lock) has
+        no PUT answer at all. An object found stored may also have been
+        uploaded in other parts; if its checksum is not ours, it is read back
+        and hashed.
         """
         if info.size != job.size:
             raise NotConfirmed(
                 f"stored object {info.key} has {info.size} bytes, expected {job.size}"
+            )
+        if info.lock_mode is None or info.retain_until is None or info.retain_until <= utcnow():
+            raise NotConfirmed(
+                f"stored object {info.key} has no Object Lock in force; it is not sealed "
+                "as evidence (an unlocked version can be deleted)"
             )
         assert job.sha256 is not None  # hashed before it was stored
         whole = sha256_b64(bytes.fromhex(job.sha256))

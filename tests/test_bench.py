@@ -7,6 +7,7 @@ what it reports is computed the way the report says.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -20,7 +21,7 @@ from bench import data, measure
 from bench.measure import Plan, Workspace
 from bench.profile import summarize
 from bench.report import markdown, verdicts, write
-from bench.station import RssSampler
+from bench.station import BenchError, Conditions, RssSampler, plain_client
 from bench.stats import (
     percentile,
     small_files_verdict,
@@ -46,6 +47,8 @@ def test_bar_boundaries_pass_and_fail():
     assert throughput_verdict(100, 100).passed
     assert not throughput_verdict(99, 100).passed
     assert small_files_verdict(50, 25).measured == 2.0
+    # small files are judged against the equal-work loop at 0.8 (it signs and catalogs nothing)
+    assert small_files_verdict(80, 100).passed and not small_files_verdict(79, 100).passed
     # 1.2 × 10 s + 1.5 s = 13.5 s
     assert time_to_safe_verdict("1 GB", 13.5, 10).passed
     assert not time_to_safe_verdict("1 GB", 13.6, 10).passed
@@ -75,14 +78,24 @@ def _document() -> dict:
             "throughput": {
                 "files": 2,
                 "bytes": 2_000_000,
-                "aws_seconds": summary([1.0, 1.0, 1.0]),
-                "strongroom_seconds": summary([2.0, 2.0, 2.0]),
-                "aws_mb_per_s": 2.0,
-                "strongroom_mb_per_s": 1.0,
+                "tools": ["aws", "aws_sha256", "strongroom"],
+                "seconds": {
+                    "aws": summary([1.0, 1.0, 1.0]),
+                    "aws_sha256": summary([1.0, 1.0, 1.0]),
+                    "strongroom": summary([2.0, 2.0, 2.0]),
+                },
+                "rate_unit": "MB/s",
+                "rates": {"aws": 2.0, "aws_sha256": 2.0, "strongroom": 1.0},
                 "ratio": 0.5,
+                "ratio_plain": 0.5,
                 "cpu_per_file_ms": {
                     "aws": {"client": 1.5, "store": 2.0},
+                    "aws_sha256": {"client": 1.75, "store": 2.5},
                     "strongroom": {"client": 3.0, "store": 4.25},
+                },
+                "load": {
+                    tool: {"others_cores_median": 0.25, "others_cores_max": 0.5}
+                    for tool in ("aws", "aws_sha256", "strongroom")
                 },
             },
             "time_to_safe": {
@@ -110,11 +123,17 @@ def test_report_states_pass_fail_per_bar_and_the_machine(tmp_path: Path):
     assert names == ["archive throughput", "time-to-safe 1 MB", "peak RSS 1 GiB file"]
     assert [v["passed"] for v in document["verdicts"]] == [False, False, True]
     text = markdown(document)
-    assert "| archive throughput | 0.5 × aws s3 cp | ≥ 1 × aws s3 cp | **FAIL** |" in text
+    assert (
+        "| archive throughput | 0.5 × aws s3 cp --checksum-algorithm SHA256 "
+        "| ≥ 1 × aws s3 cp --checksum-algorithm SHA256 | **FAIL** |"
+    ) in text
+    # the equal-work ratio beside the plain one, and the load it was measured under
+    assert "| `strongroom ingest` | 2.00 | 1.0 | 0.50 | 0.50 | 0.25 / 0.50 |" in text
     assert "**PASS**" in text
     assert "Test CPU, 2 cores" in text
     assert "| 1 MB | 2.10 s | 2.19 s | 1 s |" in text  # settle shown apart, not subtracted
     assert "| `strongroom ingest` | 3.00 ms | 4.25 ms | 7.25 ms |" in text  # CPU per file
+    assert "| `aws s3 cp --checksum-algorithm SHA256` | 1.75 ms | 2.50 ms | 4.25 ms |" in text
     json_path, md_path = write(document, tmp_path)
     assert json_path.name == "2026-01-02-quick.json" and md_path.name == "2026-01-02-quick.md"
     assert json.loads(json_path.read_text())["verdicts"][0]["passed"] is False
@@ -190,24 +209,56 @@ def _tiny_plan() -> Plan:
     )
 
 
-def test_small_files_measures_both_tools_into_a_fresh_bucket(tmp_path: Path, seaweed):
+def test_small_files_measures_three_tools_into_a_fresh_bucket(tmp_path: Path, seaweed):
     result = measure.small_files(Workspace(tmp_path, seaweed), _tiny_plan())
     assert result["files"] == 5
-    assert result["aws_files_per_s"] > 0 and result["strongroom_files_per_s"] > 0
-    # files/s ratio = inverse ratio of the median wall-clock times
+    assert result["tools"] == ["aws", "equal_work", "strongroom"]
+    rates, seconds = result["rates"], result["seconds"]
+    assert all(rates[tool] > 0 for tool in result["tools"])
+    # files/s ratio = inverse ratio of the median wall-clock times; judged on equal work
     assert result["ratio"] == pytest.approx(
-        result["aws_seconds"]["median"] / result["strongroom_seconds"]["median"], rel=0.01
+        seconds["equal_work"]["median"] / seconds["strongroom"]["median"], rel=0.01
+    )
+    assert result["ratio_plain"] == pytest.approx(
+        seconds["aws"]["median"] / seconds["strongroom"]["median"], rel=0.01
     )
     # CPU is accounted to each tool and to the store that served it
-    for tool in ("aws", "strongroom"):
+    for tool in result["tools"]:
         cpu = result["cpu_per_file_ms"][tool]
         assert cpu["client"] > 0 and cpu["store"] >= 0, (tool, cpu)
+        load = result["load"][tool]
+        assert load["others_cores_median"] >= 0 and len(load["samples"]) == 1
     # five tiny PUTs can cost the store less than one clock tick (10 ms) of CPU;
     # ours (PUT, HEAD and a manifest per file) is the one that must show
     assert result["cpu_per_file_ms"]["strongroom"]["store"] > 0, result["cpu_per_file_ms"]
-    # one fresh station per repetition, and both tools wrote into its bucket
+    # one fresh station per repetition, and every tool wrote into its bucket
     (station_dir,) = (tmp_path / "stations").iterdir()
     assert (station_dir / "var" / "catalog.db").exists()
+
+
+def test_equal_work_loop_stores_locked_checked_originals_and_manifests(seaweed, tmp_path: Path):
+    """The baseline does the work it claims: per file a locked original with the
+    server's SHA-256, and a locked ~1 KB manifest, both create-only."""
+    station = Workspace(tmp_path, seaweed).station("equal")
+    files = data.random_files(tmp_path / "eq", 3, 5000, "eq")
+    result = station.equal_work(files[0].parent, "eq")
+    assert json.loads(result.stdout) == {"files": 3} and result.cpu_seconds > 0
+    client = plain_client(seaweed)
+    for path in files:
+        digest = hashlib.sha256(path.read_bytes())
+        head = client.head_object(
+            Bucket=station.bucket, Key=f"eq/originals/{digest.hexdigest()}", ChecksumMode="ENABLED"
+        )
+        assert head["ChecksumSHA256"] == base64.b64encode(digest.digest()).decode()
+        assert head["ObjectLockMode"] == "COMPLIANCE"
+        manifest = client.head_object(
+            Bucket=station.bucket, Key=f"eq/manifests/{digest.hexdigest()}.json"
+        )
+        assert 900 <= manifest["ContentLength"] <= 1200
+        assert manifest["ObjectLockMode"] == "COMPLIANCE"
+    # a second run finds every key taken: create-only, so it fails instead of overwriting
+    with pytest.raises(BenchError, match=r"PreconditionFailed|412"):
+        station.equal_work(files[0].parent, "eq")
 
 
 def test_time_to_safe_reads_release_from_the_catalog(tmp_path: Path, seaweed):
@@ -227,3 +278,18 @@ def test_memory_reports_peak_rss_of_the_daemon_and_the_ingest(tmp_path: Path, se
     assert result["ingest_peak_rss_mb"] > 20
     assert result["seconds"] > 0
     assert not (tmp_path / "data" / "memory" / "large.bin").exists()
+
+
+def test_conditions_count_the_cpu_of_others_but_not_what_is_accounted():
+    """The load a figure is labelled with: CPU used meanwhile by anyone but the tool,
+    the store and the bench itself."""
+    busy = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6: pass"
+    conditions = Conditions.begin()
+    subprocess.run([sys.executable, "-c", busy], check=True)
+    seen = conditions.end(accounted_cpu=0.0)
+    assert seen["others_cpu_s"] >= 0.5, seen
+    assert seen["others_cores"] > 0 and len(seen["load_start"]) == 3
+    conditions = Conditions.begin()
+    subprocess.run([sys.executable, "-c", busy], check=True)
+    # the same process, accounted as the tool's: nothing (or next to nothing) is left over
+    assert conditions.end(accounted_cpu=10.0)["others_cpu_s"] == 0

@@ -8,6 +8,7 @@ import json
 
 import pytest
 from botocore.exceptions import ClientError
+from ingest_helpers import catalog_rows
 
 from archive.dsse import verify_envelope
 
@@ -84,3 +85,34 @@ def test_find_show_status_and_json_logs(station, tmp_path):
     status = json.loads(station.cli("status", "--json").stdout)
     assert status["jobs"] == {"released": 2, "duplicate": 1}
     assert status["evidence"] == {"sealed": 2}
+
+
+def test_an_original_found_stored_without_a_lock_is_not_sealed(station, tmp_path):
+    """The HEAD after the PUT is the only proof of the lock (the PUT's answer has
+    none): an object already at the original's key without an Object Lock – here
+    written by someone else into the bucket once its default retention was
+    removed – is refused, never recorded as locked evidence."""
+    s3 = station.s3
+    s3.put_object_lock_configuration(
+        Bucket=station.bucket, ObjectLockConfiguration={"ObjectLockEnabled": "Enabled"}
+    )
+    data = b"unlocked twin " * 3000
+    sha = hashlib.sha256(data).hexdigest()
+    s3.put_object(Bucket=station.bucket, Key=f"originals/sha256/{sha}", Body=data)
+    assert "ObjectLockMode" not in s3.head_object(
+        Bucket=station.bucket, Key=f"originals/sha256/{sha}"
+    )
+    source = tmp_path / "outside" / "ABC1234_012345_20260301083015_0002.MP4"
+    source.parent.mkdir()
+    source.write_bytes(data)
+    fast_retries = {
+        "STRONGROOM_PIPELINE__RETRY_INITIAL_SECONDS": "0.01",
+        "STRONGROOM_PIPELINE__RETRY_MAX_SECONDS": "0.05",
+    }
+    result = station.cli("ingest", str(source), "--json", check=False, env=fast_retries)
+    assert result.returncode == 1, result.stderr[-2000:]
+    item = json.loads(result.stdout)["items"][0]
+    assert item["state"] == "quarantined", item
+    assert "no Object Lock in force" in (item.get("error") or ""), item
+    assert source.read_bytes() == data
+    assert catalog_rows(station, "SELECT evidence_id FROM evidence") == []

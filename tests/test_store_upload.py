@@ -126,3 +126,20 @@ def test_a_second_write_of_a_key_is_refused_and_the_first_stays(store, tmp_path)
     versions = store.client.list_object_versions(Bucket=store.bucket, Prefix="k")["Versions"]
     assert [v["VersionId"] for v in versions] == [stored.version_id]
     assert hashlib.sha256(store.get_bytes("k")).hexdigest() == first_sha
+
+
+def test_the_clients_share_one_loaded_service_model_but_not_their_settings(store):
+    """One session per store: the S3 model and endpoint rules are read once for the
+    three clients (~0.2 s of CPU each otherwise, at every start – bench/), while
+    each keeps its own timeouts, retries and event hooks."""
+    clients = (store.client, store.quick, store._probe)
+    loaders = {id(client._loader) for client in clients}
+    assert len(loaders) == 1
+    timeouts = {client.meta.config.read_timeout for client in clients}
+    assert timeouts == {store.settings.read_timeout, store.settings.request_timeout}
+    attempts = [client.meta.config.retries["total_max_attempts"] for client in clients]
+    assert attempts[2] < attempts[0] == attempts[1]  # the probe: one attempt, no retries
+    seen = _capture(store, "HeadObject")
+    store.put_bytes("hooked", b"x", Retention.for_days(1))
+    store.head("hooked")  # by the quick client: the data client's hook must not see it
+    assert seen == []

@@ -26,6 +26,7 @@ import base64
 import contextlib
 import hashlib
 import io
+import itertools
 import os
 import threading
 import time
@@ -267,7 +268,10 @@ class ObjectStore:
         self.bucket = settings.bucket
         self.part_size = settings.part_size_mb * MiB
         self.multipart_threshold = settings.multipart_threshold_mb * MiB
+        # test hook: die once this many parts are stored (counted as they finish:
+        # parts finish out of order, so "part number N" could be the last one)
         self._crash_after_part = int(os.environ.get(CRASH_AFTER_PART_ENV) or 0)
+        self._parts_stored = itertools.count(1)
         # bounds the parts in flight across all uploads at once (each streams from its file)
         self._part_slots = threading.BoundedSemaphore(settings.max_concurrency)
         self._parts_pool = ThreadPoolExecutor(
@@ -646,7 +650,7 @@ class ObjectStore:
                 ChecksumSHA256=sha256_b64(digest),
                 ChecksumAlgorithm="SHA256",
             )
-            if number == self._crash_after_part:
+            if self._crash_after_part and next(self._parts_stored) == self._crash_after_part:
                 os.kill(os.getpid(), 9)
             return response["ETag"], digest
         except ClientError as exc:

@@ -83,7 +83,7 @@ def test_kill_during_multipart_upload(station):
     """A SIGKILL in the middle of a multi-part upload loses nothing.
 
     Parts of 5 MiB from a 5 MiB threshold make an 80 MiB file a 16-part upload;
-    the daemon kills itself once part 6 is stored (test hook), and the test
+    the daemon kills itself once six parts are stored (test hook), and the test
     checks in the store that it died mid-upload – parts there, no object yet."""
     station.dock.mkdir(exist_ok=True)
     data = random.Random(5).randbytes(80 * 1024 * 1024)

@@ -325,3 +325,33 @@ def test_md5_is_taken_in_the_same_pass_only_when_asked(tmp_path):
         assert early is not None and early.md5 == md5(data)
     finally:
         prehasher.close()
+
+
+def test_strongroom_ingest_of_a_folder_takes_no_sidecar_as_an_item(station, tmp_path):
+    """`strongroom ingest FOLDER` reads a folder with its dock's rules: inside a dock
+    the sidecar is compared and leaves with its file; outside the docks it is
+    skipped (not an item) and, like the file archived in place, left untouched."""
+    data = os.urandom(50_000)
+    batch = station.dock / "batch"
+    batch.mkdir(parents=True)
+    (batch / NAME).write_bytes(data)
+    (batch / f"{NAME}.md5").write_text(f"{md5(data)}  {NAME}\n")
+    done = json.loads(station.cli("ingest", str(batch), "--json").stdout)
+    [item] = done["items"]
+    assert item["state"] == "released" and done["skipped"] == [f"{batch / NAME}.md5"]
+    shown = json.loads(station.cli("show", item["evidence_id"], "--json").stdout)
+    assert shown["recorder_hash"] == "match"
+    assert not list(batch.iterdir()), "the sidecar left the dock with its file"
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    other = os.urandom(50_000)
+    (elsewhere / NAME).write_bytes(other)
+    (elsewhere / f"{NAME}.md5").write_text(f"{md5(other)}  {NAME}\n")
+    (elsewhere / "clip.MP4.part").write_bytes(b"half a copy")
+    done = json.loads(station.cli("ingest", str(elsewhere), "--json").stdout)
+    assert [i["file_name"] for i in done["items"]] == [NAME]
+    assert sorted(Path(p).name for p in done["skipped"]) == sorted([f"{NAME}.md5", "clip.MP4.part"])
+    assert sorted(p.name for p in elsewhere.iterdir()) == sorted(
+        [NAME, f"{NAME}.md5", "clip.MP4.part"]
+    ), "nothing outside the docks is moved or deleted"

@@ -205,10 +205,16 @@ def ingest(
             raise config_error(exc) from None
         services = start_services(archive, scheduler=False)
         try:
-            work, rejected = _collect(archive.settings, paths)
+            work, rejected, skipped = _collect(archive.settings, paths)
             for item in rejected:
                 console.print(
                     f"[yellow]not taken[/] {display_path(item.path)}: {item.reason}",
+                    highlight=False,
+                )
+            if skipped and not as_json:
+                console.print(
+                    f"skipped {len(skipped)} file(s) the dock never takes as items "
+                    "(recorder sidecars, partial or hidden files)",
                     highlight=False,
                 )
             outcomes = _ingest_all(
@@ -224,6 +230,7 @@ def ingest(
             {
                 "items": results,
                 "rejected": [{"path": display_path(r.path), "reason": r.reason} for r in rejected],
+                "skipped": [display_path(p) for p in skipped],
             }
         )
     else:
@@ -240,11 +247,16 @@ def ingest(
 
 def _collect(
     settings, paths: list[Path]
-) -> tuple[list[tuple[DockSettings, Candidate, bool]], list[Rejected]]:
-    """Expand folders (never following links) and match each file to its dock."""
+) -> tuple[list[tuple[DockSettings, Candidate, bool]], list[Rejected], list[str]]:
+    """Expand folders (never following links) and match each file to its dock.
+
+    A folder is read with its dock's rules (a default dock's outside the docks):
+    the recorder's sidecars, partial and hidden files are never items; their
+    paths are the third list. A file named on its own is taken as named."""
     docks = [(settings.dock_path(d), d) for d in settings.docks]
     work: list[tuple[DockSettings, Candidate, bool]] = []
     rejected: list[Rejected] = []
+    skipped: list[str] = []
     for given in paths:
         given = given.absolute()
         if given.is_symlink():
@@ -254,7 +266,9 @@ def _collect(
             rejected.append(Rejected(str(given), "does not exist"))
             continue
         if given.is_dir():
-            found = list(scan_dock(given, [".*"]))
+            home = next((d for root, d in docks if given.is_relative_to(root)), None)
+            rules = home or DockSettings(path=given)
+            found = list(scan_dock(given, rules.skip_patterns, skipped.append))
         else:
             st = given.stat()
             found = [Candidate(str(given), st.st_size, st.st_mtime_ns, identity(st))]
@@ -270,7 +284,7 @@ def _collect(
             else:
                 adhoc = DockSettings(path=Path(item.path).parent, name="cli", settle_seconds=0)
                 work.append((adhoc, item, True))
-    return work, rejected
+    return work, rejected, skipped
 
 
 #: files ``ingest`` registers per catalog commit (the daemon too claims a tick's files at once)

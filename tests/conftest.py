@@ -486,8 +486,27 @@ def station(
         catalog_url=new_catalog_url(request, catalog_backend),
     )
     station.write_config()
-    station.cli("init")
+    init_in_process(station)
     return station
+
+
+def init_in_process(station: Station) -> None:
+    """What ``strongroom init`` does (data folders, catalog tables, signing key,
+    bucket, lock self-test, public key), in this process and under the umask the
+    CLI sets: a fresh interpreter per test station cost about a second of CPU,
+    and ``init`` is not the subject of the tests that use ``station``
+    (``module_station`` and the tests of ``init`` itself run the command)."""
+    from archive.bootstrap import initialize
+    from archive.store import ObjectStore
+
+    settings = station.settings()
+    store = ObjectStore(settings.store)
+    umask = os.umask(0o027)  # as the CLI's start does: nothing world-readable
+    try:
+        initialize(settings, store)
+    finally:
+        os.umask(umask)
+        store.close()
 
 
 # --- the case-system API (issue 4) ---------------------------------------------

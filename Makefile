@@ -38,8 +38,10 @@ strongroom.toml:
 run: setup strongroom.toml
 	@bash .ci/demo.sh
 
+# --dist loadgroup: tests sharing a module-scoped station run on one worker (the
+# groups are tests/conftest.py's); the slowest modules are handed out first
 test: lint
-	$(BIN)/pytest -q -n 2 --durations=25 --cov --cov-report=
+	$(BIN)/pytest -q -n 2 --dist loadgroup --no-loadscope-reorder --durations=25 --cov --cov-report=
 	@echo "branch coverage of config, archive, verify, ingest, frontdoors: $$($(BIN)/coverage report --format=total)%"
 
 # ruff, then the layering contracts (pyproject.toml [tool.importlinter]), then the

@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -132,6 +134,11 @@ def pg_server() -> Iterator[pgserver.PgServer]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("dist", "no") == "loadgroup" and "PYTEST_XDIST_WORKER" not in os.environ:
+        # where the workers leave each test's group for the scheduler (below);
+        # set before the workers start, so they inherit it
+        folder = Path(tempfile.mkdtemp(prefix="strongroom-xdist-"))
+        os.environ[GROUPS_FILE] = str(folder / "groups.json")
     config.addinivalue_line(
         "markers", "catalogs(*names): run the module's tests on these catalogs (default sqlite)"
     )
@@ -165,7 +172,7 @@ def catalog_backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def drop_cluster_runs_not_wanted(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The cluster runs only on SQLite and only the ``cluster_only`` parameters."""
     keep, drop = [], []
     for item in items:
@@ -181,6 +188,111 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+#: the modules that took longest in the last full run, slowest first (the
+#: cluster's tests are one group of their own): `make test` hands them to the
+#: two xdist workers first, so that neither is left with a long module at the
+#: end while the other idles. Only the balance depends on this list.
+SLOW_FIRST = (
+    "cluster",
+    "test_faults",
+    "test_api_scopes",
+    "test_bad_input",
+    "test_playback",
+    "test_disposition",
+    "test_catalog_faults",
+    "test_uploads",
+    "test_station_keys",
+    "test_api_schemathesis",
+    "test_api_roles",
+    "test_api_routes",
+    "test_daemon",
+    "test_key_rotation",
+    "test_api_serve",
+    "test_crash",
+    "test_api_hardening",
+    "test_agencies",
+)
+#: module-scoped fixtures that only carry a parameter: sharing them saves nothing
+PARAMETER_FIXTURES = {"catalog_backend", "store_backend"}
+
+
+GROUPS_FILE = "STRONGROOM_XDIST_GROUPS"
+
+
+def xdist_group(item: pytest.Item) -> str | None:
+    """The xdist group of a test under ``--dist loadgroup`` (``make test``).
+
+    Tests that share a module-scoped fixture (a station set up once and read by
+    many parametrised cases) go to one worker, so it is built once, not once per
+    worker; they are grouped per module and per catalog/store, as the fixture
+    is. Every test on the cluster is in one group, so only one worker starts a
+    cluster. A test that shares nothing is scheduled on its own (None)."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if params.get("store_backend") == "cluster":
+        return "cluster"
+    fixtures = getattr(item, "_fixtureinfo", None)
+    shared = fixtures is not None and any(
+        defs[-1].scope == "module" and name not in PARAMETER_FIXTURES
+        for name, defs in fixtures.name2fixturedefs.items()
+        if defs
+    )
+    if not shared:
+        return None
+    key = "-".join(str(params[name]) for name in sorted(PARAMETER_FIXTURES & set(params)))
+    return f"{item.path.stem}:{key}" if key else item.path.stem
+
+
+def slowness_rank(item: pytest.Item) -> int:
+    name = "cluster" if xdist_group(item) == "cluster" else item.path.stem
+    return SLOW_FIRST.index(name) if name in SLOW_FIRST else len(SLOW_FIRST)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> Iterator[None]:
+    """Drop the cluster runs not wanted; once pytest has grouped the tests by
+    their parametrised fixtures, move the slow modules to the front (a stable
+    sort: each module keeps its order); an xdist worker then writes down each
+    test's group for the scheduler."""
+    drop_cluster_runs_not_wanted(config, items)
+    yield
+    items.sort(key=slowness_rank)
+    if "PYTEST_XDIST_WORKER" in os.environ and os.environ.get(GROUPS_FILE):
+        groups = {item.nodeid: xdist_group(item) for item in items}
+        target = Path(os.environ[GROUPS_FILE])
+        part = target.with_suffix(f".{os.environ['PYTEST_XDIST_WORKER']}")
+        part.write_text(json.dumps({k: v for k, v in groups.items() if v}), encoding="utf-8")
+        part.replace(target)  # both workers write the same map
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    groups = os.environ.get(GROUPS_FILE)
+    if groups and "PYTEST_XDIST_WORKER" not in os.environ:
+        shutil.rmtree(Path(groups).parent, ignore_errors=True)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``--dist loadgroup`` by :func:`xdist_group`. (xdist's own loadgroup
+    marks the group in ``item._nodeid``, which pytest 9 no longer reads, so
+    its ``xdist_group`` marks group nothing.) The workers write the groups
+    before they report their collection, which the scheduler waits for."""
+    if config.getoption("dist", "no") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFixtureGroups(LoadScopeScheduling):
+        groups: dict[str, str] | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self.groups is None:
+                self.groups = json.loads(Path(os.environ[GROUPS_FILE]).read_text("utf-8"))
+            return self.groups.get(nodeid, nodeid)
+
+    return SharedFixtureGroups(config, log)
 
 
 def new_catalog_url(request: pytest.FixtureRequest, backend: str) -> str:
@@ -374,8 +486,27 @@ def station(
         catalog_url=new_catalog_url(request, catalog_backend),
     )
     station.write_config()
-    station.cli("init")
+    init_in_process(station)
     return station
+
+
+def init_in_process(station: Station) -> None:
+    """What ``strongroom init`` does (data folders, catalog tables, signing key,
+    bucket, lock self-test, public key), in this process and under the umask the
+    CLI sets: a fresh interpreter per test station cost about a second of CPU,
+    and ``init`` is not the subject of the tests that use ``station``
+    (``module_station`` and the tests of ``init`` itself run the command)."""
+    from archive.bootstrap import initialize
+    from archive.store import ObjectStore
+
+    settings = station.settings()
+    store = ObjectStore(settings.store)
+    umask = os.umask(0o027)  # as the CLI's start does: nothing world-readable
+    try:
+        initialize(settings, store)
+    finally:
+        os.umask(umask)
+        store.close()
 
 
 # --- the case-system API (issue 4) ---------------------------------------------

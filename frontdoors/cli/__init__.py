@@ -17,25 +17,12 @@ Where a command lives (each module registers its commands on the app):
 - ``court_cmds``: ``custody-report``, ``share create|list|revoke``
 - ``keys_cmds``: ``keys rotate|show``
 - ``api_cmds``: ``serve``, ``token create``
+
+Each module registers its commands on the app when it is imported, and
+:class:`frontdoors.cli.app.LazyCommands` imports a module only when one of its
+commands is asked for (``COMMAND_MODULES`` there says which module is whose).
 """
 
-from frontdoors.cli import (
-    api_cmds,  # noqa: F401  (registers commands)
-    cases_cmds,  # noqa: F401  (registers commands)
-    catalog_cmds,  # noqa: F401  (registers commands)
-    cluster_cmds,  # noqa: F401  (registers commands)
-    court_cmds,  # noqa: F401  (registers commands)
-    incidents_cmds,  # noqa: F401  (registers commands)
-    keys_cmds,  # noqa: F401  (registers commands)
-    ledger_cmds,  # noqa: F401  (registers commands)
-    lookup_cmds,  # noqa: F401  (registers commands)
-    names_cmds,  # noqa: F401  (registers commands)
-    playback_cmds,  # noqa: F401  (registers commands)
-    report_cmds,  # noqa: F401  (registers commands)
-    retention_cmds,  # noqa: F401  (registers commands)
-    station_cmds,  # noqa: F401  (registers commands)
-    verify_cmds,  # noqa: F401  (registers commands)
-)
 from frontdoors.cli.app import app
 
 __all__ = ["app"]

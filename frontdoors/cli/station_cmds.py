@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlparse
 
 import typer
@@ -39,13 +39,16 @@ from frontdoors.cli.common import (
     open_archive,
     settings_from,
 )
-from ingest.daemon import Daemon
 from ingest.dockfs import identity
-from ingest.identity import StationIdentity
-from ingest.pipeline import TERMINAL_STATES, Outcome, Pipeline
-from ingest.scan import Candidate, Rejected, scan_dock
-from ingest.services import start_services
-from ingest.uploads import upload_area
+
+# The daemon, the pipeline and the services behind them (the playback worker,
+# the scheduler, the HTTP server) are imported by the commands that run them,
+# not here: `init` runs once per station and the tests make hundreds, and
+# `local-store` and `local-cluster` need none of it (start-up time, not
+# layering – these imports point downwards as the others do).
+if TYPE_CHECKING:
+    from ingest.pipeline import Outcome, Pipeline
+    from ingest.scan import Candidate, Rejected
 
 log = logging.getLogger("strongroom.cli")
 
@@ -76,6 +79,10 @@ def run(config: ConfigOpt = None) -> None:
     # not at the top: FastAPI, uvicorn and Jinja would load for every command
     # (start-up time, not layering: the CLI may import the HTTP server)
     from frontdoors.api.server import ApiServer
+    from ingest.daemon import Daemon
+    from ingest.identity import StationIdentity
+    from ingest.services import start_services
+    from ingest.uploads import upload_area
 
     stopping = threading.Event()
     daemon = None
@@ -198,6 +205,8 @@ def ingest(
     released per the dock's after_archive); files elsewhere are archived in
     place and left untouched.
     """
+    from ingest.services import start_services
+
     with open_archive(config, self_check=True) as archive:
         try:
             station_ready(archive.settings, archive.store, archive.key)
@@ -253,6 +262,8 @@ def _collect(
     A folder is read with its dock's rules (a default dock's outside the docks):
     the recorder's sidecars, partial and hidden files are never items; their
     paths are the third list. A file named on its own is taken as named."""
+    from ingest.scan import Candidate, Rejected, scan_dock
+
     docks = [(settings.dock_path(d), d) for d in settings.docks]
     work: list[tuple[DockSettings, Candidate, bool]] = []
     rejected: list[Rejected] = []
@@ -297,6 +308,8 @@ def _ingest_all(pipeline: Pipeline, work, workers: int, show_progress: bool) -> 
     Files are registered in batches (one commit each) and the registered jobs
     go straight to the workers, which take them without reading them back.
     """
+    from ingest.pipeline import TERMINAL_STATES
+
     progress = Progress(
         TextColumn("archiving"),
         BarColumn(),

@@ -21,6 +21,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -98,6 +99,9 @@ IN_PLACE = "keep-in-place"
 #: test-only: kill -9 ourselves right after committing this state (crash tests)
 CRASH_HOOK_ENV = "STRONGROOM_TEST_CRASH_AFTER"
 
+#: what the seal takes from ffprobe: summary, media metadata, or why there are none
+ProbeResult = tuple[dict | None, dict | None, str | None]
+
 
 class Unreadable(BadInputError):
     """The file cannot be read as a regular file: it goes to quarantine."""
@@ -150,6 +154,11 @@ class Pipeline:
         #: when the store last answered again after an outage (the daemon's store
         #: probe sets it); a store error close to that moment is the outage's tail
         self.store_back_at: Callable[[], float | None] | None = None
+        # the seal's ffprobe, started beside the original's upload (see _start_probe);
+        # at most one per job in the store step, so never more than `workers` at once
+        self._probes: dict[int, Future[ProbeResult]] = {}
+        self._probes_lock = threading.Lock()
+        self._probe_pool: ThreadPoolExecutor | None = None
 
     # -- entry points -------------------------------------------------------
 
@@ -315,7 +324,12 @@ class Pipeline:
         return registered[0].id if outcome.state != JobState.VANISHED else None
 
     def close(self) -> None:
-        """Stop the catalog writer (after the workers have stopped)."""
+        """Stop the catalog writer and the probe threads (after the workers have stopped)."""
+        with self._probes_lock:
+            pool, self._probe_pool = self._probe_pool, None
+            self._probes.clear()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)  # each probe is time-limited
         self._writer.close()
 
     def advance(self, job: int | IngestJob, *, stop_after: JobState | None = None) -> Outcome:
@@ -457,6 +471,21 @@ class Pipeline:
     def _store(self, job: IngestJob, also: dict | None = None) -> None:
         """Put the original create-only with its checksums; confirm with a HEAD.
 
+        The seal's ffprobe runs meanwhile (:meth:`_start_probe`): the upload
+        waits on the store, the probe on ffprobe, and both only read the spool
+        copy. A store step that does not end STORED drops its probe (the file
+        may have changed; a retry probes again).
+        """
+        self._start_probe(job)
+        try:
+            self._store_original(job, also)
+        finally:
+            if job.state != JobState.STORED:
+                self._drop_probe(job.id)
+
+    def _store_original(self, job: IngestJob, also: dict | None = None) -> None:
+        """The store step itself (:meth:`_store`).
+
         The store checks every byte against the digests taken while hashing;
         if the file changed since, the job goes back to be hashed again.
         ``also``: fields of the hash step committed together with this one.
@@ -508,9 +537,12 @@ class Pipeline:
     def _seal(self, job: IngestJob) -> None:
         """Sign and store the manifest, then commit the evidence row in one transaction."""
         assert job.sha256 is not None and job.size is not None
+        probe = self._take_probe(job.id)
         with self._sha_lock(job.sha256):
             existing = self._evidence_by_sha(job.sha256)
             if existing is not None:  # sealed meanwhile by an identical file
+                if probe is not None:
+                    probe.cancel()
                 self._commit_sighting(job, existing)
                 return
             evidence_id = evidence_id_for(job.sha256)
@@ -531,7 +563,7 @@ class Pipeline:
                     device=origin.device or source.device,
                 )
             flags = list(dict.fromkeys([*(job.flags or []), *source.flags]))
-            summary, media, probe_error = self._probe(job, rule)
+            summary, media, probe_error = self._probe_result(probe, job, rule)
             media_created, media_problem = media_time(
                 summary,
                 future_skew=timedelta(minutes=rule.future_skew_minutes),
@@ -830,11 +862,47 @@ class Pipeline:
                 f"{evidence.evidence_id}: stored original does not match the catalog"
             )
 
-    def _probe(self, job: IngestJob, rule: NameRule) -> tuple[dict | None, dict | None, str | None]:
+    def _start_probe(self, job: IngestJob) -> None:
+        """Start the seal's ffprobe of the spool copy on a probe thread.
+
+        Safe beside the upload: the bytes were hashed already and the spool copy
+        does not change (an upload that finds it changed drops the probe), and
+        nothing is committed from it before the seal, whose commit needs the
+        stored manifest as before. A job resumed in STORED after a restart has
+        no probe running: its seal probes then (:meth:`_probe_result`).
+        """
+        path, name, rule = job.spool_path, job.display_name, self._name_rule(job.dock)
+        with self._probes_lock:
+            if job.id in self._probes:
+                return
+            if self._probe_pool is None:
+                self._probe_pool = ThreadPoolExecutor(
+                    max_workers=self.settings.pipeline.workers, thread_name_prefix="probe"
+                )
+            self._probes[job.id] = self._probe_pool.submit(self._probe, path, name, rule)
+
+    def _take_probe(self, job_id: int) -> Future[ProbeResult] | None:
+        with self._probes_lock:
+            return self._probes.pop(job_id, None)
+
+    def _drop_probe(self, job_id: int) -> None:
+        probe = self._take_probe(job_id)
+        if probe is not None:
+            probe.cancel()  # not started yet: never runs; running: finishes unread
+
+    def _probe_result(
+        self, probe: Future[ProbeResult] | None, job: IngestJob, rule: NameRule
+    ) -> ProbeResult:
+        """The probe started beside the upload; one not yet begun is run here
+        instead (a queued probe must not make the seal wait for a thread)."""
+        if probe is not None and not probe.cancel():  # running or done: take its result
+            return probe.result()
+        return self._probe(job.spool_path, job.display_name, rule)
+
+    def _probe(self, path: str, name: str, rule: NameRule) -> ProbeResult:
         """ffprobe's summary and the media's own metadata (``ingest.metadata``, read
         from the same ffprobe run), or why there are none. The original is archived
         either way; a file without metadata is logged by name."""
-        path = job.spool_path
         if media_signature(path) is None:
             return None, None, "no media container signature in the file's first bytes; not probed"
         try:
@@ -844,7 +912,7 @@ class Pipeline:
                 sandbox_for(self.settings.transcode),
             )
         except ProbeError as exc:
-            log.warning("%s: no media metadata: %s", job.display_name, str(exc)[-300:])
+            log.warning("%s: no media metadata: %s", name, str(exc)[-300:])
             return None, None, str(exc)[-500:]
         media = media_metadata(
             report,
@@ -852,7 +920,7 @@ class Pipeline:
             earliest_year=rule.earliest_year,
         )
         if media is None:
-            log.warning("%s: no media metadata: its tags could not be read", job.display_name)
+            log.warning("%s: no media metadata: its tags could not be read", name)
         return summary.to_dict(), media, None
 
     def _category(self, flags: list[str]) -> str:

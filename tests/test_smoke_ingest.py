@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 
 import pytest
 from botocore.exceptions import ClientError
-from ingest_helpers import catalog_rows
+from ingest_helpers import as_json, catalog_rows
 
 from archive.dsse import verify_envelope
+from archive.models import JobState
+from ingest import pipeline as pipeline_module
+from ingest.pipeline import Pipeline
+from ingest.scan import Candidate
+from tests import media_clips
+from tests.test_media_metadata import make_clip
 
 pytestmark = pytest.mark.catalogs("sqlite", "postgresql")
 
@@ -116,3 +123,97 @@ def test_an_original_found_stored_without_a_lock_is_not_sealed(station, tmp_path
     assert "no Object Lock in force" in (item.get("error") or ""), item
     assert source.read_bytes() == data
     assert catalog_rows(station, "SELECT evidence_id FROM evidence") == []
+
+
+def test_the_seals_probe_runs_while_the_original_uploads(station, monkeypatch):
+    """Issue 16: ffprobe for the seal starts beside the upload, not after it. The
+    upload here waits (on a condition, not a clock) until the probe has begun:
+    without the overlap the probe only starts after the upload and the wait
+    runs out. The seal then takes that probe's result into the manifest."""
+    station.dock.mkdir(exist_ok=True)
+    clip = media_clips.make_h264_mp4(station.dock / "ABC1234_012345_20260301083015_0001.MP4")
+    probing = threading.Event()
+    real_probe = pipeline_module.probe_report
+
+    def probe_report(*args, **kwargs):
+        probing.set()
+        return real_probe(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline_module, "probe_report", probe_report)
+    archive = station.archive()
+    real_put = archive.store.put_file
+    probed_during_upload: list[bool] = []
+
+    def put_once_probing(*args, **kwargs):
+        probed_during_upload.append(probing.wait(timeout=60))
+        return real_put(*args, **kwargs)
+
+    archive.store.put_file = put_once_probing
+    try:
+        pipeline = Pipeline(archive)
+        st = clip.stat()
+        job_id = pipeline.claim(
+            archive.settings.docks[0], Candidate(str(clip), st.st_size, st.st_mtime_ns)
+        )
+        outcome = pipeline.advance(job_id)
+        pipeline.close()
+    finally:
+        archive.close()
+    assert probed_during_upload == [True], "ffprobe had not started while the original uploaded"
+    assert outcome.state == JobState.RELEASED, outcome
+    (row,) = catalog_rows(
+        station, "SELECT probe FROM evidence WHERE evidence_id = :e", e=outcome.evidence_id
+    )
+    assert as_json(row["probe"])["kind"] == "video"
+
+
+def test_a_probe_of_bytes_that_changed_during_the_upload_is_not_sealed(
+    station, monkeypatch, tmp_path
+):
+    """The probe started beside an upload that finds the file changed (the store
+    refuses the stale checksum) is dropped with it: the manifest states what the
+    probe of the bytes finally stored says, never the first probe's answer."""
+    station.dock.mkdir(exist_ok=True)
+    clip = station.dock / "ABC1234_012345_20260301083015_0002.mp4"
+    make_clip(clip, "+31.2304+121.4737/", "2026-05-01T08:30:00Z", ())
+    second = make_clip(tmp_path / "b.mp4", "+31.2304+121.4737/", "2026-06-02T09:40:00Z", ())
+    assert second.stat().st_size == clip.stat().st_size  # same length, other bytes
+    probed = threading.Event()
+    real_probe = pipeline_module.probe_report
+
+    def probe_report(*args, **kwargs):
+        try:
+            return real_probe(*args, **kwargs)
+        finally:
+            probed.set()
+
+    monkeypatch.setattr(pipeline_module, "probe_report", probe_report)
+    archive = station.archive()
+    real_put = archive.store.put_file
+    rewritten: list[bool] = []
+
+    def put_after_a_rewrite(key, path, *args, **kwargs):
+        """Once: the first probe has read the old bytes, then the file changes."""
+        if not rewritten:
+            rewritten.append(probed.wait(timeout=60))
+            path.write_bytes(second.read_bytes())
+        return real_put(key, path, *args, **kwargs)
+
+    archive.store.put_file = put_after_a_rewrite
+    try:
+        pipeline = Pipeline(archive)
+        st = clip.stat()
+        job_id = pipeline.claim(
+            archive.settings.docks[0], Candidate(str(clip), st.st_size, st.st_mtime_ns)
+        )
+        outcome = pipeline.advance(job_id)
+        pipeline.close()
+    finally:
+        archive.close()
+    assert rewritten == [True]
+    assert outcome.state == JobState.RELEASED, outcome
+    assert outcome.sha256 == hashlib.sha256(second.read_bytes()).hexdigest()
+    (row,) = catalog_rows(
+        station, "SELECT probe FROM evidence WHERE evidence_id = :e", e=outcome.evidence_id
+    )
+    assert as_json(row["probe"])["creation_time"].startswith("2026-06-02T09:40:00")

@@ -32,6 +32,7 @@ from conftest import STRONGROOM, Station, wait_until
 from ingest_helpers import assert_archived, catalog_rows, jobs, wait_for_rescans
 
 from archive import localstore
+from archive.health import read_board
 
 #: store timeouts and probe short enough for tests (per call kind: data 4 s, small 2 s)
 FAST_STORE = {
@@ -192,15 +193,28 @@ def test_store_hung_shows_within_one_timeout_and_nothing_blocks(tmp_path, own_st
         os.killpg(store.process.pid, signal.SIGSTOP)
         hung_at = time.monotonic()
         _drop(station, later)
+        # when the daemon itself says so, read from its board (what ``status`` shows):
+        # a ``status`` process's own start-up on a loaded machine is not the probe's delay
+        wait_until(
+            lambda: (
+                ((read_board(station.root / "var") or {}).get("store") or {}).get("answering")
+                is False
+            ),
+            timeout=60,
+            interval=0.1,
+            message="the daemon's board: store not answering",
+        )
+        noticed = time.monotonic() - hung_at
         status = wait_until(
             lambda: (d := _status(station)).get("store", {}).get("answering") is False and d,
             timeout=30,
             interval=0.5,
             message="status: store not answering",
         )
-        noticed = time.monotonic() - hung_at
-        # one probe interval (1 s) + one small-call timeout (2 s) + a status call's start-up
-        assert noticed < 12, f"the hung store showed in status only after {noticed:.1f}s"
+        # one probe interval (1 s) + one small-call timeout (2 s) + the board's half-second
+        # flush, about 4 s; with room for a loaded machine, yet far below the 60 s a probe
+        # without its own short-timeout client would wait on a hung store
+        assert noticed < 20, f"the hung store showed in status only after {noticed:.1f}s"
         assert status["store"]["message"].startswith("store not answering since")
         assert _fault(status, "store") is not None
         metrics = _metrics(daemon)
@@ -248,12 +262,13 @@ def test_store_back_wakes_every_waiting_job_at_once(tmp_path, own_store, monkeyp
     """Uploads cut off by the outage wait out a long per-job backoff (120 s); the
     store probe wakes them all at once when the store is back. Files that arrive
     during the outage go only as far as the spool and follow at once too."""
+    backoff = 120.0  # the first per-job wait after a store error
     station = _station(
         tmp_path / "s",
         own_store["store"],
         monkeypatch,
         env={
-            "STRONGROOM_PIPELINE__RETRY_INITIAL_SECONDS": "120",
+            "STRONGROOM_PIPELINE__RETRY_INITIAL_SECONDS": str(backoff),
             "STRONGROOM_PIPELINE__RETRY_MAX_SECONDS": "300",
         },
     )
@@ -295,7 +310,8 @@ def test_store_back_wakes_every_waiting_job_at_once(tmp_path, own_store, monkeyp
         back = time.monotonic()
         pickup = None
         names = set(first) | set(later)
-        while time.monotonic() - back < 60:
+        # until well before any job's own backoff ran out: done by then only if woken
+        while time.monotonic() - back < backoff * 0.75:
             rows = {r["id"]: r for r in _safe_jobs(station)}
             if (
                 pickup is None
@@ -310,15 +326,19 @@ def test_store_back_wakes_every_waiting_job_at_once(tmp_path, own_store, monkeyp
                 break
             time.sleep(0.1)
         all_done = time.monotonic() - back
-        assert names <= released, f"not archived 60 s after the store came back: {names - released}"
+        assert names <= released, (
+            f"not archived {all_done:.0f} s after the store came back: {names - released}"
+        )
         assert pickup is not None
         print(
             f"store back: {len(waiting)} waiting job(s) picked up after {pickup:.1f}s, "
             f"all {len(names)} files archived after {all_done:.1f}s"
         )
-        # the probe asks every second while the store is down: pickup within a few seconds
-        assert pickup < 5, f"waiting jobs were picked up {pickup:.1f}s after the store was back"
-        assert all_done < 30, f"archiving took {all_done:.1f}s after the store was back"
+        # the probe asks every second while the store is down, so the wake comes within
+        # seconds; without it the jobs would sit out their backoff (120 s from their error).
+        # Bounded well below the backoff, not by a tight absolute number (it was 5 s) that
+        # a loaded machine can miss while the daemon, the store and the test share 2 cores.
+        assert pickup < backoff / 4, f"waiting jobs were picked up {pickup:.1f}s after the store"
         assert _fault(_status(station), "store") is None
     finally:
         assert daemon.stop() == 0, daemon.output()
@@ -527,8 +547,15 @@ def test_waiting_files_get_exactly_one_job_across_rescans_and_restarts(
     tmp_path, own_store, monkeypatch
 ):
     """One worker, rescans every 0.3 s, a store that hangs so files wait as
-    registered-but-unclaimed jobs, and a restart in the middle: each dock file
-    must end with exactly one job, and none 'vanished'."""
+    registered-but-unclaimed jobs, a restart in the middle, and a crash right
+    after files were registered: each dock file must end with exactly one job,
+    and none 'vanished'.
+
+    The registered-but-unclaimed rows that a restart must adopt are made by the
+    crash hook (killed right after the registering commit), not by stopping the
+    daemon at the right moment: with the store down the one worker claims every
+    waiting file into the spool as soon as its hung call times out, so whether a
+    timed stop still found unclaimed rows depended on the machine's load."""
     store = own_store["store"]
     station = _station(
         tmp_path / "s",
@@ -537,6 +564,7 @@ def test_waiting_files_get_exactly_one_job_across_rescans_and_restarts(
         env={"STRONGROOM_PIPELINE__WORKERS": "1", "STRONGROOM_PIPELINE__RESCAN_SECONDS": "0.3"},
     )
     payloads = _payloads(10, 30, 60_000)
+    late = _payloads(11, 5, 60_000, first=100)
     ignored = ["clip.MP4.part", "upload.tmp", ".hidden"]
     daemon = station.start_daemon()
     try:
@@ -546,24 +574,33 @@ def test_waiting_files_get_exactly_one_job_across_rescans_and_restarts(
         for name in ignored:
             (station.dock / name).write_bytes(b"x")
         wait_until(lambda: len(_safe_jobs(station)) >= 5, timeout=30, message="jobs registered")
-        time.sleep(3)  # many rescans (every 0.3 s) while the files wait
+        wait_for_rescans(station, 3)  # rescans (every 0.3 s) while the files wait, counted
         docks = wait_until(
             lambda: _status(station).get("docks", {}).get("dock"), timeout=30, message="docks"
         )
         assert docks["ignored"] == len(ignored), docks
         assert daemon.stop() == 0, daemon.output()
+        os.killpg(store.process.pid, signal.SIGCONT)
+        # more files, and a daemon killed right after registering them (before any move)
+        _drop(station, late)
+        crashed = station.start_daemon(
+            env={"STRONGROOM_TEST_CRASH_AFTER": "claiming"}, log_name="crash.log"
+        )
+        crashed.process.wait(timeout=180)
+        assert crashed.process.returncode == -signal.SIGKILL, crashed.output()
         unclaimed = [r for r in jobs(station) if r["state"] == "claiming"]
         assert unclaimed, "the restart must find files registered but not yet claimed"
-        os.killpg(store.process.pid, signal.SIGCONT)
         daemon = station.start_daemon(log_name="restart.log")
-        wait_until(lambda: _all_done(station, set(payloads)), timeout=120, message="archived")
+        wait_until(
+            lambda: _all_done(station, set(payloads) | set(late)), timeout=120, message="archived"
+        )
     finally:
         os.killpg(store.process.pid, signal.SIGCONT)
         assert daemon.stop() == 0, daemon.output()
     for name in ignored:
         (station.dock / name).unlink()
-    assert_invariants(station, payloads)
-    assert len(jobs(station)) == len(payloads), "one job per dock file"
+    assert_invariants(station, {**payloads, **late})
+    assert len(jobs(station)) == len(payloads) + len(late), "one job per dock file"
 
 
 # -- a lease held by a dead process -------------------------------------------------------

@@ -219,14 +219,14 @@ def test_upload_resumes_across_server_restarts_and_enters_the_pipeline(served, t
 
     # a raw PATCH cut by a crash: the body is sent slowly, the server killed mid-body
     offset = 3 * 1024 * 1024
-    sent = threading.Event()
+    sent, killed = threading.Event(), threading.Event()
 
     def slow_body():
         for start in range(offset, offset + 6 * 1024 * 1024, 256 * 1024):
             yield data[start : start + 256 * 1024]
             if start - offset >= 3 * 1024 * 1024:
                 sent.set()
-                time.sleep(0.2)
+                killed.wait(120)  # the rest of the body only after the crash: cut mid-body
 
     def send() -> None:
         with contextlib.suppress(httpx.TransportError):  # the server dies under it
@@ -235,8 +235,16 @@ def test_upload_resumes_across_server_restarts_and_enters_the_pipeline(served, t
     sender = threading.Thread(target=send)
     sender.start()
     assert sent.wait(60)
-    time.sleep(0.5)
+    # the crash comes once part of this body is acknowledged (committed every 1 MB), on
+    # a condition: a fixed half second was not always enough for a loaded server
+    wait_until(
+        lambda: int(served.head("police", location).headers["Upload-Offset"]) > offset,
+        timeout=60,
+        interval=0.1,
+        message="part of the cut body acknowledged",
+    )
     served.kill()
+    killed.set()
     sender.join(60)
     served.start()
     durable = int(served.head("police", location).headers["Upload-Offset"])

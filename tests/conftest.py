@@ -230,7 +230,9 @@ def xdist_group(item: pytest.Item) -> str | None:
     is. Every test on the cluster is in one group, so only one worker starts a
     cluster. A test that shares nothing is scheduled on its own (None)."""
     params = getattr(getattr(item, "callspec", None), "params", {})
-    if params.get("store_backend") == "cluster":
+    if params.get("store_backend") == "cluster" or "seaweed_cluster" in getattr(
+        item, "fixturenames", ()
+    ):
         return "cluster"
     fixtures = getattr(item, "_fixtureinfo", None)
     shared = fixtures is not None and any(

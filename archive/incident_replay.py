@@ -41,6 +41,9 @@ class IncidentReplay:
 
     incidents: dict[str, dict[str, Any]] = field(default_factory=dict)
     matches: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    #: (case id, item) → the incidents whose proposal for it was made: a person's
+    #: ``linked`` then confirms them without a scan of every match
+    proposed: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     #: (check, subject, message) for the rebuild's report
     problems: list[tuple[str, str, str]] = field(default_factory=list)
 
@@ -51,6 +54,8 @@ class IncidentReplay:
             for record in details.get("incidents") or []:
                 self._incident(record, actor, at)
         elif kind == "link_proposed" and details.get("incident_id"):
+            case_id = str(details.get("case_id") or "")
+            self.proposed.setdefault((case_id, evidence_id), []).append(str(details["incident_id"]))
             self.matches[(str(details["incident_id"]), evidence_id)] = {
                 "case_id": str(details.get("case_id") or ""),
                 "state": "pending",
@@ -105,8 +110,9 @@ class IncidentReplay:
                     "details": match,
                 }
             return
-        for (_, item), match in self.matches.items():  # a person confirmed a proposal
-            if item == evidence_id and match["case_id"] == case_id and match["state"] == "pending":
+        for incident_id in self.proposed.get((case_id, evidence_id), ()):
+            match = self.matches[(incident_id, evidence_id)]
+            if match["state"] == "pending":  # a person confirmed the proposal
                 match.update(state="confirmed", decided_by=actor, decided_at=at)
                 match["decision_reason"] = details.get("reason")
 

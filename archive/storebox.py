@@ -143,6 +143,25 @@ def enter_box(folder: Path, weed: Path) -> None:
     WEED_INSIDE.touch()
     _bind(weed_handle, WEED_INSIDE)
     loopback_up()
+    _ephemeral_ports_above_ours()
+
+
+#: the box's own outgoing connections take their source ports from here: above
+#: every port a node listens on (the cluster's 40000–48999 and their gRPC twins
+#: at +10000), so a node connecting out can never take the port another node is
+#: about to bind (seen once: "bind: address already in use" for a gRPC port)
+EPHEMERAL_PORTS = (60000, 65535)
+
+
+def _ephemeral_ports_above_ours() -> None:
+    """Set this network namespace's ephemeral port range (a per-namespace sysctl);
+    where the kernel refuses, the host's range stays and the ports are still
+    checked free before the box starts."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range", "w") as sysctl:
+            sysctl.write(f"{EPHEMERAL_PORTS[0]} {EPHEMERAL_PORTS[1]}\n")
+    except OSError:
+        pass
 
 
 def _die_with_parent() -> None:

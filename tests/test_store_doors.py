@@ -217,6 +217,28 @@ def test_weed_listens_only_inside_its_own_network_namespace(target):
         )
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="nsenter into the box's namespace needs root")
+def test_the_boxs_own_connections_never_take_a_port_a_node_binds(target):
+    """Inside the box the ephemeral ports (what a node's outgoing connection takes)
+    lie above every port a node listens on: else a volume server connecting to the
+    master could hold the gRPC port another volume server is about to bind."""
+    ports, _paths = weed_ports(target)
+    process = target.weed[0]
+    answer = subprocess.run(
+        [
+            "nsenter",
+            f"--net=/proc/{process.pid}/ns/net",
+            "cat",
+            "/proc/sys/net/ipv4/ip_local_port_range",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    low, high = map(int, answer.stdout.split())
+    assert max(ports) < low <= high, (sorted(ports)[-3:], low, high)
+
+
 def test_no_weed_port_can_be_reached_from_the_host(target):
     """Every port weed listens on: a TCP connect from the host is refused on
     every host address – except the S3 port, which reaches the forwarder."""
